@@ -1,0 +1,63 @@
+"""Typed results of an estimate; `to_dict()` is the JSON contract the service returns unchanged."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """One member of the model family: its parameter count and shape."""
+
+    params: int
+    width: int
+    depth: int
+    context: int
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """S_T and H_T at one compute budget, read off the frontier of all runs."""
+
+    budget_flops: float
+    epiplexity_bits: float
+    entropy_bits: float
+    epiplexity_bits_per_byte: float
+    entropy_bits_per_byte: float
+    model: dict
+    ci95: dict | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    bytes: int
+    tokens: int
+    sha256: str
+    format: str
+    vocab_size: int
+
+
+@dataclass
+class EstimateResult:
+    """Epiplexity and time-bounded entropy of one dataset; figures at the largest budget on top."""
+
+    epiplexity_bits: float
+    entropy_bits: float
+    epiplexity_bits_per_byte: float
+    entropy_bits_per_byte: float
+    curve: list[CurvePoint]
+    baselines: dict
+    dataset: DatasetInfo
+    estimator: str
+    seeds: list[int]
+    flops_spent: float
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    version: str = ""
+    preset: str | None = None
+    model_family: str = "gpt-bytes"
+    tokenizer: str = "bytes"
+    device: str = "cpu"
+    runs: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
