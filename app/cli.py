@@ -1,0 +1,56 @@
+"""The `epiplex` command: `serve` runs the service; `score` (from estimators) scores a file locally."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.settings import Settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start the API and the local executor in this process; returns when the server stops."""
+    import uvicorn
+
+    from app.api import create_app
+    from app.logs import setup_logging
+
+    overrides = {key: value for key, value in {
+        "host": args.host, "port": args.port, "data_dir": args.data_dir, "workers": args.workers,
+    }.items() if value is not None}
+    settings = Settings(**overrides)
+    setup_logging(settings.log_level)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                access_log=settings.access_log, timeout_graceful_shutdown=10)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="epiplex", description="Epiplexity of datasets: service and tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    defaults = Settings.model_fields
+    run = commands.add_parser("serve", help="run the API with local workers (SQLite under --data-dir)")
+    run.add_argument("--host", help=f"interface to bind (default {defaults['host'].default}, env EPIPLEX_HOST)")
+    run.add_argument("--port", type=int, help=f"port (default {defaults['port'].default}, env EPIPLEX_PORT)")
+    run.add_argument("--data-dir", type=Path,
+                     help=f"database, blobs and job state (default ./{defaults['data_dir'].default}, env EPIPLEX_DATA_DIR)")
+    run.add_argument("--workers", type=int,
+                     help=f"concurrent worker processes (default {defaults['workers'].default}, env EPIPLEX_WORKERS)")
+    run.set_defaults(func=serve)
+    try:
+        from estimators.cli import add_score_command
+    except ImportError:  # estimators without a CLI: the service still runs
+        pass
+    else:
+        add_score_command(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The long-lived parts of a running service, built once at start and injected into routes."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.blobs import BlobStore
+from app.db import make_engine, make_session_factory, run_migrations
+from app.queue.base import Executor
+from app.settings import Settings
+
+log = logging.getLogger("epiplex.service")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    executor: Executor | None
+
+    @classmethod
+    def start(cls, settings: Settings, run_executor: bool = True) -> Services:
+        """Migrate the database, open the blob store and start the executor (if any workers)."""
+        settings.ensure_dirs()
+        engine = make_engine(settings.resolved_database_url)
+        run_migrations(engine)
+        sessions = make_session_factory(engine)
+        blobs = BlobStore(settings.blob_dir, settings.tmp_dir, settings.zstd_level)
+        blobs.clear_tmp()
+        executor = None
+        if run_executor and settings.workers > 0:
+            from app.queue.local import LocalExecutor
+
+            executor = LocalExecutor(settings, sessions)
+            executor.start()
+        log.info("service started", extra={"data_dir": str(settings.data_dir.resolve()),
+                                           "workers": settings.workers})
+        return cls(settings, engine, sessions, blobs, executor)
+
+    def stop(self) -> None:
+        if self.executor:
+            self.executor.stop()
+        self.engine.dispose()
+        log.info("service stopped")

@@ -1,0 +1,339 @@
+"""The HTTP API against a real server (no workers): datasets, jobs, errors, operations.
+
+Jobs here never run (workers=0); where a result is needed, the test plays the worker through
+`app.queue.store`, the same functions a real worker calls.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import httpx
+import pytest
+
+from app.db import make_engine, make_session_factory
+from app.queue import store
+from app.testing import ServiceProcess
+
+MAX_UPLOAD = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ServiceProcess(tmp_path_factory.mktemp("api"), workers=0,
+                        env={"EPIPLEX_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}) as service:
+        yield service
+    # Bad input must be answered, never crash a handler: the log holds no errors at all.
+    assert '"level": "ERROR"' not in service.log_path.read_text(), service.log_tail()
+
+
+@pytest.fixture()
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sessions(server):
+    engine = make_engine(f"sqlite:///{server.data_dir / 'epiplex.db'}")
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def upload(http, data: bytes, **params) -> httpx.Response:
+    return http.post("/v1/datasets", params=params, content=data)
+
+
+def fake_result(sha256: str, size: int, epiplexity_bpb: float, entropy_bpb: float) -> dict:
+    """A result in the estimator's contract, with a two-point curve."""
+    def point(budget, s, h):
+        return {"budget_flops": budget, "epiplexity_bits": s * size, "entropy_bits": h * size,
+                "epiplexity_bits_per_byte": s, "entropy_bits_per_byte": h,
+                "model": {"params": 1000, "width": 32, "depth": 1, "context": 64}, "ci95": None}
+    return {"epiplexity_bits": epiplexity_bpb * size, "entropy_bits": entropy_bpb * size,
+            "epiplexity_bits_per_byte": epiplexity_bpb, "entropy_bits_per_byte": entropy_bpb,
+            "curve": [point(1e10, epiplexity_bpb / 2, entropy_bpb + 1), point(1e12, epiplexity_bpb, entropy_bpb)],
+            "baselines": {"zstd_bits_per_byte": 6.0, "lzma_bits_per_byte": 5.5},
+            "dataset": {"bytes": size, "tokens": size, "sha256": sha256, "format": "bytes", "vocab_size": 256},
+            "estimator": "prequential", "seeds": [0], "flops_spent": 2e12, "seconds": 1.0,
+            "warnings": [], "version": "test", "preset": "quick"}
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+def test_raw_upload_returns_201_with_hash_size_and_name(http):
+    data = os.urandom(10_000)
+    response = upload(http, data, name="noise.bin", format="bytes")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (body["bytes"], body["name"], body["format"]) == (10_000, "noise.bin", "bytes")
+    assert body["id"].startswith("ds_") and body["created_at"].endswith("Z")
+
+
+def test_same_bytes_again_return_200_and_the_same_record(http):
+    data = os.urandom(5000)
+    first = upload(http, data, name="a")
+    second = http.post("/v1/datasets", files={"file": ("other-name.bin", data)})
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json() == first.json()
+
+
+def test_same_bytes_in_another_format_are_another_dataset_sharing_the_blob(http, server):
+    data = b"hello world\n" * 100
+    as_bytes = upload(http, data, format="bytes").json()
+    as_text = upload(http, data, format="text").json()
+    assert as_bytes["id"] != as_text["id"] and as_bytes["sha256"] == as_text["sha256"]
+    assert len(list((server.data_dir / "blobs").rglob(f"{as_bytes['sha256']}.zst"))) == 1
+
+
+def test_multipart_upload_takes_the_file_name_and_compresses_at_rest(http):
+    data = b"abcabcabc" * 5000
+    response = http.post("/v1/datasets", params={"format": "text"}, files={"file": ("corpus.txt", data)})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["name"] == "corpus.txt" and body["bytes"] == len(data)
+    assert body["stored_bytes"] < len(data) // 20
+
+
+def test_download_returns_exactly_the_uploaded_bytes(http):
+    data = os.urandom(70_000)
+    dataset = upload(http, data).json()
+    response = http.get(f"/v1/datasets/{dataset['id']}/content")
+    assert response.status_code == 200 and response.content == data
+
+
+def test_list_is_paginated_newest_first(http):
+    ids = [upload(http, os.urandom(100), name=f"page-{i}").json()["id"] for i in range(3)]
+    page = http.get("/v1/datasets", params={"limit": 2}).json()
+    assert page["limit"] == 2 and page["total"] >= 3 and len(page["items"]) == 2
+    assert [item["id"] for item in page["items"]] == ids[::-1][:2]
+    next_page = http.get("/v1/datasets", params={"limit": 2, "offset": 2}).json()
+    assert next_page["items"][0]["id"] == ids[0]
+
+
+def test_delete_removes_record_jobs_and_unshared_blob(http, server):
+    data = os.urandom(3000)
+    dataset = upload(http, data).json()
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"]}).json()
+    assert http.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
+    assert http.get(f"/v1/datasets/{dataset['id']}").status_code == 404
+    assert http.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert not list((server.data_dir / "blobs").rglob(f"{dataset['sha256']}.zst"))
+    assert upload(http, data).status_code == 201  # uploading again after a delete starts afresh
+
+
+# --- bad input: never a 500 -----------------------------------------------------------------
+
+def test_oversize_upload_is_413_with_a_message(http):
+    for send in (lambda d: upload(http, d),  # Content-Length known up front
+                 lambda d: http.post("/v1/datasets", content=iter([d[:1000], d[1000:]])),  # chunked
+                 lambda d: http.post("/v1/datasets", files={"file": ("big", d)})):
+        response = send(os.urandom(MAX_UPLOAD + 1))
+        assert response.status_code == 413, response.text
+        assert str(MAX_UPLOAD) in response.json()["detail"]
+
+
+def test_upload_at_exactly_the_limit_is_accepted(http):
+    assert http.post("/v1/datasets", content=iter([os.urandom(MAX_UPLOAD)])).status_code == 201
+
+
+@pytest.mark.parametrize("fmt", ["weird", "jsonl", "csv:", "bytes:x"])
+def test_unknown_format_is_422_with_a_message(http, fmt):
+    response = upload(http, b"data", format=fmt)
+    assert response.status_code == 422
+    assert "format" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("fmt,data", [
+    ("text", b"valid start \xff\xfe invalid utf-8"),
+    ("jsonl:text", b"not json at all\n"),
+    ("jsonl:text", b'{"other": "field"}\n'),
+    ("csv:body", b"title,author\nx,y\n"),
+    ("tokens", b"this is not a .npy file"),
+])
+def test_body_not_matching_its_format_is_422_with_a_message(http, fmt, data):
+    response = upload(http, data, format=fmt)
+    assert response.status_code == 422, response.text
+    assert "does not match" in response.json()["detail"]
+
+
+def test_matching_structured_formats_are_accepted(http):
+    assert upload(http, b'{"text": "a"}\n{"text": "b"}\n', format="jsonl:text").status_code == 201
+    assert upload(http, b"title,body\nx,hello\ny,world\n", format="csv:body").status_code == 201
+
+
+def test_empty_upload_and_multipart_without_file_are_422(http):
+    assert upload(http, b"").status_code == 422
+    response = http.post("/v1/datasets", files={"not_file": ("x", b"abc")})
+    assert response.status_code == 422 and "file" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/v1/datasets/ds_missing"), ("GET", "/v1/datasets/ds_missing/content"),
+    ("DELETE", "/v1/datasets/ds_missing"), ("GET", "/v1/jobs/job_missing"),
+    ("POST", "/v1/jobs/job_missing/cancel"), ("GET", "/v1/jobs/job_missing/events"),
+])
+def test_unknown_ids_are_404_with_a_message(http, method, path):
+    response = http.request(method, path)
+    assert response.status_code == 404
+    assert "missing" in response.json()["detail"]
+
+
+def test_job_for_unknown_dataset_is_404(http):
+    response = http.post("/v1/jobs", json={"dataset_id": "ds_nope"})
+    assert response.status_code == 404 and "ds_nope" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body,needle", [
+    (b'{"dataset_id": ', "JSON"),
+    (b"[1, 2", "JSON"),
+    (b"{}", "dataset_id"),
+    (b'{"dataset_id": "x", "seeds": 0}', "seeds"),
+    (b'{"dataset_id": "x", "budgets": [-1]}', "budgets"),
+    (b'{"dataset_id": "x", "estimator": "guess"}', "estimator"),
+    (b'{"dataset_id": "x", "colour": "red"}', "colour"),
+])
+def test_invalid_job_bodies_are_422_with_a_message(http, body, needle):
+    response = http.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert needle.lower() in response.json()["detail"].lower()
+
+
+def test_unknown_preset_and_preset_with_budgets_are_422(http):
+    dataset = upload(http, os.urandom(64)).json()
+    unknown = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "huge"})
+    assert unknown.status_code == 422 and "quick" in unknown.json()["detail"]
+    both = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "quick", "budgets": [1e9]})
+    assert both.status_code == 422 and "not both" in both.json()["detail"]
+
+
+def test_bad_query_parameters_are_422(http):
+    assert http.get("/v1/leaderboard", params={"sort": "name"}).status_code == 422
+    assert http.get("/v1/datasets", params={"limit": 0}).status_code == 422
+    assert http.get("/v1/jobs", params={"status": "sleeping"}).status_code == 422
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+def test_job_is_queued_202_and_same_settings_return_it_200(http):
+    dataset = upload(http, os.urandom(256)).json()
+    first = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "quick"})
+    assert first.status_code == 202
+    job = first.json()
+    assert (job["status"], job["progress"], job["attempts"], job["result"]) == ("queued", 0.0, 0, None)
+    again = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "quick", "seeds": 1})
+    assert again.status_code == 200 and again.json()["id"] == job["id"]
+    other = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "quick", "seeds": 2})
+    assert other.status_code == 202 and other.json()["id"] != job["id"]
+    by_budget = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "budgets": [1e10, 1e9, 1e10]})
+    assert by_budget.status_code == 202 and by_budget.json()["budgets"] == [1e9, 1e10]
+
+
+def test_default_preset_applies_when_neither_preset_nor_budgets_given(http):
+    dataset = upload(http, os.urandom(300)).json()
+    implicit = http.post("/v1/jobs", json={"dataset_id": dataset["id"]}).json()
+    explicit = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "quick"})
+    assert implicit["preset"] == "quick" and explicit.json()["id"] == implicit["id"]
+
+
+def test_cancel_then_resubmit_queues_the_same_job_again(http):
+    dataset = upload(http, os.urandom(400)).json()
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"]}).json()
+    canceled = http.post(f"/v1/jobs/{job['id']}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    again = http.post(f"/v1/jobs/{job['id']}/cancel")
+    assert again.status_code == 409 and "canceled" in again.json()["detail"]
+    resubmitted = http.post("/v1/jobs", json={"dataset_id": dataset["id"]})
+    assert resubmitted.status_code == 202
+    assert (resubmitted.json()["id"], resubmitted.json()["status"]) == (job["id"], "queued")
+
+
+def test_list_jobs_filters_by_status_and_dataset(http):
+    dataset = upload(http, os.urandom(500)).json()
+    kept = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "seeds": 1}).json()
+    dropped = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "seeds": 3}).json()
+    http.post(f"/v1/jobs/{dropped['id']}/cancel")
+    mine = http.get("/v1/jobs", params={"dataset_id": dataset["id"]}).json()
+    assert mine["total"] == 2
+    queued = http.get("/v1/jobs", params={"dataset_id": dataset["id"], "status": "queued"}).json()
+    assert [j["id"] for j in queued["items"]] == [kept["id"]]
+
+
+def test_events_stream_progress_then_the_final_status(http):
+    dataset = upload(http, os.urandom(600)).json()
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"]}).json()
+    http.post(f"/v1/jobs/{job['id']}/cancel")
+    with http.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    events = [block.split("\n") for block in text.strip().split("\n\n")]
+    assert [lines[0] for lines in events] == ["event: progress", "event: canceled"]
+    assert json.loads(events[-1][1].removeprefix("data: "))["status"] == "canceled"
+
+
+# --- results and leaderboard ----------------------------------------------------------------
+
+def _succeed(http, sessions, data: bytes, name: str, s_bpb: float, h_bpb: float, **job_settings) -> dict:
+    """Upload `data`, queue a job and complete it as a worker would, with the given figures."""
+    dataset = upload(http, data, name=name).json()
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], **job_settings}).json()
+    claim = store.Claim(job["id"], 1)
+    with sessions() as session, session.begin():  # claim exactly this job, whatever else is queued
+        session.execute(store.update(store.Job).where(store.Job.id == job["id"])
+                        .values(status="running", attempts=1, heartbeat_at=store.utcnow()))
+    assert store.complete(sessions, claim, fake_result(dataset["sha256"], len(data), s_bpb, h_bpb), 1.5)
+    return http.get(f"/v1/jobs/{job['id']}").json()
+
+
+def test_succeeded_job_returns_the_result_unchanged_and_is_cached(http, sessions):
+    data = os.urandom(700)
+    job = _succeed(http, sessions, data, "cached", 0.5, 7.0)
+    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    assert job["result"] == fake_result(job["result"]["dataset"]["sha256"], 700, 0.5, 7.0)
+    again = http.post("/v1/jobs", json={"dataset_id": job["dataset_id"]})
+    assert again.status_code == 200 and again.json()["result"] == job["result"]
+
+
+def test_leaderboard_ranks_latest_results_and_filters_by_budget(http, sessions):
+    low = _succeed(http, sessions, os.urandom(800), "lb-low", 0.1, 7.9, preset="standard")
+    high = _succeed(http, sessions, os.urandom(800), "lb-high", 2.0, 3.0, preset="standard")
+    board = http.get("/v1/leaderboard", params={"preset": "standard"}).json()
+    assert [e["name"] for e in board["items"]] == ["lb-high", "lb-low"]
+    top = board["items"][0]
+    assert (top["rank"], top["job_id"], top["epiplexity_bits_per_byte"], top["entropy_bits_per_byte"],
+            top["zstd_bits_per_byte"], top["bytes"]) == (1, high["id"], 2.0, 3.0, 6.0, 800)
+    by_entropy = http.get("/v1/leaderboard", params={"preset": "standard", "sort": "entropy_bits_per_byte",
+                                                     "order": "asc"}).json()
+    assert [e["name"] for e in by_entropy["items"]] == ["lb-high", "lb-low"]
+    at_budget = http.get("/v1/leaderboard", params={"preset": "standard", "budget": 1e10}).json()
+    assert [(e["budget_flops"], e["epiplexity_bits_per_byte"]) for e in at_budget["items"]] == [(1e10, 1.0), (1e10, 0.05)]
+    assert http.get("/v1/leaderboard", params={"preset": "standard", "budget": 5e10}).json()["total"] == 0
+    # A newer result for the same dataset replaces the older one on the board.
+    _succeed(http, sessions, os.urandom(800), "lb-low", 0.1, 7.9, preset="standard")
+    newer = _succeed(http, sessions, bytes(low["result"]["dataset"]["sha256"], "ascii"), "lb-x", 9.0, 1.0,
+                     preset="standard")
+    board = http.get("/v1/leaderboard", params={"preset": "standard", "limit": 1}).json()
+    assert board["total"] == 4 and board["items"][0]["job_id"] == newer["id"]
+
+
+# --- operations -----------------------------------------------------------------------------
+
+def test_health_readiness_and_metrics(http):
+    assert http.get("/healthz").json() == {"status": "ok", "detail": {}}
+    ready = http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["detail"]["executor"].startswith("none")
+    metrics = http.get("/metrics").text
+    for name in ("epiplex_jobs{status=\"queued\"}", "epiplex_queue_depth", "epiplex_job_seconds_bucket",
+                 "epiplex_http_requests_total", "epiplex_datasets"):
+        assert name in metrics, name
+
+
+def test_openapi_describes_every_result_field(http):
+    schemas = http.get("/openapi.json").json()["components"]["schemas"]
+    for model in ("DatasetOut", "JobOut", "LeaderboardEntry"):
+        fields = schemas[model]["properties"]
+        undocumented = [f for f, spec in fields.items() if "description" not in spec
+                        and f not in ("created_at", "started_at", "finished_at", "dataset_id", "name", "estimator", "preset")]
+        assert not undocumented, (model, undocumented)
