@@ -5,11 +5,11 @@ that hashes, compresses and (for multipart) parses them, so the event loop stays
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.concurrency import run_in_threadpool
 
 from app.blobs import BlobWriter
 
@@ -73,16 +73,29 @@ async def stream_body_to(request: Request, writer: BlobWriter) -> str | None:
         sink = _MultipartFileSink(boundary, writer)
         feed = sink.parser.write
 
+    # One batch is processed in a thread while the next is received: hashing, compressing and
+    # writing release the GIL, so receiving and storing overlap (order is kept: one in flight).
+    loop = asyncio.get_running_loop()
+    in_flight: asyncio.Future | None = None
     batch: list[bytes] = []
     batched = 0
-    async for chunk in request.stream():
-        batch.append(chunk)
-        batched += len(chunk)
-        if batched >= BATCH_BYTES:
-            await run_in_threadpool(feed, b"".join(batch))
-            batch, batched = [], 0
-    if batch:
-        await run_in_threadpool(feed, b"".join(batch))
+    try:
+        async for chunk in request.stream():
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BATCH_BYTES:
+                if in_flight is not None:
+                    await in_flight
+                in_flight = loop.run_in_executor(None, feed, b"".join(batch))
+                batch, batched = [], 0
+        if in_flight is not None:
+            await in_flight
+        if batch:
+            await loop.run_in_executor(None, feed, b"".join(batch))
+    finally:
+        if in_flight is not None and not in_flight.done():
+            # The client went away mid-upload: let the thread finish before the writer is closed.
+            await asyncio.wait([in_flight])
     if sink is None:
         return None
     sink.parser.finalize()
