@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
 
 import httpx
 import pytest
@@ -133,6 +135,16 @@ def test_oversize_upload_is_413_with_a_message(http):
         response = send(os.urandom(MAX_UPLOAD + 1))
         assert response.status_code == 413, response.text
         assert str(MAX_UPLOAD) in response.json()["detail"]
+
+
+def test_an_upload_cut_off_midway_stores_nothing(http, server):
+    before = http.get("/v1/datasets").json()["total"]
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.sendall(b"POST /v1/datasets?name=cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        raw.sendall(os.urandom(30_000))
+    time.sleep(0.5)
+    assert http.get("/v1/datasets").json()["total"] == before
+    assert not list((server.data_dir / "tmp").glob("upload-*"))
 
 
 def test_upload_at_exactly_the_limit_is_accepted(http):

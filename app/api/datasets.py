@@ -1,6 +1,7 @@
 """/v1/datasets: upload (streamed, content-addressed), list, read, download, delete."""
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -8,6 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from app.api.deps import ServicesDep, SessionDep, not_found
 from app.api.uploads import stream_body_to
@@ -17,6 +19,7 @@ from app.models import Dataset
 from app.schemas import DatasetOut, Page
 from app.services import Services
 
+log = logging.getLogger("epiplex.api.datasets")
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 UPLOAD_DOC = """Upload a dataset by streaming it: either the raw request body (any content type) or a
@@ -68,6 +71,9 @@ async def upload_dataset(
             filename = await stream_body_to(request, writer)
         except BlobTooLarge as error:
             raise HTTPException(413, str(error)) from None
+        except ClientDisconnect:  # nothing is stored from a body that did not arrive whole
+            log.info("upload abandoned by the client", extra={"bytes_received": writer.bytes_written})
+            return Response(status_code=400)
         await run_in_threadpool(writer.finish)
         if writer.bytes_written == 0:
             raise HTTPException(422, "the upload is empty")
@@ -95,6 +101,8 @@ def _record(services: Services, writer: BlobWriter, name: str, fmt: str) -> JSON
             session.rollback()
             existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256, Dataset.format == fmt))
             return JSONResponse(DatasetOut.model_validate(existing).model_dump(mode="json"), status_code=200)
+        log.info("dataset stored", extra={"dataset_id": dataset.id, "bytes": blob.bytes,
+                                          "stored_bytes": blob.stored_bytes, "format": fmt})
         return JSONResponse(DatasetOut.model_validate(dataset).model_dump(mode="json"), status_code=201)
 
 

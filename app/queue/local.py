@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -30,6 +31,9 @@ def _process_main(claim: Claim, config: WorkerConfig, parent_pid: int) -> None:
     from app.worker import run_job
 
     setup_logging(config.log_level)
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides what happens to
+    # jobs on shutdown (it hands them back to the queue), so workers leave SIGINT to it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     run_job(claim, config)
 
