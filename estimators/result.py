@@ -54,10 +54,11 @@ class EstimateResult:
     warnings: list[str] = field(default_factory=list)
     version: str = ""
     preset: str | None = None
-    model_family: str = "gpt-bytes"
+    model_family: str = "gpt-prenorm-mup"
     tokenizer: str = "bytes"
     device: str = "cpu"
-    runs: list[dict] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)  # every run's checkpoints: the raw curves
+    frontier: list[dict] = field(default_factory=list)  # lower convex hull of S+H (first seed)
 
     def to_dict(self) -> dict:
         return asdict(self)

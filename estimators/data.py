@@ -1,0 +1,253 @@
+"""Datasets in, token streams out: formats, validation, held-out split and batches.
+
+Torch-free, so the web process can validate uploads. Bytes are modelled as tokens
+0..255 by default; every other format is turned into a token file once and memory-mapped.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+CHUNK = 1 << 20
+DOCUMENT_SEPARATOR = b"\n\n"
+
+
+class DataFormatError(ValueError):
+    """The format string is unknown, or the data does not match it."""
+
+
+@dataclass(frozen=True)
+class Format:
+    kind: str  # bytes | text | jsonl | csv | tokens
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.field}" if self.field else self.kind
+
+
+def check_format(spec: str) -> Format:
+    """Parse a format string; raise DataFormatError saying what is accepted."""
+    kind, _, field = spec.partition(":")
+    if kind in ("bytes", "text", "tokens") and not field:
+        return Format(kind)
+    if kind in ("jsonl", "csv") and field:
+        return Format(kind, field)
+    raise DataFormatError(
+        f"unknown format {spec!r}: use bytes, text, jsonl:FIELD, csv:COLUMN or tokens")
+
+
+@dataclass
+class TokenData:
+    """A dataset as a token array, with what the result needs to describe it."""
+
+    tokens: np.ndarray  # 1-D integer array, usually a read-only memory map
+    vocab_size: int
+    bytes: int  # size of the dataset as uploaded; per-byte figures divide by this
+    sha256: str
+    format: str
+
+    def modelled_bytes(self, limit: int | None = None) -> bytes:
+        """The byte stream the learner models (for compressor baselines)."""
+        view = self.tokens if limit is None else self.tokens[:limit]
+        return np.ascontiguousarray(view).tobytes()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _iter_text(path: Path) -> Iterator[str]:
+    """Decode UTF-8 incrementally so a bad byte is reported with its offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            try:
+                yield decoder.decode(block)
+            except UnicodeDecodeError as e:
+                raise DataFormatError(
+                    f"not valid UTF-8 text: bad byte at offset {offset + e.start}") from None
+            offset += len(block)
+        try:
+            yield decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataFormatError("not valid UTF-8 text: truncated character at the end") from None
+
+
+def _iter_jsonl(path: Path, field: str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise DataFormatError(f"line {number} is not valid JSON: {e}") from None
+            if not isinstance(record, dict) or field not in record:
+                raise DataFormatError(f"line {number} has no field {field!r}")
+            value = record[field]
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            yield text.encode("utf-8")
+
+
+def _iter_csv(path: Path, column: str) -> Iterator[bytes]:
+    with open(path, newline="", encoding="utf-8", errors="strict") as f:
+        try:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or column not in reader.fieldnames:
+                raise DataFormatError(
+                    f"CSV has no column {column!r}; columns are {reader.fieldnames or []}")
+            for row in reader:
+                yield (row[column] or "").encode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFormatError(f"CSV is not valid UTF-8: {e.reason}") from None
+        except csv.Error as e:
+            raise DataFormatError(f"not valid CSV: {e}") from None
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:  # numpy raises several types for a bad header
+        raise DataFormatError(f"not a .npy array: {e}") from None
+    if array.dtype.kind not in "iu":
+        raise DataFormatError(f"tokens must be an integer array, got dtype {array.dtype}")
+    if array.size and int(array.min()) < 0:
+        raise DataFormatError("tokens must be non-negative")
+    return array.reshape(-1)
+
+
+def _documents(path: Path, fmt: Format) -> Iterator[bytes]:
+    if fmt.kind == "jsonl":
+        return _iter_jsonl(path, fmt.field)
+    return _iter_csv(path, fmt.field)
+
+
+def validate_file(path: str | os.PathLike, spec: str) -> None:
+    """Raise DataFormatError if the file does not match its declared format."""
+    path, fmt = Path(path), check_format(spec)
+    if fmt.kind == "text":
+        for _ in _iter_text(path):
+            pass
+    elif fmt.kind in ("jsonl", "csv"):
+        if not any(True for _ in _documents(path, fmt)):
+            raise DataFormatError(f"no {fmt.kind} records with {fmt.field!r} found")
+    elif fmt.kind == "tokens":
+        _load_npy(path)
+
+
+def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
+         vocab_size: int | None = None, workdir: str | os.PathLike | None = None) -> TokenData:
+    """Read a dataset as tokens without holding more than one block in memory."""
+    fmt = check_format(spec)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw = bytes(source)
+        if fmt.kind == "bytes":
+            return TokenData(np.frombuffer(raw, dtype=np.uint8), 256, len(raw),
+                             hashlib.sha256(raw).hexdigest(), str(fmt))
+        handle = tempfile.NamedTemporaryFile(dir=workdir, suffix=".npy" * (fmt.kind == "tokens"),
+                                             delete=False)
+        with handle:
+            handle.write(raw)
+        try:
+            return load(handle.name, spec, vocab_size=vocab_size, workdir=workdir)
+        finally:
+            os.unlink(handle.name)  # the memory map keeps the data readable on POSIX
+
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    size, sha = path.stat().st_size, _sha256(path)
+    if size == 0:
+        raise DataFormatError("the dataset is empty")
+    if fmt.kind == "bytes":
+        return TokenData(np.memmap(path, dtype=np.uint8, mode="r"), 256, size, sha, str(fmt))
+    if fmt.kind == "text":
+        for _ in _iter_text(path):
+            pass
+        return TokenData(np.memmap(path, dtype=np.uint8, mode="r"), 256, size, sha, str(fmt))
+    if fmt.kind == "tokens":
+        tokens = _load_npy(path)
+        inferred = int(tokens.max()) + 1 if tokens.size else 1
+        if vocab_size is not None and inferred > vocab_size:
+            raise DataFormatError(f"token {inferred - 1} is outside the vocabulary of {vocab_size}")
+        return TokenData(tokens, vocab_size or inferred, size, sha, str(fmt))
+
+    # jsonl / csv: extract the field into a byte file once, then memory-map it.
+    with tempfile.NamedTemporaryFile(dir=workdir, suffix=".tokens", delete=False) as out:
+        first = True
+        for document in _documents(path, fmt):
+            out.write(document if first else DOCUMENT_SEPARATOR + document)
+            first = False
+    try:
+        if first:
+            raise DataFormatError(f"no {fmt.kind} records with {fmt.field!r} found")
+        if os.path.getsize(out.name) == 0:
+            raise DataFormatError(f"every {fmt.field!r} value is empty")
+        return TokenData(np.memmap(out.name, dtype=np.uint8, mode="r"), 256, size, sha, str(fmt))
+    finally:
+        os.unlink(out.name)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Sequences of `context + 1` tokens (overlapping by one, so each token is a target once),
+    shuffled by seed; the first few form the held-out slice and are never trained on."""
+
+    tokens: np.ndarray
+    context: int
+    train: np.ndarray  # sequence start offsets, in training order
+    heldout: np.ndarray
+
+    @property
+    def train_tokens(self) -> int:
+        return len(self.train) * self.context
+
+    @property
+    def heldout_tokens(self) -> int:
+        return len(self.heldout) * self.context
+
+    def sequences(self, starts: np.ndarray) -> np.ndarray:
+        index = starts[:, None] + np.arange(self.context + 1)[None, :]
+        return np.asarray(self.tokens[index], dtype=np.int64)
+
+
+def split(tokens: np.ndarray, context: int, seed: int, heldout_tokens: int,
+          heldout_fraction: float = 0.05) -> Split:
+    """Cut the stream into shuffled sequences and set aside a held-out slice."""
+    count = (len(tokens) - 1) // context
+    if count < 4:
+        raise DataFormatError(
+            f"the dataset has {len(tokens)} tokens; at least {4 * context + 1} are needed")
+    starts = np.random.default_rng(seed).permutation(count) * context
+    held = max(1, min(int(count * heldout_fraction), heldout_tokens // context))
+    return Split(tokens, context, starts[held:], starts[:held])
+
+
+def batch_schedule(total_sequences: int, full_batch: int) -> list[int]:
+    """Sequences per step: start from one and double every two steps up to the full batch.
+
+    Small first batches keep the cost of coding data with an untrained model small:
+    the start-up cost of the learner is not structure in the data.
+    """
+    sizes, used, step = [], 0, 0
+    while used < total_sequences:
+        size = min(full_batch, 2 ** (step // 2), total_sequences - used)
+        sizes.append(size)
+        used += size
+        step += 1
+    return sizes
+

@@ -1,0 +1,52 @@
+"""Pool (compute, S, H) points from every run and read S_T and H_T off the best code within T."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Point:
+    compute_flops: float
+    epiplexity_bits: float
+    entropy_bits: float
+    run: int  # index of the run it came from; -1 for the untrained model
+    stderr_bits: float = 0.0  # noise in S from the held-out estimate of the final loss
+
+    @property
+    def total_bits(self) -> float:
+        return self.epiplexity_bits + self.entropy_bits
+
+
+def untrained_point(dataset_tokens: int, vocab_size: int) -> Point:
+    """The model every learner starts from: uniform over the vocabulary, free to run.
+
+    It belongs in the minimum: a learner that cannot beat it has found no structure."""
+    return Point(0.0, 0.0, dataset_tokens * math.log2(vocab_size), -1)
+
+
+def best_within(points: list[Point], budget: float) -> Point:
+    """The two-part-code minimiser among points that cost at most `budget` FLOPs.
+
+    MDL_T = min(S + H) over models trainable within T, so it never rises with T."""
+    affordable = [p for p in points if p.compute_flops <= budget]
+    return min(affordable, key=lambda p: (p.total_bits, p.compute_flops))
+
+
+def lower_hull(points: list[Point]) -> list[Point]:
+    """Vertices of the lower convex hull of total code against log compute (the frontier
+    plotted in the paper), from the cheapest point to the best code."""
+    pts = sorted(points, key=lambda p: (p.compute_flops, p.total_bits))
+    hull: list[Point] = []
+    x = lambda p: math.log10(max(p.compute_flops, 1.0))  # noqa: E731
+    for p in pts:
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            cross = (x(b) - x(a)) * (p.total_bits - a.total_bits) - \
+                    (b.total_bits - a.total_bits) * (x(p) - x(a))
+            if cross > 0:
+                break
+            hull.pop()
+        hull.append(p)
+    best = min(range(len(hull)), key=lambda i: hull[i].total_bits)
+    return hull[:best + 1]

@@ -1,0 +1,110 @@
+"""Prequential estimate: the area under a single-pass learning curve, above its final loss.
+
+Each batch is coded with the model *before* it trains on that batch, so the running sum of
+online losses is an honest code length. After d training tokens, with L the EMA model's
+held-out loss (bits/token) and D the dataset's tokens:
+    S = sum(online bits) - L * d        H = L * D
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from estimators import flops
+from estimators.data import Split, batch_schedule
+from estimators.models import GPT, GPTConfig
+from estimators.training import (EMA, Checkpoint, checkpoint_steps, heldout_loss,
+                                 make_optimizer, set_lr, token_bits)
+
+WARMUP_STEPS = 8
+
+Progress = Callable[[int], None]  # called with the number of training tokens just consumed
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run of the sweep: a model size, a seed and how far to train."""
+
+    model: GPTConfig
+    seed: int
+    learning_rate: float  # embeddings, readout and norms
+    hidden_learning_rate: float  # hidden matrices at the base width (muP scales it)
+    batch_sequences: int  # full batch, in sequences of `model.context` tokens
+    max_train_tokens: int  # stop early when the budget allows less than one pass
+    dataset_tokens: int  # D: the whole dataset is what H codes
+
+
+@dataclass
+class RunResult:
+    estimator: str
+    config: RunConfig
+    params: int
+    checkpoints: list[Checkpoint]
+    flops_spent: float
+    seconds: float
+    passes: float = 1.0
+    notes: list[str] = field(default_factory=list)
+
+
+def train_schedule(split: Split, cfg: RunConfig) -> list[int]:
+    usable = min(len(split.train), max(1, cfg.max_train_tokens // split.context))
+    return batch_schedule(usable, cfg.batch_sequences)
+
+
+def init_model(cfg: RunConfig, device: torch.device) -> GPT:
+    torch.manual_seed(cfg.seed)
+    return GPT(cfg.model).to(device)
+
+
+def run(split: Split, cfg: RunConfig, device: torch.device,
+        progress: Progress | None = None, keep_model: bool = False) -> RunResult:
+    """Train once over the training sequences and log (compute, S, H) at log-spaced steps."""
+    start = time.perf_counter()
+    model = init_model(cfg, device)
+    n = model.num_params()
+    opt = make_optimizer(model, cfg.learning_rate, cfg.hidden_learning_rate)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    ema = EMA(model)
+    sizes = train_schedule(split, cfg)
+    checkpoints_at = checkpoint_steps(sizes, split.context)
+    online_bits, trained, spent, offset = 0.0, 0, 0.0, 0
+    checkpoints: list[Checkpoint] = []
+    for step, size in enumerate(sizes):
+        seq = torch.from_numpy(split.sequences(split.train[offset:offset + size])).to(device)
+        offset += size
+        set_lr(opt, base_lrs, step, WARMUP_STEPS)
+        bits = token_bits(model(seq[:, :-1]), seq[:, 1:])
+        loss = bits.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(model)
+        online_bits += bits.sum().item()
+        trained += bits.numel()
+        spent += flops.train_flops(n, bits.numel())
+        if progress:
+            progress(bits.numel())
+        if step in checkpoints_at:
+            final, stderr = heldout_loss(ema.model, split, device)
+            spent += flops.eval_flops(n, split.heldout_tokens)
+            checkpoints.append(Checkpoint(
+                tokens_trained=trained,
+                compute_flops=flops.train_flops(n, trained) + flops.eval_flops(n, split.heldout_tokens),
+                epiplexity_bits=online_bits - final * trained,
+                entropy_bits=final * cfg.dataset_tokens,
+                heldout_bits_per_token=final, heldout_stderr=stderr,
+                extra={"online_bits": online_bits}))
+    result = RunResult("prequential", cfg, n, checkpoints, spent, time.perf_counter() - start)
+    if keep_model:
+        result.model = ema.model  # type: ignore[attr-defined]
+    return result
+
+
+def online_curve(result: RunResult) -> np.ndarray:
+    """(tokens, online bits per token so far) at each checkpoint, for flatness checks."""
+    return np.array([(c.tokens_trained, c.extra["online_bits"] / c.tokens_trained)
+                     for c in result.checkpoints])

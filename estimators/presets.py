@@ -1,0 +1,36 @@
+"""Named sweep configurations: which model sizes run and which budgets the curve reports."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A budget ladder (FLOPs) and the model sizes (width, depth, context) that serve it."""
+
+    name: str
+    budgets: tuple[float, ...]
+    sizes: tuple[tuple[int, int, int], ...]
+    batch_tokens: int  # tokens per optimiser step once the batch has ramped up
+    learning_rate: float  # Adam LR of embeddings, readout and norms, the same at every width
+    hidden_learning_rate: float  # Adam LR of hidden matrices at the base width; muP scales it
+    heldout_tokens: int  # cap on the held-out slice used for the final loss
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("quick", budgets=(1e9, 1e10, 1e11, 1e12),
+               sizes=((32, 1, 64), (64, 2, 128)),
+               batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384),
+        Preset("standard", budgets=(1e10, 1e11, 1e12, 1e13),
+               sizes=((64, 2, 128), (128, 3, 256), (256, 4, 256)),
+               batch_tokens=8192, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=65536),
+        Preset("deep", budgets=(1e12, 1e13, 1e14, 1e15, 1e16),
+               sizes=((128, 4, 256), (256, 6, 512), (512, 8, 1024), (768, 12, 1024)),
+               batch_tokens=65536, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=262144),
+    )
+}
+
+ESTIMATORS = ("prequential", "requential")
+FORMATS_HELP = "bytes | text | jsonl:FIELD | csv:COLUMN | tokens"

@@ -1,0 +1,255 @@
+"""`estimate`: run a budget sweep over model sizes and seeds and return S_T, H_T and baselines.
+
+For each seed and model size one single-pass run logs (compute, S, H) at log-spaced
+checkpoints; all points of a seed, plus the untrained model, are pooled and at each budget
+the best two-part code within it gives S_T and H_T. Seeds give a mean and a 95% interval.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from estimators import __version__
+from estimators.baselines import compressor_baselines
+from estimators.data import DataFormatError, TokenData, load, split
+from estimators.frontier import Point, best_within, lower_hull, untrained_point
+from estimators.presets import ESTIMATORS, PRESETS, Preset
+from estimators.result import CurvePoint, DatasetInfo, EstimateResult
+from estimators import flops
+
+ProgressCallback = Callable[[float, str], None]
+FLAT_TOLERANCE = 0.01  # relative fall of held-out loss over the last doubling of data
+FLAT_FLOOR_BITS = 0.005  # ...and at least this many bits/token, so a solved task counts as flat
+
+
+def resolve(preset: str | None, budgets: Sequence[float] | None) -> tuple[Preset, list[float]]:
+    """The preset to take sizes and settings from, and the budgets to report."""
+    name = preset or "quick"
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    chosen = PRESETS[name]
+    if budgets:
+        if any(not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0) for b in budgets):
+            raise ValueError("budgets must be positive numbers of FLOPs, e.g. 1e11")
+        return chosen, sorted(float(b) for b in budgets)
+    return chosen, list(chosen.budgets)
+
+
+def _t_quantile(dof: int) -> float:
+    """Two-sided 95% Student-t quantile (table; the normal value beyond 30)."""
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+             9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+    return table.get(dof) or table[min((k for k in table if k >= dof), default=30)] \
+        if dof <= 30 else 1.96
+
+
+def _interval(values: list[float]) -> dict:
+    mean = float(np.mean(values))
+    half = _t_quantile(len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    return {"low": mean - half, "high": mean + half}
+
+
+class _Sweep:
+    """Everything one `estimate` call shares: data, settings, progress and saved runs."""
+
+    def __init__(self, data: TokenData, preset: Preset, budgets: list[float], estimator: str,
+                 seeds: list[int], device, progress: ProgressCallback | None,
+                 state_dir: Path | None):
+        self.data, self.preset, self.budgets = data, preset, budgets
+        self.estimator, self.seeds, self.device = estimator, seeds, device
+        self.progress, self.state_dir = progress, state_dir
+        self.warnings: list[str] = []
+        self.plan = self._plan()
+        self.total_tokens = sum(cap for _, cap in self.plan) * len(seeds) or 1
+        self.done_tokens = 0
+
+    def _plan(self) -> list[tuple[tuple[int, int, int], int]]:
+        """Model sizes that fit the data and the largest budget, with their token caps."""
+        plan, top = [], self.budgets[-1]
+        for width, depth, context in self.preset.sizes:
+            n = flops.count_params(self.data.vocab_size, width, depth, context)
+            sequences = (len(self.data.tokens) - 1) // context
+            if sequences < 4:
+                self.warnings.append(f"skipped the {width}x{depth} model: the data has fewer "
+                                     f"than {4 * context + 1} tokens it needs")
+                continue
+            heldout = min(max(1, int(sequences * 0.05)), self.preset.heldout_tokens // context)
+            affordable = (top - flops.eval_flops(n, heldout * context)) / (6 * n)
+            if affordable < context:
+                continue  # too large for every budget
+            plan.append(((width, depth, context),
+                         int(min(affordable, (sequences - heldout) * context))))
+        if not plan:
+            raise DataFormatError("the dataset is too small to train any model of the preset: "
+                                  f"give at least {4 * self.preset.sizes[0][2] + 1} tokens")
+        (w, d, c), cap = plan[-1]
+        one_pass = flops.train_flops(flops.count_params(self.data.vocab_size, w, d, c), cap)
+        if one_pass < top * 0.5:
+            self.warnings.append(
+                f"data too small for the budget: one pass of the largest model ({w}x{d}) costs "
+                f"{one_pass:.2g} FLOPs, below the {top:.2g} asked; training longer would need "
+                "more than one pass, which a prequential code forbids, so the curve is flat "
+                "beyond that. Add data or lower the budget.")
+        return plan
+
+    def _tick(self, tokens: int, label: str) -> None:
+        self.done_tokens += tokens
+        if self.progress:
+            self.progress(min(1.0, self.done_tokens / self.total_tokens), label)
+
+    def _state_file(self, key: dict) -> Path | None:
+        if self.state_dir is None:
+            return None
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return self.state_dir / f"run-{digest}.json"
+
+    def run_one(self, size: tuple[int, int, int], cap: int, seed: int) -> dict:
+        """One training run as a plain dict, reloaded from `state_dir` when already done."""
+        from estimators import prequential, requential
+        from estimators.models import GPTConfig
+
+        width, depth, context = size
+        cfg = prequential.RunConfig(
+            GPTConfig(self.data.vocab_size, width, depth, context), seed,
+            self.preset.learning_rate, self.preset.hidden_learning_rate,
+            max(1, self.preset.batch_tokens // context), cap, len(self.data.tokens))
+        key = {"sha256": self.data.sha256, "format": self.data.format, "estimator": self.estimator,
+               "config": asdict(cfg), "heldout": self.preset.heldout_tokens, "version": __version__}
+        path = self._state_file(key)
+        label = f"{self.estimator} {width}x{depth} seed {seed}"
+        if path and path.exists():
+            self._tick(cap, f"{label} (saved)")
+            return json.loads(path.read_text())
+        data_split = split(self.data.tokens, context, seed, self.preset.heldout_tokens)
+        module = requential if self.estimator == "requential" else prequential
+        result = module.run(data_split, cfg, self.device, lambda t: self._tick(t, label))
+        record = {
+            "estimator": self.estimator, "seed": seed, "params": result.params,
+            "model": {"params": result.params, "width": width, "depth": depth, "context": context},
+            "tokens_trained": result.checkpoints[-1].tokens_trained,
+            "flops_spent": result.flops_spent, "seconds": result.seconds,
+            "checkpoints": [asdict(c) for c in result.checkpoints],
+        }
+        if path:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, path)  # atomic: a crash never leaves half a run behind
+        return record
+
+
+def _points(runs: list[dict], prior: Point) -> list[Point]:
+    points = [prior]
+    for i, run in enumerate(runs):
+        for c in run["checkpoints"]:
+            points.append(Point(c["compute_flops"], c["epiplexity_bits"], c["entropy_bits"], i,
+                                c["heldout_stderr"] * c["tokens_trained"]))
+    return points
+
+
+def _run_warnings(run: dict, budget: float) -> list[str]:
+    """Honesty checks on the run that the largest budget chose."""
+    out, cps = [], run["checkpoints"]
+    if len(cps) >= 2:
+        before, last = cps[-2]["heldout_bits_per_token"], cps[-1]["heldout_bits_per_token"]
+        if before - last > max(FLAT_TOLERANCE * before, FLAT_FLOOR_BITS):
+            out.append(f"the loss curve has not flattened at {budget:.2g} FLOPs (held-out loss "
+                       f"{before:.3f} -> {last:.3f} bits/token over the last doubling of data): "
+                       "more data or compute would lower H further")
+    last = cps[-1]
+    if run["estimator"] == "requential":
+        preq = last["extra"]["prequential_epiplexity_bits"]
+        if last["epiplexity_bits"] > max(preq, 0.0) + 2 * last["heldout_stderr"] * last["tokens_trained"]:
+            out.append(f"requential S ({last['epiplexity_bits']:.0f} bits) exceeds the prequential "
+                       f"S of its own teacher ({preq:.0f} bits); the student lagged")
+    return out
+
+
+def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
+             budgets: Sequence[float] | None = None, estimator: str = "prequential",
+             seeds: int = 1, seed: int = 0, device: str = "auto",
+             progress: ProgressCallback | None = None, state_dir: str | os.PathLike | None = None,
+             threads: int | None = None, vocab_size: int | None = None) -> EstimateResult:
+    """Epiplexity S_T and time-bounded entropy H_T of `source` (path or bytes), in bits.
+
+    `preset` picks model sizes and the budget ladder; `budgets` (FLOPs) overrides the ladder.
+    `seeds` runs the sweep that many times (seed, seed+1, ...) for a 95% interval.
+    `state_dir` saves each finished run so that a re-run resumes instead of starting over.
+    """
+    started = time.perf_counter()
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}: use {' or '.join(ESTIMATORS)}")
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError("seeds must be a whole number >= 1")
+    chosen, ladder = resolve(preset, budgets)
+    from estimators.training import cap_threads, pick_device
+
+    cap_threads(threads)
+    dev = pick_device(device)
+    data = load(source, format, vocab_size=vocab_size)
+    state = Path(state_dir) if state_dir else None
+    if state:
+        state.mkdir(parents=True, exist_ok=True)
+    seed_list = [seed + i for i in range(seeds)]
+    sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, progress, state)
+
+    runs: list[dict] = []
+    per_seed: list[list[Point]] = []
+    prior = untrained_point(len(data.tokens), data.vocab_size)
+    for s in seed_list:
+        seed_runs = [sweep.run_one(size, cap, s) for size, cap in sweep.plan]
+        per_seed.append(_points(seed_runs, replace(prior, run=-1)))
+        runs.extend(seed_runs)
+        offset = len(runs) - len(seed_runs)
+        per_seed[-1] = [replace(p, run=p.run + offset) if p.run >= 0 else p for p in per_seed[-1]]
+
+    curve: list[CurvePoint] = []
+    for budget in ladder:
+        chosen_points = [best_within(points, budget) for points in per_seed]
+        s_bits = [p.epiplexity_bits for p in chosen_points]
+        h_bits = [p.entropy_bits for p in chosen_points]
+        first = chosen_points[0]
+        model = runs[first.run]["model"] if first.run >= 0 else \
+            {"params": 0, "width": 0, "depth": 0, "context": 0, "untrained": True}
+        ci95 = None
+        if len(seed_list) > 1:
+            ci95 = {"epiplexity_bits": _interval(s_bits), "entropy_bits": _interval(h_bits)}
+        s_mean, h_mean = float(np.mean(s_bits)), float(np.mean(h_bits))
+        curve.append(CurvePoint(budget, s_mean, h_mean, s_mean / data.bytes, h_mean / data.bytes,
+                                model, ci95))
+        if first.compute_flops == 0 and budget == ladder[-1] and runs:
+            sweep.warnings.append("epiplexity is zero: no trained model coded the data in fewer "
+                                  "bits than the uniform code, so the data looks random to "
+                                  "this learner")
+
+    top = per_seed[0]
+    best = best_within(top, ladder[-1])
+    if best.run >= 0:
+        sweep.warnings.extend(_run_warnings(runs[best.run], ladder[-1]))
+        if best.epiplexity_bits < 2 * best.stderr_bits:
+            sweep.warnings.append(
+                f"epiplexity ({best.epiplexity_bits:.0f} bits) is within noise of zero "
+                f"(+/- {best.stderr_bits:.0f} bits from the held-out estimate)")
+    final = curve[-1]
+    return EstimateResult(
+        epiplexity_bits=final.epiplexity_bits, entropy_bits=final.entropy_bits,
+        epiplexity_bits_per_byte=final.epiplexity_bits_per_byte,
+        entropy_bits_per_byte=final.entropy_bits_per_byte,
+        curve=curve, baselines=compressor_baselines(data),
+        dataset=DatasetInfo(data.bytes, len(data.tokens), data.sha256, data.format,
+                            data.vocab_size),
+        estimator=estimator, seeds=seed_list,
+        flops_spent=float(sum(r["flops_spent"] for r in runs)),
+        seconds=time.perf_counter() - started, warnings=sweep.warnings, version=__version__,
+        preset=chosen.name if not budgets else None,
+        tokenizer="bytes" if data.format != "tokens" else f"tokens (vocabulary {data.vocab_size})",
+        device=str(dev), runs=runs,
+        frontier=[{"compute_flops": p.compute_flops, "epiplexity_bits": p.epiplexity_bits,
+                   "entropy_bits": p.entropy_bits} for p in lower_hull(top)])

@@ -1,0 +1,101 @@
+"""Pieces every training run shares: device and threads, optimiser, EMA, held-out loss in bits."""
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from estimators.data import Split
+from estimators.models import GPT
+
+LN2 = math.log(2.0)
+EVAL_BATCH_TOKENS = 16384
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}: use cpu, cuda or auto")
+    return torch.device(name)
+
+
+def cap_threads(threads: int | None) -> None:
+    """Cap intra-op threads; concurrent jobs must share the cores, not oversubscribe them."""
+    threads = threads or int(os.environ.get("EPIPLEX_THREADS", 0)) or os.cpu_count() or 1
+    torch.set_num_threads(max(1, threads))
+
+
+@dataclass
+class Checkpoint:
+    """One (compute, S, H) point of a run: the model after `tokens_trained` training tokens."""
+
+    tokens_trained: int
+    compute_flops: float
+    epiplexity_bits: float
+    entropy_bits: float
+    heldout_bits_per_token: float
+    heldout_stderr: float  # standard error of the held-out loss, bits per token
+    extra: dict = field(default_factory=dict)
+
+
+def checkpoint_steps(batch_sizes: list[int], context: int) -> set[int]:
+    """Steps after which to evaluate: one per doubling of training tokens, and the last."""
+    tokens = np.cumsum(batch_sizes) * context
+    total, steps, target = tokens[-1], set(), tokens[0]
+    while target < total:
+        steps.add(int(np.searchsorted(tokens, target)))
+        target *= 2
+    steps.add(len(batch_sizes) - 1)
+    return steps
+
+
+def make_optimizer(model: GPT, lr: float, hidden_lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.param_groups(lr, hidden_lr), betas=(0.9, 0.95), eps=1e-10)
+
+
+def set_lr(opt: torch.optim.Optimizer, base: list[float], step: int, warmup: int) -> None:
+    """Linear warm-up over `warmup` steps, then constant (a prequential run never decays)."""
+    scale = min(1.0, (step + 1) / warmup)
+    for group, lr in zip(opt.param_groups, base):
+        group["lr"] = lr * scale
+
+
+class EMA:
+    """Polyak-style average whose window grows with training (about the last tenth of steps),
+    so it smooths step noise without lagging far behind a model that is still learning."""
+
+    def __init__(self, model: GPT):
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, model: GPT) -> None:
+        self.steps += 1
+        weight = 1.0 / (1.0 + self.steps / 10.0)
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), weight)
+
+
+def token_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Code length of each target under the logits, in bits, shape (batch, time)."""
+    return F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") / LN2
+
+
+@torch.no_grad()
+def heldout_loss(model: GPT, split: Split, device: torch.device) -> tuple[float, float]:
+    """Mean bits per token on the held-out slice, and its standard error."""
+    per_sequence = []
+    step = max(1, EVAL_BATCH_TOKENS // split.context)
+    for i in range(0, len(split.heldout), step):
+        seq = torch.from_numpy(split.sequences(split.heldout[i:i + step])).to(device)
+        per_sequence.append(token_bits(model(seq[:, :-1]), seq[:, 1:]).mean(1).cpu())
+    losses = torch.cat(per_sequence).double()
+    stderr = losses.std().item() / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
+    return losses.mean().item(), stderr
