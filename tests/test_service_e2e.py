@@ -90,14 +90,16 @@ def test_worker_killed_mid_job_is_rerun_to_success_and_upload_is_intact(tmp_path
     with ServiceProcess(tmp_path, workers=1) as server, server.client() as client:
         dataset = client.upload(data, name="crash")
         job = client.create_job(dataset.id, preset="quick")
-        row = wait_for(lambda: (r := job_row(tmp_path, job.id))["worker_pid"] and r, 60, "a worker to start")
-        assert row["status"] == "running" and row["attempts"] == 1
+        # Mid-job: the worker has reported training progress (and saved nothing final yet).
+        row = wait_for(lambda: (r := job_row(tmp_path, job.id))["progress"] > 0 and r, 120, "training to start")
+        assert row["status"] == "running" and row["attempts"] == 1 and row["progress"] < 1
         os.kill(row["worker_pid"], signal.SIGKILL)
 
         finished = client.wait(job.id, timeout=JOB_TIMEOUT)
         assert finished.status == "succeeded", finished.error
         assert finished.attempts == 2
-        assert "killed by signal 9" in server.log_path.read_text()
+        assert '"message": "worker crashed"' in server.log_path.read_text()
+        assert '"exitcode": -9' in server.log_path.read_text()
         assert client.download(dataset.id) == data
         assert client.get_dataset(dataset.id).sha256 == dataset.sha256
 

@@ -164,7 +164,8 @@ class LocalExecutor(Executor):
                                    .where(Job.id.in_([c.job_id for c in claims]))).all()
         current = {job_id: (attempts, status) for job_id, attempts, status in rows}
         for claim in claims:
-            if current.get(claim.job_id) != (claim.attempt, "running"):
+            # A worker that has just stored its success is exiting on its own: leave it be.
+            if current.get(claim.job_id) not in ((claim.attempt, "running"), (claim.attempt, "succeeded")):
                 with self._lock:
                     entry = self._processes.get(claim.job_id)
                 if entry:
