@@ -1,0 +1,5 @@
+import sys
+
+from estimators.cli import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""Calibration laws from DESIGN.md, at the quick preset on a few hundred KiB of data."""
+import pytest
+
+import estimators
+from estimators import synthetic
+
+SIZE = 256 * 1024
+MARKOV = synthetic.MarkovSource(order=1, alphabet=16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def random_result():
+    return estimators.estimate(synthetic.random_bytes(SIZE, seed=3), preset="quick")
+
+
+@pytest.fixture(scope="module")
+def constant_result():
+    return estimators.estimate(synthetic.constant_bytes(SIZE), preset="quick")
+
+
+@pytest.fixture(scope="module")
+def markov_result():
+    return estimators.estimate(MARKOV.sample(SIZE, seed=2), preset="quick")
+
+
+def test_random_bytes_have_eight_bits_per_byte_and_no_structure(random_result):
+    assert abs(random_result.entropy_bits_per_byte - 8.0) < 0.08
+    assert random_result.epiplexity_bits_per_byte < 0.01
+    for point in random_result.curve:
+        assert point.epiplexity_bits_per_byte < 0.01
+        assert abs(point.entropy_bits_per_byte - 8.0) < 0.08
+
+
+def test_constant_stream_has_almost_no_structure_and_no_entropy(constant_result):
+    assert constant_result.epiplexity_bits_per_byte < 0.05
+    assert constant_result.entropy_bits_per_byte < 0.05
+
+
+def test_periodic_stream_is_tiny_in_both():
+    result = estimators.estimate(synthetic.periodic_bytes(SIZE), preset="quick")
+    assert result.epiplexity_bits_per_byte < 0.05
+    assert result.entropy_bits_per_byte < 0.05
+
+
+def test_markov_entropy_stays_above_the_rate_and_approaches_it(markov_result):
+    rate = MARKOV.entropy_rate_bits
+    per_byte = [p.entropy_bits_per_byte for p in markov_result.curve]
+    assert all(h > rate for h in per_byte)
+    assert per_byte[-1] < per_byte[0]  # closer to the rate at the larger budget
+    assert per_byte[-1] - rate < 0.25
+
+
+def test_markov_carries_more_structure_than_noise_or_a_constant(
+        markov_result, random_result, constant_result):
+    s = markov_result.epiplexity_bits_per_byte
+    assert s > 3 * random_result.epiplexity_bits_per_byte
+    assert s > 3 * constant_result.epiplexity_bits_per_byte
+    assert markov_result.epiplexity_bits > 1000
+
+
+def test_mdl_never_rises_with_budget(markov_result):
+    totals = [p.epiplexity_bits + p.entropy_bits for p in markov_result.curve]
+    assert all(b <= a + 1e-6 for a, b in zip(totals, totals[1:]))
+
+
+def test_compressors_are_reported_beside_the_learner(random_result, markov_result):
+    assert random_result.baselines["zstd_bits_per_byte"] > 7.9
+    assert markov_result.baselines["lzma_bits_per_byte"] > MARKOV.entropy_rate_bits
+    assert markov_result.entropy_bits_per_byte < markov_result.baselines["zstd_bits_per_byte"]
+
+
+def test_result_names_what_made_it(markov_result):
+    d = markov_result.to_dict()
+    assert d["estimator"] == "prequential" and d["seeds"] == [0] and d["preset"] == "quick"
+    assert d["dataset"]["bytes"] == SIZE and len(d["dataset"]["sha256"]) == 64
+    assert d["version"] == estimators.__version__ and d["flops_spent"] > 0
+    for point in d["curve"]:
+        assert set(point["model"]) >= {"params", "width", "depth"}
+        assert point["budget_flops"] > 0
+
+
+def test_random_bytes_warn_that_epiplexity_is_zero(random_result):
+    assert any("epiplexity is zero" in w for w in random_result.warnings)
