@@ -143,7 +143,7 @@ def validate_file(path: str | os.PathLike, spec: str) -> None:
         for _ in _iter_text(path):
             pass
     elif fmt.kind in ("jsonl", "csv"):
-        if not any(True for _ in _documents(path, fmt)):
+        if sum(1 for _ in _documents(path, fmt)) == 0:
             raise DataFormatError(f"no {fmt.kind} records with {fmt.field!r} found")
     elif fmt.kind == "tokens":
         _load_npy(path)

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Preset:
-    """A budget ladder (FLOPs) and the model sizes (width, depth, context) that serve it."""
+    """A budget ladder (FLOPs) and the model sizes (width, depth, context) that serve it.
+
+    Sizes keep context near 2x width at most, so attention's share of the work stays small and
+    6*N*D (N with embeddings) is within 10% of the FLOPs the matmuls actually do."""
 
     name: str
     budgets: tuple[float, ...]
@@ -21,13 +24,13 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("quick", budgets=(1e9, 1e10, 1e11, 1e12),
-               sizes=((32, 1, 64), (64, 2, 128)),
+               sizes=((48, 2, 128), (64, 2, 128)),
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384),
         Preset("standard", budgets=(1e10, 1e11, 1e12, 1e13),
                sizes=((64, 2, 128), (128, 3, 256), (256, 4, 256)),
                batch_tokens=8192, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=65536),
         Preset("deep", budgets=(1e12, 1e13, 1e14, 1e15, 1e16),
-               sizes=((128, 4, 256), (256, 6, 512), (512, 8, 1024), (768, 12, 1024)),
+               sizes=((128, 4, 256), (256, 6, 256), (512, 8, 512), (768, 12, 768)),
                batch_tokens=65536, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=262144),
     )
 }

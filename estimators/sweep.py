@@ -229,6 +229,8 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
                                   "bits than the uniform code, so the data looks random to "
                                   "this learner")
 
+    if progress:
+        progress(1.0, "done")
     top = per_seed[0]
     best = best_within(top, ladder[-1])
     if best.run >= 0:

@@ -1,0 +1,64 @@
+"""`epiplex score` and the library's options: output, errors, warnings, resume."""
+import json
+import subprocess
+import sys
+
+import estimators
+from estimators import synthetic
+
+
+def score(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "estimators", "score", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_json_output_is_exactly_one_object_with_the_contract(tmp_path):
+    path = tmp_path / "noise.bin"
+    path.write_bytes(synthetic.random_bytes(64 * 1024))
+    done = score(str(path), "--budget", "1e10", "3e10", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # fails on any extra line
+    assert [c["budget_flops"] for c in result["curve"]] == [1e10, 3e10]
+    assert abs(result["entropy_bits_per_byte"] - 8.0) < 0.08
+    assert set(result["baselines"]) >= {"zstd_bits_per_byte", "lzma_bits_per_byte"}
+    assert result["dataset"]["bytes"] == 64 * 1024
+
+
+def test_table_output_reads_like_a_report(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_bytes(synthetic.periodic_bytes(32 * 1024, b"hello world. "))
+    done = score(str(path), "--format", "text", "--budget", "1e10")
+    assert done.returncode == 0, done.stderr
+    assert "budget" in done.stdout and "zstd-19" in done.stdout and "format text" in done.stdout
+
+
+def test_bad_input_exits_2_with_a_message(tmp_path):
+    missing = score(str(tmp_path / "nope.bin"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff" * 2000)
+    wrong = score(str(bad), "--format", "text")
+    assert wrong.returncode == 2 and "not valid UTF-8" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+def test_small_data_for_the_budget_is_warned_about():
+    result = estimators.estimate(synthetic.random_bytes(16 * 1024), budgets=[1e9, 1e13])
+    assert any("data too small for the budget" in w for w in result.warnings)
+
+
+def test_a_rerun_with_the_same_state_dir_resumes_from_saved_runs(tmp_path):
+    data = synthetic.MarkovSource(seed=3).sample(32 * 1024)
+    messages = []
+    first = estimators.estimate(data, budgets=[1e10], state_dir=tmp_path)
+    second = estimators.estimate(data, budgets=[1e10], state_dir=tmp_path,
+                                 progress=lambda f, m: messages.append(m))
+    assert messages and all("(saved)" in m for m in messages)
+    assert second.curve == first.curve
+
+
+def test_progress_is_reported_from_zero_to_one():
+    fractions = []
+    estimators.estimate(synthetic.constant_bytes(16 * 1024), budgets=[1e10],
+                        progress=lambda f, m: fractions.append(f))
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
