@@ -53,7 +53,7 @@ def test_a_rerun_with_the_same_state_dir_resumes_from_saved_runs(tmp_path):
     first = estimators.estimate(data, budgets=[1e10], state_dir=tmp_path)
     second = estimators.estimate(data, budgets=[1e10], state_dir=tmp_path,
                                  progress=lambda f, m: messages.append(m))
-    assert messages and all("(saved)" in m for m in messages)
+    assert messages[:-1] and all("(saved)" in m for m in messages[:-1])
     assert second.curve == first.curve
 
 
