@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class BlobWriter:
             with open(self._compressed_path, "rb") as handle:
                 os.fsync(handle.fileno())  # durable before we tell the client it is stored
             os.replace(self._compressed_path, target)
+            _fsync_dir(target.parent)  # and the rename with it
         return StoredBlob(sha256=sha256, bytes=self._size, stored_bytes=target.stat().st_size)
 
     def close(self) -> None:
@@ -87,9 +89,14 @@ class BlobWriter:
 
 
 class BlobStore:
-    """Blobs under `root/ab/abcdef...zst`, named by the sha256 of their uncompressed bytes."""
+    """Blobs under `root/ab/abcdef...zst`, named by the sha256 of their uncompressed bytes.
+
+    `lock` is held by whoever adds or drops a reference to a blob (commit + insert a dataset,
+    delete a dataset + its unused blob), so a delete never removes a blob a new upload just reused.
+    """
 
     def __init__(self, root: Path, tmp_dir: Path, zstd_level: int = 3) -> None:
+        self.lock = threading.Lock()
         self.root = Path(root)
         self.tmp_dir = Path(tmp_dir)
         self.zstd_level = zstd_level
@@ -131,3 +138,11 @@ class BlobStore:
         for path in self.tmp_dir.glob("upload-*"):
             path.unlink(missing_ok=True)
 
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

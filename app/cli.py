@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from app.settings import Settings
 
 
@@ -18,7 +20,11 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "data_dir": args.data_dir, "workers": args.workers,
     }.items() if value is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        print(f"epiplex serve: invalid settings:\n{error}", file=sys.stderr)
+        return 2
     setup_logging(settings.log_level)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,

@@ -94,15 +94,16 @@ def test_worker_killed_mid_job_is_rerun_to_success_and_upload_is_intact(tmp_path
         # Mid-job: one training run of the sweep is finished and saved, the next one is going.
         saved = wait_for(lambda: sorted((tmp_path / "state" / job.id).glob("run-*.json")), 120, "a saved run")
         row = job_row(tmp_path, job.id)
-        assert row["status"] == "running" and row["attempts"] == 1 and row["progress"] < 1
+        assert (row["status"], row["attempts"]) == ("running", 1) and row["progress"] < 1, row
         os.kill(row["worker_pid"], signal.SIGKILL)
         saved_run = json.loads(saved[0].read_text())
 
         finished = client.wait(job.id, timeout=JOB_TIMEOUT)
         assert finished.status == "succeeded", finished.error
-        assert finished.attempts == 2
+        assert finished.attempts == 2, finished
         # The re-run resumed: the run saved by the killed attempt is in the result, not re-trained.
-        assert (saved_run["model"], saved_run["seconds"]) in [(r["model"], r["seconds"]) for r in finished.result["runs"]]
+        runs = [(r["model"], r["seconds"]) for r in finished.result["runs"]]
+        assert (saved_run["model"], saved_run["seconds"]) in runs, (saved_run, runs)
         assert '"message": "worker crashed"' in server.log_path.read_text()
         assert '"exitcode": -9' in server.log_path.read_text()
         assert client.download(dataset.id) == data

@@ -87,7 +87,7 @@ async def upload_dataset(
 def _record(services: Services, writer: BlobWriter, name: str, fmt: str) -> JSONResponse:
     """Store the blob and its record, or answer with the record these bytes already have."""
     sha256 = writer.sha256
-    with services.sessions() as session:
+    with services.blobs.lock, services.sessions() as session:
         existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256, Dataset.format == fmt))
         if existing:
             return JSONResponse(DatasetOut.model_validate(existing).model_dump(mode="json"), status_code=200)
@@ -143,8 +143,9 @@ def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) 
     if dataset is None:
         raise not_found("dataset", dataset_id)
     sha256 = dataset.sha256
-    session.delete(dataset)
-    session.commit()
-    if not session.scalar(select(func.count()).select_from(Dataset).where(Dataset.sha256 == sha256)):
-        services.blobs.delete(sha256)
+    with services.blobs.lock:
+        session.delete(dataset)
+        session.commit()
+        if not session.scalar(select(func.count()).select_from(Dataset).where(Dataset.sha256 == sha256)):
+            services.blobs.delete(sha256)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -95,8 +95,9 @@ class LocalExecutor(Executor):
             if process.is_alive():
                 process.kill()
                 process.join()
-            store.release(self._factory, claim)  # not the job's fault: the attempt does not count
-            log.info("job handed back to the queue", extra={"job_id": claim.job_id})
+            # Not the job's fault: the attempt does not count. (No-op if the worker finished first.)
+            if store.release(self._factory, claim):
+                log.info("job handed back to the queue", extra={"job_id": claim.job_id})
 
     def _supervise(self) -> None:
         last_reap = 0.0
