@@ -349,3 +349,19 @@ def test_openapi_describes_every_result_field(http):
         undocumented = [f for f, spec in fields.items() if "description" not in spec
                         and f not in ("created_at", "started_at", "finished_at", "dataset_id", "name", "estimator", "preset")]
         assert not undocumented, (model, undocumented)
+
+
+# --- Python client --------------------------------------------------------------------------
+
+def test_client_score_uploads_queues_and_gives_up_waiting_after_its_timeout(server):
+    from app.client import EpiplexError, JobTimeout
+
+    with server.client() as client:
+        with pytest.raises(JobTimeout) as timed_out:  # no workers here: the job stays queued
+            client.score(os.urandom(900), name="client", preset="quick", timeout=0.3)
+        job = timed_out.value.job
+        assert job.status == "queued" and client.get_job(job.id).dataset_id == job.dataset_id
+        assert client.get_dataset(job.dataset_id).name == "client"
+        with pytest.raises(EpiplexError) as missing:
+            client.get_job("job_missing")
+        assert missing.value.status_code == 404 and "job_missing" in missing.value.detail
