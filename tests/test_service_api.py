@@ -14,7 +14,10 @@ import time
 import httpx
 import pytest
 
+from sqlalchemy import update
+
 from app.db import make_engine, make_session_factory
+from app.models import Job, utcnow
 from app.queue import store
 from app.testing import ServiceProcess
 
@@ -293,8 +296,8 @@ def _succeed(http, sessions, data: bytes, name: str, s_bpb: float, h_bpb: float,
     job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], **job_settings}).json()
     claim = store.Claim(job["id"], 1)
     with sessions() as session, session.begin():  # claim exactly this job, whatever else is queued
-        session.execute(store.update(store.Job).where(store.Job.id == job["id"])
-                        .values(status="running", attempts=1, heartbeat_at=store.utcnow()))
+        session.execute(update(Job).where(Job.id == job["id"])
+                        .values(status="running", attempts=1, heartbeat_at=utcnow()))
     assert store.complete(sessions, claim, fake_result(dataset["sha256"], len(data), s_bpb, h_bpb), 1.5)
     return http.get(f"/v1/jobs/{job['id']}").json()
 
