@@ -44,12 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int,
                      help=f"concurrent worker processes (default {defaults['workers'].default}, env EPIPLEX_WORKERS)")
     run.set_defaults(func=serve)
-    try:
-        from estimators.cli import add_score_command
-    except ImportError:  # estimators without a CLI: the service still runs
-        pass
-    else:
-        add_score_command(commands)
+    from estimators.cli import add_score_command, add_transfer_command
+
+    add_score_command(commands)
+    add_transfer_command(commands)
     return parser
 
 

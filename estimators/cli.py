@@ -108,8 +108,66 @@ def add_score_command(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def run_transfer(args: argparse.Namespace) -> int:
+    from estimators import panel
+    from estimators.data import DataFormatError
+    from estimators.transfer import measure_from_source
+
+    targets = [(path, path) for path in args.targets]
+    if args.panel:
+        targets += list(panel.build().items())
+    if not targets:
+        print("epiplex transfer: give TARGET files or --panel", file=sys.stderr)
+        return 2
+    bar = ProgressBar()
+    try:
+        results = measure_from_source(
+            args.source, [data for _, data in targets],
+            format=args.format, target_format=args.target_format, preset=args.preset,
+            seed=args.seed, device=args.device, threads=args.threads, progress=bar)
+    except (DataFormatError, FileNotFoundError, ValueError) as e:
+        bar.close()
+        print(f"epiplex transfer: {e}", file=sys.stderr)
+        return 2
+    bar.close()
+    rows = [{"target": name, **r.to_dict()} for (name, _), r in zip(targets, results)]
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows))
+        return 0
+    print(f"{'target':<28} {'saved bits':>12} {'bits/B':>8} {'scratch b/B':>11} {'from A b/B':>10}")
+    for row in rows:
+        n = row["target_bytes_coded"]
+        print(f"{str(row['target'])[-28:]:<28} {row['transfer_bits']:>12,.0f} "
+              f"{row['transfer_bits_per_byte']:>8.4f} {row['scratch_code_bits'] / n:>11.4f} "
+              f"{row['transfer_code_bits'] / n:>10.4f}")
+    return 0
+
+
+def add_transfer_command(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "transfer", help="measure how much training on SOURCE helps code each TARGET",
+        description="Train on SOURCE (the preset's largest model), then code each TARGET with a "
+                    "model started from it and with one started from scratch; report the bits "
+                    "saved (negative: SOURCE hurt).")
+    parser.add_argument("source", help="the source dataset file")
+    parser.add_argument("targets", nargs="*", help="target dataset files")
+    parser.add_argument("--panel", action="store_true", help="also every built-in panel dataset")
+    parser.add_argument("--format", default="bytes", help=f"source format: {FORMATS_HELP}")
+    parser.add_argument("--target-format", default=None, help="target format (default: --format)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="quick")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per target (a list when several)")
+    parser.set_defaults(func=run_transfer)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m estimators")
-    add_score_command(parser.add_subparsers(dest="command", required=True))
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_score_command(commands)
+    add_transfer_command(commands)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -12,6 +12,7 @@ class Point:
     entropy_bits: float
     run: int  # index of the run it came from; -1 for the untrained model
     stderr_bits: float = 0.0  # noise in S from the held-out estimate of the final loss
+    entropy_stderr_bits: float = 0.0  # noise in H, from the same estimate
 
     @property
     def total_bits(self) -> float:

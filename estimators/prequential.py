@@ -8,10 +8,9 @@ held-out loss (bits/token) and D the dataset's tokens:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 
 from estimators import flops
@@ -46,8 +45,9 @@ class RunResult:
     checkpoints: list[Checkpoint]
     flops_spent: float
     seconds: float
-    passes: float = 1.0
-    notes: list[str] = field(default_factory=list)
+    online_bits: float = 0.0  # the prequential code of the training tokens
+    tokens_trained: int = 0
+    model: GPT | None = None  # the EMA model, when asked to keep it
 
 
 def train_schedule(split: Split, cfg: RunConfig) -> list[int]:
@@ -60,11 +60,17 @@ def init_model(cfg: RunConfig, device: torch.device) -> GPT:
     return GPT(cfg.model).to(device)
 
 
-def run(split: Split, cfg: RunConfig, device: torch.device,
-        progress: Progress | None = None, keep_model: bool = False) -> RunResult:
-    """Train once over the training sequences and log (compute, S, H) at log-spaced steps."""
+def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress | None = None,
+        keep_model: bool = False, init_state: dict | None = None,
+        evaluate: bool = True) -> RunResult:
+    """Train once over the training sequences and log (compute, S, H) at log-spaced steps.
+
+    `init_state` starts from trained weights instead of the seed's initialisation (transfer);
+    `evaluate=False` skips the held-out checkpoints when only the online code is wanted."""
     start = time.perf_counter()
     model = init_model(cfg, device)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     n = model.num_params()
     opt = make_optimizer(model, cfg.learning_rate, cfg.hidden_learning_rate)
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -88,7 +94,7 @@ def run(split: Split, cfg: RunConfig, device: torch.device,
         spent += flops.train_flops(n, bits.numel())
         if progress:
             progress(bits.numel())
-        if step in checkpoints_at:
+        if evaluate and step in checkpoints_at:
             final, stderr = heldout_loss(ema.model, split, device)
             spent += flops.eval_flops(n, split.heldout_tokens)
             checkpoints.append(Checkpoint(
@@ -98,13 +104,7 @@ def run(split: Split, cfg: RunConfig, device: torch.device,
                 entropy_bits=final * cfg.dataset_tokens,
                 heldout_bits_per_token=final, heldout_stderr=stderr,
                 extra={"online_bits": online_bits}))
-    result = RunResult("prequential", cfg, n, checkpoints, spent, time.perf_counter() - start)
-    if keep_model:
-        result.model = ema.model  # type: ignore[attr-defined]
-    return result
+    return RunResult("prequential", cfg, n, checkpoints, spent, time.perf_counter() - start,
+                     online_bits=online_bits, tokens_trained=trained,
+                     model=ema.model if keep_model else None)
 
-
-def online_curve(result: RunResult) -> np.ndarray:
-    """(tokens, online bits per token so far) at each checkpoint, for flatness checks."""
-    return np.array([(c.tokens_trained, c.extra["online_bits"] / c.tokens_trained)
-                     for c in result.checkpoints])

@@ -18,6 +18,7 @@ class Preset:
     learning_rate: float  # Adam LR of embeddings, readout and norms, the same at every width
     hidden_learning_rate: float  # Adam LR of hidden matrices at the base width; muP scales it
     heldout_tokens: int  # cap on the held-out slice used for the final loss
+    transfer_tokens: int  # target tokens coded when measuring transfer (a fixed small budget)
 
 
 PRESETS: dict[str, Preset] = {
@@ -25,13 +26,16 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset("quick", budgets=(1e9, 1e10, 1e11, 1e12),
                sizes=((48, 2, 128), (64, 2, 128)),
-               batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384),
+               batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,
+               transfer_tokens=65536),
         Preset("standard", budgets=(1e10, 1e11, 1e12, 1e13),
                sizes=((64, 2, 128), (128, 3, 256), (256, 4, 256)),
-               batch_tokens=8192, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=65536),
+               batch_tokens=8192, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=65536,
+               transfer_tokens=262144),
         Preset("deep", budgets=(1e12, 1e13, 1e14, 1e15, 1e16),
                sizes=((128, 4, 256), (256, 6, 256), (512, 8, 512), (768, 12, 768)),
-               batch_tokens=65536, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=262144),
+               batch_tokens=65536, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=262144,
+               transfer_tokens=1 << 20),
     )
 }
 

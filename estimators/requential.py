@@ -65,7 +65,7 @@ def _first_tokens(previous: torch.Tensor | None, size: int, vocab_size: int,
 
 
 def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress | None = None,
-        max_kl: float = MAX_KL_BITS) -> RunResult:
+        keep_model: bool = False, max_kl: float = MAX_KL_BITS) -> RunResult:
     """Train teacher and student side by side and log (compute, S_req, H) at log-spaced steps."""
     start = time.perf_counter()
     teacher, student = _Learner(cfg, device), _Learner(cfg, device)
@@ -119,4 +119,7 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
                        "prequential_epiplexity_bits": teacher_bits - teacher_final * trained}))
         if not frozen:
             step += 1
-    return RunResult("requential", cfg, n, checkpoints, spent, time.perf_counter() - start)
+    # The teacher is the model that learned from real data: it is what transfers.
+    return RunResult("requential", cfg, n, checkpoints, spent, time.perf_counter() - start,
+                     online_bits=teacher_bits, tokens_trained=trained,
+                     model=teacher.ema.model if keep_model else None)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -111,10 +112,14 @@ class _Sweep:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return self.state_dir / f"run-{digest}.json"
 
-    def run_one(self, size: tuple[int, int, int], cap: int, seed: int) -> dict:
-        """One training run as a plain dict, reloaded from `state_dir` when already done."""
+    def run_one(self, size: tuple[int, int, int], cap: int, seed: int,
+                model_out: Path | None = None) -> dict:
+        """One training run as a plain dict, reloaded from `state_dir` when already done.
+
+        With `model_out`, the run's trained (EMA) model is written there too."""
         from estimators import prequential, requential
         from estimators.models import GPTConfig
+        from estimators.training import save_model
 
         width, depth, context = size
         cfg = prequential.RunConfig(
@@ -125,16 +130,28 @@ class _Sweep:
                "config": asdict(cfg), "heldout": self.preset.heldout_tokens, "version": __version__}
         path = self._state_file(key)
         label = f"{self.estimator} {width}x{depth} seed {seed}"
-        if path and path.exists():
+        saved_model = path.with_suffix(".pt") if path else None
+        if path and path.exists() and (model_out is None or saved_model.exists()):
             self._tick(cap, f"{label} (saved)")
+            if model_out is not None:
+                shutil.copyfile(saved_model, model_out)
             return json.loads(path.read_text())
         data_split = split(self.data.tokens, context, seed, self.preset.heldout_tokens)
         module = requential if self.estimator == "requential" else prequential
-        result = module.run(data_split, cfg, self.device, lambda t: self._tick(t, label))
+        result = module.run(data_split, cfg, self.device, lambda t: self._tick(t, label),
+                            keep_model=model_out is not None)
+        if model_out is not None:
+            meta = {"learning_rate": cfg.learning_rate, "batch_sequences": cfg.batch_sequences,
+                    "hidden_learning_rate": cfg.hidden_learning_rate, "seed": seed,
+                    "dataset_sha256": self.data.sha256, "version": __version__}
+            save_model(result.model, model_out, **meta)
+            if saved_model:
+                shutil.copyfile(model_out, saved_model)
         record = {
             "estimator": self.estimator, "seed": seed, "params": result.params,
             "model": {"params": result.params, "width": width, "depth": depth, "context": context},
             "tokens_trained": result.checkpoints[-1].tokens_trained,
+            "dataset_tokens": len(self.data.tokens),
             "flops_spent": result.flops_spent, "seconds": result.seconds,
             "checkpoints": [asdict(c) for c in result.checkpoints],
         }
@@ -149,8 +166,9 @@ def _points(runs: list[dict], prior: Point) -> list[Point]:
     points = [prior]
     for i, run in enumerate(runs):
         for c in run["checkpoints"]:
+            noise = c["heldout_stderr"]
             points.append(Point(c["compute_flops"], c["epiplexity_bits"], c["entropy_bits"], i,
-                                c["heldout_stderr"] * c["tokens_trained"]))
+                                noise * c["tokens_trained"], noise * run["dataset_tokens"]))
     return points
 
 
@@ -172,16 +190,31 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
     return out
 
 
+def _keep_untrained(path: Path) -> None:
+    """No trained model beat the uniform code by more than noise: the data taught nothing, so
+    what transfers is the untrained model, the initialisation a run from scratch gets."""
+    import torch
+
+    from estimators.models import GPT
+    from estimators.training import load_model, save_model
+
+    trained, meta = load_model(path, torch.device("cpu"))
+    torch.manual_seed(meta["seed"])
+    save_model(GPT(trained.cfg), path, **meta, untrained=True)
+
+
 def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
              budgets: Sequence[float] | None = None, estimator: str = "prequential",
              seeds: int = 1, seed: int = 0, device: str = "auto",
              progress: ProgressCallback | None = None, state_dir: str | os.PathLike | None = None,
-             threads: int | None = None, vocab_size: int | None = None) -> EstimateResult:
+             threads: int | None = None, vocab_size: int | None = None,
+             model_out: str | os.PathLike | None = None) -> EstimateResult:
     """Epiplexity S_T and time-bounded entropy H_T of `source` (path or bytes), in bits.
 
     `preset` picks model sizes and the budget ladder; `budgets` (FLOPs) overrides the ladder.
     `seeds` runs the sweep that many times (seed, seed+1, ...) for a 95% interval.
     `state_dir` saves each finished run so that a re-run resumes instead of starting over.
+    `model_out` keeps the trained model of the largest size (first seed), for transfer.
     """
     started = time.perf_counter()
     if estimator not in ESTIMATORS:
@@ -204,8 +237,11 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     per_seed: list[list[Point]] = []
     prior = untrained_point(len(data.tokens), data.vocab_size)
     for s in seed_list:
-        seed_runs = [sweep.run_one(size, cap, s) for size, cap in sweep.plan]
-        per_seed.append(_points(seed_runs, replace(prior, run=-1)))
+        keep = [Path(model_out) if model_out and s == seed and i == len(sweep.plan) - 1 else None
+                for i in range(len(sweep.plan))]
+        seed_runs = [sweep.run_one(size, cap, s, out)
+                     for (size, cap), out in zip(sweep.plan, keep)]
+        per_seed.append(_points(seed_runs, prior))
         runs.extend(seed_runs)
         offset = len(runs) - len(seed_runs)
         per_seed[-1] = [replace(p, run=p.run + offset) if p.run >= 0 else p for p in per_seed[-1]]
@@ -233,6 +269,9 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         progress(1.0, "done")
     top = per_seed[0]
     best = best_within(top, ladder[-1])
+    learned = best.run >= 0 and prior.total_bits - best.total_bits > 2 * best.entropy_stderr_bits
+    if model_out and not learned:
+        _keep_untrained(Path(model_out))
     if best.run >= 0:
         sweep.warnings.extend(_run_warnings(runs[best.run], ladder[-1]))
         if best.epiplexity_bits < 2 * best.stderr_bits:

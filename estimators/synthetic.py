@@ -61,7 +61,8 @@ class MarkovSource:
 
 
 def cellular_automaton(size: int, rule: int = 30, width: int = 64, seed: int = 0) -> bytes:
-    """Rows of an elementary cellular automaton, one byte per row of 8 cells... packed bits."""
+    """Successive rows of an elementary cellular automaton of `width` cells from a random
+    start, packed eight cells to a byte."""
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, 2, width, dtype=np.uint8)
     table = np.array([(rule >> i) & 1 for i in range(8)], dtype=np.uint8)

@@ -99,3 +99,24 @@ def heldout_loss(model: GPT, split: Split, device: torch.device) -> tuple[float,
     losses = torch.cat(per_sequence).double()
     stderr = losses.std().item() / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
     return losses.mean().item(), stderr
+
+
+def save_model(model: GPT, path, **meta) -> None:
+    """Write a trained model with its config and how it was trained (for transfer)."""
+    import dataclasses
+
+    payload = {"config": dataclasses.asdict(model.cfg),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta}
+    tmp = f"{path}.tmp"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path, device: torch.device) -> tuple[GPT, dict]:
+    """A model written by `save_model`, and its metadata."""
+    from estimators.models import GPTConfig
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = GPT(GPTConfig(**payload.pop("config")))
+    model.load_state_dict(payload.pop("state_dict"))
+    return model.to(device), payload
