@@ -16,7 +16,7 @@ import torch
 from estimators import flops
 from estimators.data import Split, batch_schedule
 from estimators.models import GPT, GPTConfig
-from estimators.training import (EMA, Checkpoint, checkpoint_steps, heldout_loss,
+from estimators.training import (EMA, Checkpoint, autocast, checkpoint_steps, heldout_loss,
                                  make_optimizer, set_lr, token_bits)
 
 WARMUP_STEPS = 8
@@ -83,7 +83,9 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
         seq = torch.from_numpy(split.sequences(split.train[offset:offset + size])).to(device)
         offset += size
         set_lr(opt, base_lrs, step, WARMUP_STEPS)
-        bits = token_bits(model(seq[:, :-1]), seq[:, 1:])
+        with autocast(device):
+            logits = model(seq[:, :-1])
+        bits = token_bits(logits, seq[:, 1:])
         loss = bits.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -20,7 +20,7 @@ from estimators import flops
 from estimators.data import Split
 from estimators.prequential import (WARMUP_STEPS, Progress, RunConfig, RunResult, init_model,
                                     train_schedule)
-from estimators.training import (EMA, LN2, Checkpoint, checkpoint_steps, heldout_loss,
+from estimators.training import (EMA, LN2, Checkpoint, autocast, checkpoint_steps, heldout_loss,
                                  make_optimizer, set_lr, token_bits)
 
 MAX_KL_BITS = 0.1  # running KL per token above which the teacher waits for the student
@@ -85,7 +85,9 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
         if not frozen:
             seq = torch.from_numpy(split.sequences(split.train[offset:offset + size])).to(device)
             offset += size
-            bits = token_bits(teacher.model(seq[:, :-1]), seq[:, 1:])
+            with autocast(device):
+                logits = teacher.model(seq[:, :-1])
+            bits = token_bits(logits, seq[:, 1:])
             teacher.step(bits.mean())
             teacher_bits += bits.sum().item()
             trained += bits.numel()
@@ -94,10 +96,12 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
                 progress(bits.numel())
 
         first = _first_tokens(sample, size, cfg.model.vocab_size, sampler, device)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device):
             sample = teacher.ema.model.sample(size, split.context + 1, sampler, first)
             target = teacher.ema.model(sample[:, :-1])
-        kl = kl_bits(target, student.model(sample[:, :-1]))
+        with autocast(device):
+            predicted = student.model(sample[:, :-1])
+        kl = kl_bits(target, predicted)
         kl_total += kl.sum().item()  # coded before the student learns from it
         student.step(kl.mean())
         running_kl = 0.9 * running_kl + 0.1 * kl.mean().item()

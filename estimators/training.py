@@ -27,6 +27,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def autocast(device: torch.device):
+    """bf16 matmuls on a GPU; fp32 on the CPU, where bf16 is slower or missing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def cap_threads(threads: int | None) -> None:
     """Cap intra-op threads; concurrent jobs must share the cores, not oversubscribe them."""
     threads = threads or int(os.environ.get("EPIPLEX_THREADS", 0)) or os.cpu_count() or 1
@@ -95,7 +100,9 @@ def heldout_loss(model: GPT, split: Split, device: torch.device) -> tuple[float,
     step = max(1, EVAL_BATCH_TOKENS // split.context)
     for i in range(0, len(split.heldout), step):
         seq = torch.from_numpy(split.sequences(split.heldout[i:i + step])).to(device)
-        per_sequence.append(token_bits(model(seq[:, :-1]), seq[:, 1:]).mean(1).cpu())
+        with autocast(device):
+            logits = model(seq[:, :-1])
+        per_sequence.append(token_bits(logits, seq[:, 1:]).mean(1).cpu())
     losses = torch.cat(per_sequence).double()
     stderr = losses.std().item() / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
     return losses.mean().item(), stderr
