@@ -1,4 +1,4 @@
-"""The `epiplex` command: `serve` runs the service; `score` (from estimators) scores a file locally."""
+"""The `epiplex` command: `serve` runs the service; `vet` checks datasets for CI; `score` (from estimators) scores a file locally."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.settings import Settings
+from app.vet_cli import add_vet_command
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int,
                      help=f"concurrent worker processes (default {defaults['workers'].default}, env EPIPLEX_WORKERS)")
     run.set_defaults(func=serve)
+    add_vet_command(commands)
     from estimators.cli import add_score_command, add_transfer_command
 
     add_score_command(commands)

@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from app.schemas import DatasetOut, JobOut, LeaderboardEntry, Page
+from app.schemas import DatasetOut, JobOut, LeaderboardEntry, Page, VetOut, VetRequest
 
 TERMINAL = ("succeeded", "failed", "canceled")
 
@@ -134,6 +134,15 @@ class EpiplexClient:
                                     "estimator": estimator, "limit": limit, "offset": offset}.items()
                   if v is not None}
         return Page[LeaderboardEntry].model_validate(self._request("GET", "/v1/leaderboard", params=params).json())
+
+    def vet(self, request: VetRequest | dict[str, Any]) -> VetOut:
+        """Vet a dataset against thresholds (POST /v1/vet); `status` stays pending until its jobs end."""
+        body = request if isinstance(request, VetRequest) else VetRequest.model_validate(request)
+        # The server holds the request open for up to `wait` seconds: read for that long and more.
+        timeout = httpx.Timeout(self._http.timeout.connect, read=(self._http.timeout.read or 60.0) + body.wait)
+        response = self._request("POST", "/v1/vet", json=body.model_dump(mode="json", exclude_none=True),
+                                 timeout=timeout)
+        return VetOut.model_validate(response.json())
 
     def ready(self) -> bool:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 EstimatorName = Literal["prequential", "requential"]
@@ -44,6 +44,13 @@ class DatasetOut(BaseModel):
     created_at: UtcDatetime = Field(description="First upload time (UTC).")
 
 
+def positive_budgets(budgets: list[float] | None) -> list[float] | None:
+    """Budgets sorted and deduplicated; ValueError for any that is not a positive, finite FLOP count."""
+    if budgets is not None and any(not (b > 0 and b < float("inf")) for b in budgets):
+        raise ValueError("budgets must be positive, finite FLOP counts")
+    return sorted(set(budgets)) if budgets is not None else None
+
+
 class JobCreate(BaseModel):
     """A request to score a dataset. The same dataset and settings return the existing job."""
 
@@ -60,9 +67,7 @@ class JobCreate(BaseModel):
     @field_validator("budgets")
     @classmethod
     def _positive_budgets(cls, budgets: list[float] | None) -> list[float] | None:
-        if budgets is not None and any(not (b > 0 and b < float("inf")) for b in budgets):
-            raise ValueError("budgets must be positive, finite FLOP counts")
-        return sorted(set(budgets)) if budgets is not None else None
+        return positive_budgets(budgets)
 
 
 class JobOut(BaseModel):
@@ -114,3 +119,118 @@ class LeaderboardEntry(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+VetStatus = Literal["passed", "failed", "pending", "error"]
+
+
+class VetThresholds(BaseModel):
+    """Limits a dataset must respect; leave a field out to skip its check. Figures at the largest budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_epiplexity_bits_per_byte: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Check `min-epiplexity`: S_T per byte must be at least this.")
+    max_entropy_bits_per_byte: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Check `max-entropy`: H_T per byte must be at most this.")
+    max_zstd_ratio: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Check `max-zstd-ratio`: H_T per byte divided by zstd-19 "
+        "bits per byte must be at most this (random bytes: ~1.0; learnable data: well below).")
+    max_epiplexity_drop_percent: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Check `max-drop`: S_T per byte may fall at most this many "
+        "percent below the baseline's.")
+    max_entropy_rise_percent: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Check `max-entropy-rise`: H_T per byte may rise at most "
+        "this many percent above the baseline's.")
+
+
+class VetFigures(BaseModel):
+    """Headline figures of a result, read at its largest budget (bits, bits per byte)."""
+
+    epiplexity_bits_per_byte: float
+    entropy_bits_per_byte: float
+    zstd_bits_per_byte: float | None = None
+    lzma_bits_per_byte: float | None = None
+    epiplexity_bits: float | None = None
+    entropy_bits: float | None = None
+    bytes: int | None = None
+    budget_flops: float | None = Field(None, description="Budget the figures are read at (FLOPs).")
+    preset: str | None = None
+    estimator: str | None = None
+
+
+class VetRequest(BaseModel):
+    """Vet one dataset: score it (or reuse its cached score) and check it against thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str | None = Field(None, description="Id of an uploaded dataset (as POST /v1/datasets returns).")
+    sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$", description="Instead of dataset_id: the SHA-256 of "
+                               "an uploaded dataset's bytes, so a client can skip re-uploading unchanged data.")
+    format: str = Field("bytes", description="With sha256: the format the dataset was uploaded in.")
+    preset: str | None = Field(None, description="Named sweep; the service default when neither preset nor "
+                               "budgets is given.")
+    budgets: list[float] | None = Field(None, min_length=1, max_length=32, description="Budgets in FLOPs.")
+    estimator: EstimatorName = "prequential"
+    seeds: int = Field(1, ge=1, le=16)
+    thresholds: VetThresholds
+    baseline: VetFigures | None = Field(None, description="Figures of an earlier accepted result to compare with.")
+    baseline_dataset_id: str | None = Field(None, description="Or: a dataset whose result, under the same "
+                                            "settings, is the baseline (scored first if it has none yet).")
+    wait: float = Field(0.0, ge=0, le=600, description="Seconds to wait for the verdict; when it is not ready "
+                        "by then the answer is 202 with status `pending` and the job ids to follow.")
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive_budgets(cls, budgets: list[float] | None) -> list[float] | None:
+        return positive_budgets(budgets)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VetRequest:
+        if (self.dataset_id is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of dataset_id and sha256")
+        if self.baseline is not None and self.baseline_dataset_id is not None:
+            raise ValueError("give either baseline or baseline_dataset_id, not both")
+        limits = self.thresholds
+        if all(value is None for value in limits.model_dump().values()):
+            raise ValueError("thresholds: set at least one")
+        regression = limits.max_epiplexity_drop_percent is not None or limits.max_entropy_rise_percent is not None
+        if regression and self.baseline is None and self.baseline_dataset_id is None:
+            raise ValueError("max_epiplexity_drop_percent and max_entropy_rise_percent need baseline or "
+                             "baseline_dataset_id")
+        return self
+
+
+class VetCheck(BaseModel):
+    """One threshold applied: the measured value, the limit, and whether it held."""
+
+    name: str = Field(description="min-epiplexity | max-entropy | max-zstd-ratio | max-drop | max-entropy-rise")
+    passed: bool
+    measured: float = Field(description="The measured value, in `unit`.")
+    threshold: float
+    comparison: Literal[">=", "<="] = Field(description="How measured must compare with threshold to pass.")
+    unit: str = Field(description="bits/byte, % (change against the baseline), or empty for a ratio.")
+    detail: str = Field(description="One readable sentence with both values.")
+    baseline_value: float | None = Field(None, description="Regression checks: the baseline's figure (bits/byte).")
+    current_value: float | None = Field(None, description="Regression checks: this dataset's figure (bits/byte).")
+
+
+class VetOut(BaseModel):
+    """A verdict (or, while its jobs run, where to follow them)."""
+
+    status: VetStatus = Field(description="passed | failed | pending (jobs still running) | error (a job failed).")
+    passed: bool | None = Field(None, description="True when every check held; null until there is a verdict.")
+    cached: bool = Field(description="True when every result needed was already computed: this request "
+                         "queued and trained nothing.")
+    dataset_id: str
+    job_id: str = Field(description="The scoring job; follow it at /v1/jobs/{job_id} (or its /events).")
+    job_status: JobStatus
+    progress: float = Field(description="Fraction done of the jobs this verdict waits for, 0..1.")
+    baseline_dataset_id: str | None = None
+    baseline_job_id: str | None = None
+    checks: list[VetCheck] = Field(default_factory=list)
+    figures: VetFigures | None = None
+    baseline: VetFigures | None = None
+    warnings: list[str] = Field(default_factory=list, description="The estimator's warnings, and notes on "
+                                "comparing with a baseline measured under other settings.")
+    error: str | None = Field(None, description="Why there is no verdict (status `error`).")
