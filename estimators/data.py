@@ -225,15 +225,23 @@ class Split:
         return np.asarray(self.tokens[index], dtype=np.int64)
 
 
-def split(tokens: np.ndarray, context: int, seed: int, heldout_tokens: int,
-          heldout_fraction: float = 0.05) -> Split:
+HELDOUT_FRACTION = 0.05
+MIN_SEQUENCES = 4
+
+
+def heldout_sequences(count: int, context: int, heldout_tokens: int) -> int:
+    """How many of `count` sequences the held-out slice takes: 5%, capped, at least one."""
+    return max(1, min(int(count * HELDOUT_FRACTION), heldout_tokens // context))
+
+
+def split(tokens: np.ndarray, context: int, seed: int, heldout_tokens: int) -> Split:
     """Cut the stream into shuffled sequences and set aside a held-out slice."""
     count = (len(tokens) - 1) // context
-    if count < 4:
-        raise DataFormatError(
-            f"the dataset has {len(tokens)} tokens; at least {4 * context + 1} are needed")
+    if count < MIN_SEQUENCES:
+        raise DataFormatError(f"the dataset has {len(tokens)} tokens; at least "
+                              f"{MIN_SEQUENCES * context + 1} are needed")
     starts = np.random.default_rng(seed).permutation(count) * context
-    held = max(1, min(int(count * heldout_fraction), heldout_tokens // context))
+    held = heldout_sequences(count, context, heldout_tokens)
     return Split(tokens, context, starts[held:], starts[:held])
 
 

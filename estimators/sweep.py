@@ -20,13 +20,17 @@ import numpy as np
 
 from estimators import __version__
 from estimators.baselines import compressor_baselines
-from estimators.data import DataFormatError, TokenData, load, split
+from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, heldout_sequences,
+                             load, split)
 from estimators.frontier import Point, best_within, lower_hull, untrained_point
 from estimators.presets import ESTIMATORS, PRESETS, Preset
 from estimators.result import CurvePoint, DatasetInfo, EstimateResult
 from estimators import flops
 
 ProgressCallback = Callable[[float, str], None]
+# Warn when one pass of the largest model spends less than this share of the top budget
+# (budgets are usually a decade apart, so within a factor of two the curve is representative).
+UNREACHABLE_FRACTION = 0.5
 FLAT_TOLERANCE = 0.01  # relative fall of held-out loss over the last doubling of data
 FLAT_FLOOR_BITS = 0.005  # ...and at least this many bits/token, so a solved task counts as flat
 
@@ -82,11 +86,11 @@ class _Sweep:
         for width, depth, context in self.preset.sizes:
             n = flops.count_params(self.data.vocab_size, width, depth, context)
             sequences = (len(self.data.tokens) - 1) // context
-            if sequences < 4:
+            if sequences < MIN_SEQUENCES:
                 self.warnings.append(f"skipped the {width}x{depth} model: the data has fewer "
-                                     f"than {4 * context + 1} tokens it needs")
+                                     f"than {MIN_SEQUENCES * context + 1} tokens it needs")
                 continue
-            heldout = min(max(1, int(sequences * 0.05)), self.preset.heldout_tokens // context)
+            heldout = heldout_sequences(sequences, context, self.preset.heldout_tokens)
             affordable = (top - flops.eval_flops(n, heldout * context)) / (6 * n)
             if affordable < context:
                 continue  # too large for every budget
@@ -94,10 +98,11 @@ class _Sweep:
                          int(min(affordable, (sequences - heldout) * context))))
         if not plan:
             raise DataFormatError("the dataset is too small to train any model of the preset: "
-                                  f"give at least {4 * self.preset.sizes[0][2] + 1} tokens")
+                                  f"give at least {MIN_SEQUENCES * self.preset.sizes[0][2] + 1} "
+                                  "tokens")
         (w, d, c), cap = plan[-1]
         one_pass = flops.train_flops(flops.count_params(self.data.vocab_size, w, d, c), cap)
-        if one_pass < top * 0.5:
+        if one_pass < top * UNREACHABLE_FRACTION:
             self.warnings.append(
                 f"data too small for the budget: one pass of the largest model ({w}x{d}) costs "
                 f"{one_pass:.2g} FLOPs, below the {top:.2g} asked; training longer would need "
