@@ -244,11 +244,16 @@ def _vet_on_server(plan: Plan, client, source: DatasetSource, path: Path, deadli
         out = client.vet(body | {"sha256": None, "dataset_id": dataset.id})
     cached = out.cached
     body = body | {"sha256": None, "dataset_id": out.dataset_id}
+    shown = None
     while out.status == "pending":
         # Follow the jobs (never re-POST while they run: a POST re-queues a failed job).
         job_ids = [out.job_id] + ([out.baseline_job_id] if out.baseline_job_id else [])
-        print(f"  {source.name}: {out.job_status}, {out.progress:.0%}", file=sys.stderr, flush=True)
         jobs = [client.get_job(job_id) for job_id in job_ids]
+        progress = sum(job.progress for job in jobs) / len(jobs)
+        if (jobs[0].status, int(progress * 10)) != shown:  # a line per tenth, not per poll
+            shown = (jobs[0].status, int(progress * 10))
+            print(f"  {source.name}: {jobs[0].status}, {progress:.0%} (job {jobs[0].id})", file=sys.stderr,
+                  flush=True)
         failed = [job for job in jobs if job.status in ("failed", "canceled")]
         if failed:
             return Verdict.failed_to_run(source.name, f"job {failed[0].id} {failed[0].status}: {failed[0].error}",
@@ -258,8 +263,8 @@ def _vet_on_server(plan: Plan, client, source: DatasetSource, path: Path, deadli
             continue
         if time.monotonic() >= deadline:
             return Verdict.failed_to_run(
-                source.name, f"no result within {plan.timeout:g} s (job {out.job_id} {out.job_status}, "
-                f"{out.progress:.0%}); it keeps running on the server: run again later to get the cached "
+                source.name, f"no result within {plan.timeout:g} s (job {out.job_id} {jobs[0].status}, "
+                f"{progress:.0%}); it keeps running on the server: run again later to get the cached "
                 "verdict, or raise --timeout", files=files, job_id=out.job_id, dataset_id=out.dataset_id, sha256=sha)
         time.sleep(SERVER_POLL_SECONDS)
     about = {"files": files, "cached": cached, "job_id": out.job_id, "dataset_id": out.dataset_id, "sha256": sha}

@@ -15,9 +15,6 @@ from typing import Any, Literal
 
 Status = Literal["passed", "failed", "error"]
 
-# What each check is called (in tables, reports and JUnit) and what it compares.
-CHECK_NAMES = ("min-epiplexity", "max-entropy", "max-zstd-ratio", "max-drop", "max-entropy-rise")
-
 
 class VetInputError(ValueError):
     """Usage or input that cannot be vetted; the message says what to fix (exit code 2)."""

@@ -201,3 +201,24 @@ def test_unknown_datasets_are_404(http):
     missing = http.post("/v1/vet", json={"dataset_id": dataset["id"], "baseline_dataset_id": "ds_gone",
                                          "thresholds": {"max_epiplexity_drop_percent": 5}})
     assert missing.status_code == 404 and "baseline dataset 'ds_gone'" in missing.json()["detail"]
+
+
+def test_the_cli_gives_up_after_its_timeout_and_a_later_run_reads_the_cached_verdict(server, sessions, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "noise.bin").write_bytes(os.urandom(1009))
+    command = [sys.executable, "-m", "app.cli", "vet", "noise.bin", "--server", server.url, "--budget", "1e10",
+               "--min-epiplexity", "0.01", "--report", "vet.json"]
+    waiting = subprocess.run(command + ["--timeout", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert waiting.returncode == 2, waiting.stdout + waiting.stderr
+    assert "no result within 1 s" in waiting.stdout and "run again later" in waiting.stdout
+    job_id = json.loads((tmp_path / "vet.json").read_text())["datasets"][0]["job_id"]
+
+    play_worker(sessions, job_id, result(1009, 0.0, 8.0, 8.0024))
+    later = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert later.returncode == 1, later.stdout + later.stderr
+    dataset, = json.loads((tmp_path / "vet.json").read_text())["datasets"]
+    assert (dataset["job_id"], dataset["cached"], dataset["status"]) == (job_id, True, "failed")
+    assert dataset["checks"][0]["measured"] == 0.0
