@@ -122,7 +122,7 @@ def markdown(summary: VetSummary) -> str:
         lines.append(f"| `{cell(name)}` | {check} | {measured} | {cell(threshold)} | {cell(mark)} |")
     scored = [v for v in summary.verdicts if v.figures]
     if scored:
-        lines += ["", "| Dataset | Bytes | S bits/byte | H bits/byte | zstd bits/byte | H / zstd | "
+        lines += ["", "| Dataset | Bytes | S bits/byte | H bits/byte | zstd bits/byte | zstd ratio | "
                   "S total bits | Budget FLOPs | Cached |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for v in scored:
             f = v.figures

@@ -134,8 +134,9 @@ class VetThresholds(BaseModel):
     max_entropy_bits_per_byte: float | None = Field(
         None, ge=0, allow_inf_nan=False, description="Check `max-entropy`: H_T per byte must be at most this.")
     max_zstd_ratio: float | None = Field(
-        None, ge=0, allow_inf_nan=False, description="Check `max-zstd-ratio`: H_T per byte divided by zstd-19 "
-        "bits per byte must be at most this (random bytes: ~1.0; learnable data: well below).")
+        None, ge=0, allow_inf_nan=False, description="Check `max-zstd-ratio`: zstd-19's compressed size over the "
+        "original size (zstd bits per byte / 8) must be at most this (random or compressed bytes: ~1.0; "
+        "text and code: ~0.2-0.3).")
     max_epiplexity_drop_percent: float | None = Field(
         None, ge=0, allow_inf_nan=False, description="Check `max-drop`: S_T per byte may fall at most this many "
         "percent below the baseline's.")

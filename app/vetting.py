@@ -26,9 +26,10 @@ class Thresholds:
 
     - min_epiplexity_bits_per_byte: S_T / bytes must be at least this (structure to learn).
     - max_entropy_bits_per_byte: H_T / bytes must be at most this (noise to the learner).
-    - max_zstd_ratio: H_T per byte / zstd-19 bits per byte must be at most this. 1.0 means the
-      learner predicts the data no better than a general-purpose compressor codes it; random
-      bytes sit at ~1.0, learnable data well below.
+    - max_zstd_ratio: zstd-19's compressed size over the original size (zstd bits per byte / 8)
+      must be at most this. Random, encrypted or already-compressed bytes sit at ~1.0; text and
+      code near 0.2-0.3. It needs no training, so it flags junk whatever the budget; a learner's
+      H_T / zstd is no such gate, as small budgets leave H_T above zstd even on clean text.
     - max_epiplexity_drop_percent: against the baseline, S_T per byte may fall at most this much.
     - max_entropy_rise_percent: against the baseline, H_T per byte may rise at most this much.
     """
@@ -102,12 +103,8 @@ class Figures:
 
     @property
     def zstd_ratio(self) -> float | None:
-        """H_T per byte over zstd bits per byte; None without a zstd baseline."""
-        if self.zstd_bits_per_byte is None:
-            return None
-        if self.zstd_bits_per_byte <= 0:
-            return math.inf if self.entropy_bits_per_byte > 0 else 1.0
-        return self.entropy_bits_per_byte / self.zstd_bits_per_byte
+        """zstd-19's compressed size over the original (its bits per byte / 8); None without it."""
+        return None if self.zstd_bits_per_byte is None else self.zstd_bits_per_byte / 8.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,7 +176,7 @@ def evaluate(figures: Figures, thresholds: Thresholds, baseline: Figures | None 
         if ratio is None:
             raise VetInputError("--max-zstd-ratio needs the zstd baseline, which this result lacks")
         checks.append(_limit("max-zstd-ratio", ratio, thresholds.max_zstd_ratio, "<=", "",
-                             "entropy / zstd ratio"))
+                             "zstd compressed / original size"))
     if thresholds.max_epiplexity_drop_percent is not None:
         before, now = baseline.epiplexity_bits_per_byte, figures.epiplexity_bits_per_byte
         drop = -percent_change(before, now)

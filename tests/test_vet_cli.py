@@ -18,7 +18,7 @@ from estimators import synthetic
 
 SIZE = 32 * 1024
 FAST = ["--budget", "1e10", "--device", "cpu"]
-STRUCTURE = ["--min-epiplexity", "0.01", "--max-entropy", "7.5"]
+STRUCTURE = ["--min-epiplexity", "0.01", "--max-entropy", "7.5", "--max-zstd-ratio", "0.95"]
 
 
 def vet(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -42,13 +42,16 @@ def markov_report(data) -> tuple[subprocess.CompletedProcess, dict]:
 
 
 def test_random_bytes_fail_min_epiplexity_with_exit_1_and_readable_reports(data):
-    done = vet("noise.bin", *FAST, "--min-epiplexity", "0.01", "--report", "noise.md", "--report", "noise.html",
+    done = vet("noise.bin", *FAST, "--min-epiplexity", "0.01", "--max-zstd-ratio", "0.95",
+               "--report", "noise.md", "--report", "noise.html",
                "--report", "noise.json", "--junit", "noise.xml", cwd=data)
     assert done.returncode == 1, done.stderr
     report = json.loads((data / "noise.json").read_text())
     dataset, = report["datasets"]
-    check, = dataset["checks"]
+    check, compressed = dataset["checks"]
     assert (check["name"], check["passed"], check["threshold"]) == ("min-epiplexity", False, 0.01)
+    assert (compressed["name"], compressed["passed"]) == ("max-zstd-ratio", False)
+    assert compressed["measured"] > 0.99  # zstd cannot shrink random bytes
     assert check["measured"] < 0.01 and abs(dataset["figures"]["entropy_bits_per_byte"] - 8.0) < 0.08
     measured = f"{check['measured']:.4f} bits/byte"
     for name in ("noise.md", "noise.html"):
@@ -57,7 +60,7 @@ def test_random_bytes_fail_min_epiplexity_with_exit_1_and_readable_reports(data)
     suite = ET.parse(data / "noise.xml").getroot().find("testsuite")
     failures = [(case.get("classname"), case.get("name")) for case in suite.iter("testcase")
                 if case.find("failure") is not None]
-    assert failures == [("noise.bin", "min-epiplexity")]
+    assert failures == [("noise.bin", "min-epiplexity"), ("noise.bin", "max-zstd-ratio")]
     assert "min-epiplexity" in done.stdout and "FAIL" in done.stdout and "Traceback" not in done.stderr
 
 
@@ -66,8 +69,9 @@ def test_structured_data_passes_with_exit_0(markov_report):
     assert done.returncode == 0, done.stderr
     dataset, = report["datasets"]
     assert report["status"] == "passed" and dataset["status"] == "passed"
-    assert [c["name"] for c in dataset["checks"]] == ["min-epiplexity", "max-entropy"]
+    assert [c["name"] for c in dataset["checks"]] == ["min-epiplexity", "max-entropy", "max-zstd-ratio"]
     figures = dataset["figures"]
+    assert dataset["checks"][2]["measured"] == pytest.approx(figures["zstd_bits_per_byte"] / 8)
     assert figures["epiplexity_bits_per_byte"] > 0.01
     assert 2.8 < figures["entropy_bits_per_byte"] < 7.5  # above the source's entropy rate
     assert figures["bytes"] == SIZE and figures["budget_flops"] == 1e10
