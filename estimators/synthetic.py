@@ -26,6 +26,8 @@ class MarkovSource:
     def __init__(self, order: int = 1, alphabet: int = 16, concentration: float = 0.3,
                  seed: int = 0, first_symbol: int = ord("a")):
         rng = np.random.default_rng(seed)
+        if alphabet + first_symbol > 256:
+            first_symbol = 256 - alphabet  # keep every symbol a byte
         self.order, self.alphabet, self.first_symbol = order, alphabet, first_symbol
         self.states = alphabet ** order
         self.transitions = rng.dirichlet(np.full(alphabet, concentration), size=self.states)
