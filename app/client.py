@@ -9,7 +9,8 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from app.schemas import DatasetOut, JobOut, LeaderboardEntry, Page, VetOut, VetRequest
+from app.schemas import (DatasetOut, DatasetTransferOut, JobOut, LeaderboardEntry, Page, PanelMemberOut, VetOut,
+                         VetRequest)
 
 TERMINAL = ("succeeded", "failed", "canceled")
 
@@ -87,13 +88,17 @@ class EpiplexClient:
         self._request("DELETE", f"/v1/datasets/{dataset_id}")
 
     def create_job(self, dataset_id: str, preset: str | None = None, budgets: list[float] | None = None,
-                   estimator: str = "prequential", seeds: int = 1) -> JobOut:
-        """Queue a job (or get the existing one with the same settings)."""
+                   estimator: str = "prequential", seeds: int = 1,
+                   transfer: bool | list[str] | None = None) -> JobOut:
+        """Queue a job (or get the existing one with the same settings); `transfer` (True for the
+        reference panel, or target dataset ids) also measures transfer after scoring."""
         body: dict[str, Any] = {"dataset_id": dataset_id, "estimator": estimator, "seeds": seeds}
         if preset is not None:
             body["preset"] = preset
         if budgets is not None:
             body["budgets"] = budgets
+        if transfer is not None:
+            body["transfer"] = transfer
         return JobOut.model_validate(self._request("POST", "/v1/jobs", json=body).json())
 
     def get_job(self, job_id: str) -> JobOut:
@@ -126,6 +131,36 @@ class EpiplexClient:
         dataset = self.upload(source, name=name, format=format)
         job = self.create_job(dataset.id, preset=preset, budgets=budgets, estimator=estimator, seeds=seeds)
         return self.wait(job.id, timeout=timeout)
+
+    def transfer(self, source_id: str, targets: list[str] | str = "panel", preset: str | None = None,
+                 budgets: list[float] | None = None, wait: bool = False, timeout: float = 600.0) -> JobOut:
+        """Measure transfer from a dataset to `targets` (ids, or "panel"): the job, finished when `wait`.
+
+        The rows are read with `dataset_transfer`."""
+        body: dict[str, Any] = {"source": source_id, "targets": targets}
+        if preset is not None:
+            body["preset"] = preset
+        if budgets is not None:
+            body["budgets"] = budgets
+        job = JobOut.model_validate(self._request("POST", "/v1/transfer", json=body).json())
+        return self.wait(job.id, timeout=timeout) if wait else job
+
+    def dataset_transfer(self, dataset_id: str, targets: list[str] | None = None) -> DatasetTransferOut:
+        """Measured transfer from a dataset, and predictions for the panel (and `targets`) not measured."""
+        params = {"targets": ",".join(targets)} if targets else None
+        response = self._request("GET", f"/v1/datasets/{dataset_id}/transfer", params=params)
+        return DatasetTransferOut.model_validate(response.json())
+
+    def panel(self) -> list[PanelMemberOut]:
+        """The reference panel's members (the built-in ones are stored on first use)."""
+        return Page[PanelMemberOut].model_validate(self._request("GET", "/v1/panel").json()).items
+
+    def add_to_panel(self, dataset_id: str, description: str | None = None) -> PanelMemberOut:
+        body = {"dataset_id": dataset_id, **({"description": description} if description else {})}
+        return PanelMemberOut.model_validate(self._request("POST", "/v1/panel", json=body).json())
+
+    def remove_from_panel(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/v1/panel/{dataset_id}")
 
     def leaderboard(self, sort: str = "epiplexity_bits_per_byte", order: str = "desc",
                     preset: str | None = None, budget: float | None = None, estimator: str | None = None,

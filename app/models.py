@@ -1,4 +1,5 @@
-"""Database tables: datasets, jobs (the durable queue) and the result curves the leaderboard reads."""
+"""Database tables: datasets, jobs (the durable queue), the result curves the leaderboard reads,
+and measured transfer between datasets."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -28,9 +29,16 @@ class Dataset(Base):
     bytes: Mapped[int] = mapped_column(Integer)
     stored_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # In the reference panel of transfer targets: "builtin" (estimators.panel) or "operator"; null if not.
+    panel_source: Mapped[str | None] = mapped_column(String(20), index=True)
+    panel_description: Mapped[str | None] = mapped_column(Text)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="dataset", cascade="all, delete-orphan",
                                            passive_deletes=True)
+
+    @property
+    def panel(self) -> bool:
+        return self.panel_source is not None
 
 
 class Job(Base):
@@ -41,6 +49,7 @@ class Job(Base):
         UniqueConstraint("dataset_id", "config_key", name="uq_jobs_dataset_config"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_dataset_status_finished", "dataset_id", "status", "finished_at"),
+        Index("ix_jobs_dataset_score_key", "dataset_id", "score_key"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -51,6 +60,13 @@ class Job(Base):
     budgets: Mapped[list[float] | None] = mapped_column(JSON)
     estimator: Mapped[str] = mapped_column(String(50))
     seeds: Mapped[int] = mapped_column(Integer)
+    # sha256 of the scoring settings alone (config_key without the transfer request): jobs that
+    # share it share one scoring result and one trained model.
+    score_key: Mapped[str | None] = mapped_column(String(64))
+    # {"targets": [dataset ids], "preset": name}: measure transfer to these after scoring.
+    transfer: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # The source model for transfer, relative to the models dir (settings.models_dir).
+    model_path: Mapped[str | None] = mapped_column(String(500))
 
     status: Mapped[str] = mapped_column(String(20), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -92,6 +108,47 @@ class CurvePointRow(Base):
     entropy_bits: Mapped[float] = mapped_column(Float)
     epiplexity_bits_per_byte: Mapped[float] = mapped_column(Float)
     entropy_bits_per_byte: Mapped[float] = mapped_column(Float)
+
+
+class TransferRow(Base):
+    """Measured transfer from one source model to one target dataset (estimators.transfer.measure).
+
+    One row per (source, target, preset, seed) and source model: `score_key` names the scoring
+    settings that trained the source model, so a model from other settings is a different row."""
+
+    __tablename__ = "transfer_results"
+    __table_args__ = (
+        UniqueConstraint("source_dataset_id", "target_dataset_id", "preset", "seed", "score_key",
+                         name="uq_transfer_pair"),
+        Index("ix_transfer_target", "target_dataset_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    target_dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    score_key: Mapped[str] = mapped_column(String(64))
+    preset: Mapped[str] = mapped_column(String(50))
+    seed: Mapped[int] = mapped_column(Integer)
+    transfer_bits: Mapped[float] = mapped_column(Float)
+    transfer_bits_per_byte: Mapped[float] = mapped_column(Float)
+    scratch_code_bits: Mapped[float] = mapped_column(Float)
+    transfer_code_bits: Mapped[float] = mapped_column(Float)
+    target_bytes_coded: Mapped[int] = mapped_column(Integer)
+    target_tokens_coded: Mapped[int] = mapped_column(Integer)
+    budget_flops: Mapped[float] = mapped_column(Float)
+    model: Mapped[dict] = mapped_column(JSON)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServiceState(Base):
+    """Small facts the service records once, e.g. that the built-in panel has been stored."""
+
+    __tablename__ = "service_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")

@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 EstimatorName = Literal["prequential", "requential"]
-LeaderboardSort = Literal["epiplexity_bits_per_byte", "entropy_bits_per_byte", "epiplexity_bits"]
+LeaderboardSort = Literal["epiplexity_bits_per_byte", "entropy_bits_per_byte", "epiplexity_bits",
+                          "mean_transfer_bits_per_byte"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ class DatasetOut(BaseModel):
     name: str = Field(description="Name given at first upload (file name for multipart uploads).")
     format: str = Field(description="How the bytes are read: bytes | text | jsonl:FIELD | csv:COLUMN | tokens.")
     created_at: UtcDatetime = Field(description="First upload time (UTC).")
+    panel: bool = Field(False, description="In the reference panel of transfer targets (see /v1/panel).")
 
 
 def positive_budgets(budgets: list[float] | None) -> list[float] | None:
@@ -49,6 +51,20 @@ def positive_budgets(budgets: list[float] | None) -> list[float] | None:
     if budgets is not None and any(not (b > 0 and b < float("inf")) for b in budgets):
         raise ValueError("budgets must be positive, finite FLOP counts")
     return sorted(set(budgets)) if budgets is not None else None
+
+
+MAX_TRANSFER_TARGETS = 200
+
+
+def transfer_targets(transfer: bool | list[str] | None) -> bool | list[str] | None:
+    """Target ids deduplicated in order; ValueError for an empty or oversized list."""
+    if isinstance(transfer, list):
+        if not transfer:
+            raise ValueError("give at least one target dataset id, or true for the reference panel")
+        if len(transfer) > MAX_TRANSFER_TARGETS:
+            raise ValueError(f"at most {MAX_TRANSFER_TARGETS} transfer targets per job")
+        return list(dict.fromkeys(transfer))
+    return transfer
 
 
 class JobCreate(BaseModel):
@@ -63,11 +79,20 @@ class JobCreate(BaseModel):
                                         description="Compute budgets in FLOPs; replaces the preset's ladder.")
     estimator: EstimatorName = Field("prequential", description="prequential (cheap) or requential (accurate).")
     seeds: int = Field(1, ge=1, le=16, description="Independent training seeds; >1 gives 95% intervals.")
+    transfer: StrictBool | list[str] | None = Field(
+        None, description="After scoring, measure transfer from this dataset's trained model: `true` to "
+        "every reference panel member, or a list of target dataset ids. Results: "
+        "GET /v1/datasets/{id}/transfer.")
 
     @field_validator("budgets")
     @classmethod
     def _positive_budgets(cls, budgets: list[float] | None) -> list[float] | None:
         return positive_budgets(budgets)
+
+    @field_validator("transfer")
+    @classmethod
+    def _transfer_targets(cls, transfer: bool | list[str] | None) -> bool | list[str] | None:
+        return transfer_targets(transfer)
 
 
 class JobOut(BaseModel):
@@ -94,6 +119,9 @@ class JobOut(BaseModel):
         None, description="The estimator's result contract, unchanged: epiplexity_bits, entropy_bits, "
         "their per-byte figures, the curve over budgets, baselines (zstd, lzma bits/byte), dataset, "
         "estimator, seeds, flops_spent, seconds, warnings, version, preset. All units are bits.")
+    transfer: dict[str, Any] | None = Field(
+        None, description="Transfer asked of this job: `targets` (dataset ids) and the `preset` it is measured "
+        "with; the measured rows are at GET /v1/datasets/{dataset_id}/transfer.")
 
 
 class LeaderboardEntry(BaseModel):
@@ -110,6 +138,10 @@ class LeaderboardEntry(BaseModel):
     zstd_bits_per_byte: float | None = Field(None, description="zstd baseline, bits per byte.")
     budget_flops: float | None = Field(None, description="Budget the figures are read at; null = the "
                                        "job's largest budget.")
+    mean_transfer_bits_per_byte: float | None = Field(
+        None, description="Mean measured transfer from this result's model to the reference panel members "
+        "measured so far, bits saved per byte of target; null when none is measured.")
+    transfer_panel_targets: int = Field(0, description="Panel members the mean is taken over.")
     preset: str | None = None
     estimator: str
     job_id: str = Field(description="The job whose result is shown.")
@@ -235,3 +267,116 @@ class VetOut(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="The estimator's warnings, and notes on "
                                 "comparing with a baseline measured under other settings.")
     error: str | None = Field(None, description="Why there is no verdict (status `error`).")
+
+
+# --- transfer and the reference panel -------------------------------------------------------
+
+class PanelAdd(BaseModel):
+    """Add an uploaded dataset to the reference panel of transfer targets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str = Field(description="Id of an uploaded dataset.")
+    description: str | None = Field(None, max_length=1000, description="What the dataset is, for readers.")
+
+
+class PanelMemberOut(BaseModel):
+    """A reference panel member: a target every transfer request with `true`/`panel` is measured to."""
+
+    dataset_id: str
+    name: str
+    description: str | None = None
+    builtin: bool = Field(description="One of the built-in members (generated, or read from Python's own "
+                          "files); false for datasets an operator added.")
+    bytes: int
+    format: str
+    sha256: str
+
+
+class TransferRequest(BaseModel):
+    """Measure transfer from `source` to `targets`, reusing the source's trained model when it has one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="Id of the source dataset.")
+    targets: list[str] | Literal["panel"] = Field(
+        description='Target dataset ids, or "panel" for every reference panel member.')
+    preset: str | None = Field(None, description="Preset of the source's scoring (and of the transfer "
+                               "measurement); the service default when neither preset nor budgets is given.")
+    budgets: list[float] | None = Field(None, min_length=1, max_length=32,
+                                        description="Instead of a preset: the source's scoring budgets (FLOPs).")
+    estimator: EstimatorName = "prequential"
+    seeds: int = Field(1, ge=1, le=16)
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive_budgets(cls, budgets: list[float] | None) -> list[float] | None:
+        return positive_budgets(budgets)
+
+    @field_validator("targets")
+    @classmethod
+    def _transfer_targets(cls, targets: list[str] | str) -> list[str] | str:
+        return targets if isinstance(targets, str) else transfer_targets(targets)
+
+
+class MeasuredTransfer(BaseModel):
+    """Transfer measured from the dataset's trained model to one target (estimators.transfer)."""
+
+    target_dataset_id: str
+    target_name: str
+    target_panel: bool = Field(description="The target is a reference panel member.")
+    transfer_bits: float = Field(description="Bits saved coding the target's tokens when training starts from "
+                                 "the source model instead of from scratch (negative: the source hurt).")
+    transfer_bits_per_byte: float = Field(description="transfer_bits per byte of the target coded.")
+    scratch_code_bits: float = Field(description="Prequential code length of the target from scratch, bits.")
+    transfer_code_bits: float = Field(description="Prequential code length of the target from the source model, bits.")
+    target_bytes_coded: int
+    target_tokens_coded: int
+    budget_flops: float = Field(description="Training FLOPs of each of the two runs on the target.")
+    preset: str = Field(description="Preset the measurement used (its transfer budget).")
+    seed: int
+    model: dict[str, Any] = Field(description="The source model: params, width, depth, context.")
+    job_id: str | None = Field(None, description="The job that measured it.")
+    measured_at: UtcDatetime
+
+
+class PredictedTransfer(BaseModel):
+    """Predicted transfer to a target not measured yet."""
+
+    target_dataset_id: str
+    target_name: str
+    target_panel: bool
+    predicted_transfer_bits_per_byte: float | None = Field(
+        description="Predicted bits saved per byte of the target; null when there is no prediction (see note).")
+    note: str | None = Field(None, description="Why there is no prediction, when there is none.")
+
+
+class PredictorQuality(BaseModel):
+    """How well the predictor does on pairs it did not see (leave-one-out over the measured pairs)."""
+
+    loo_spearman: float | None = Field(description="Rank correlation of held-out predictions with the "
+                                       "measurements; null when undefined (all equal).")
+    loo_mae_bits_per_byte: float = Field(description="Mean absolute error of held-out predictions.")
+    baseline_mae_bits_per_byte: float = Field(description="Error of always predicting the mean: the "
+                                              "predictor is worth reading only when well below this.")
+    features: list[str]
+
+
+class PredictorInfo(BaseModel):
+    """The predictor behind `predicted`: fitted on every measured pair in the database."""
+
+    pairs: int = Field(description="Measured pairs it was fitted on (those with both datasets scored).")
+    ready: bool = Field(description="False with too few pairs: then nothing is predicted.")
+    quality: PredictorQuality | None = None
+    message: str | None = Field(None, description="Why it does not predict, when it does not.")
+
+
+class DatasetTransferOut(BaseModel):
+    """Measured transfer from a dataset to its targets, and predictions for the rest of the panel."""
+
+    dataset_id: str
+    name: str
+    measured: list[MeasuredTransfer]
+    predicted: list[PredictedTransfer] = Field(description="Panel members (and any `targets` asked for) "
+                                               "without a measurement from this dataset.")
+    predictor: PredictorInfo

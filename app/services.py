@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,8 @@ class Services:
     sessions: sessionmaker[Session]
     blobs: BlobStore
     executor: Executor | None
+    # Held while the built-in reference panel is stored, so concurrent first uses store it once.
+    panel_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, settings: Settings, run_executor: bool = True) -> Services:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     stale_after_seconds: float = Field(60.0, gt=0, description="A running job silent this long is re-queued.")
     max_attempts: int = Field(3, ge=1, description="Attempts before a repeatedly failing job ends failed.")
     poll_seconds: float = Field(0.5, gt=0, description="How often the executor looks for queued work.")
+    panel_bytes: int = Field(64 * 1024, ge=1024, le=1 << 26,
+                             description="Size of each built-in reference panel dataset, stored on first use.")
     log_level: str = Field("INFO")
     access_log: bool = Field(True, description="Log one line per HTTP request.")
 
@@ -44,6 +46,11 @@ class Settings(BaseSettings):
         return self.data_dir / "state"
 
     @property
+    def models_dir(self) -> Path:
+        """Trained source models kept from scoring jobs, for measuring transfer without retraining."""
+        return self.data_dir / "models"
+
+    @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
 
@@ -52,5 +59,5 @@ class Settings(BaseSettings):
         return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.blob_dir, self.state_dir, self.tmp_dir):
+        for path in (self.data_dir, self.blob_dir, self.state_dir, self.models_dir, self.tmp_dir):
             path.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The job function: score one attempt of one job with the real `estimators.estimate`.
+"""The job function: score one attempt of one job with the real `estimators.estimate`, keep the
+trained model, and measure transfer to the job's targets when it asks (`app.transfer_step`).
 
 It knows nothing of which executor called it: the local executor runs it in a freshly
 spawned process, a Ray executor would run it as a task. Everything it needs travels in a
@@ -18,7 +19,8 @@ from app.blobs import BlobStore
 from app.db import make_engine, make_session_factory, session_scope
 from app.models import Dataset, Job
 from app.queue import store
-from app.queue.store import Claim
+from app.queue.store import Claim, JobLost
+from app.transfer_step import measure_targets, model_file, reusable_scoring
 
 log = logging.getLogger("epiplex.worker")
 
@@ -35,15 +37,12 @@ class WorkerConfig:
     blob_dir: str
     tmp_dir: str
     state_dir: str
+    models_dir: str
     threads: int
     device: str
     heartbeat_seconds: float
     max_attempts: int
     log_level: str = "INFO"
-
-
-class JobLost(Exception):
-    """The job stopped being ours (canceled, deleted or handed to another attempt)."""
 
 
 def cap_threads(threads: int) -> None:
@@ -107,6 +106,7 @@ def run_job(claim: Claim, config: WorkerConfig) -> str | None:
     blobs = BlobStore(Path(config.blob_dir), Path(config.tmp_dir))
     data_path = Path(config.tmp_dir) / f"job-{claim.job_id}-{claim.attempt}.data"
     state_dir = Path(config.state_dir) / claim.job_id
+    models_dir = Path(config.models_dir)
     started = time.monotonic()
     try:
         with session_scope(factory) as session:
@@ -116,15 +116,31 @@ def run_job(claim: Claim, config: WorkerConfig) -> str | None:
             return None
         log.info("job starting", extra={"job_id": job.id, "attempt": claim.attempt,
                                         "dataset_id": dataset.id, "threads": config.threads})
-        blobs.restore_to(dataset.sha256, data_path)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        # Scoring gets half the progress bar when transfer follows it, all of it otherwise.
+        share = 0.5 if job.transfer else 1.0
         with _Reporter(factory, claim, config.heartbeat_seconds) as reporter:
-            result = estimators.estimate(
-                str(data_path), format=dataset.format, preset=job.preset, budgets=job.budgets,
-                estimator=job.estimator, seeds=job.seeds, device=config.device,
-                progress=reporter.progress, state_dir=str(state_dir), threads=config.threads)
+            reused = reusable_scoring(factory, job, models_dir)
+            if reused:
+                result, model_path, scored_by = reused
+                reporter.progress(share, f"scored by job {scored_by}; reusing its result and model")
+            else:
+                model_path = model_file(job)
+                (models_dir / model_path).parent.mkdir(parents=True, exist_ok=True)
+                blobs.restore_to(dataset.sha256, data_path)
+                state_dir.mkdir(parents=True, exist_ok=True)
+                result = estimators.estimate(
+                    str(data_path), format=dataset.format, preset=job.preset, budgets=job.budgets,
+                    estimator=job.estimator, seeds=job.seeds, device=config.device,
+                    progress=lambda f, m="": reporter.progress(f * share, m), state_dir=str(state_dir),
+                    threads=config.threads, model_out=str(models_dir / model_path)).to_dict()
+            if job.transfer:
+                skipped = measure_targets(
+                    factory, claim, job, models_dir / model_path, result["seeds"][0], blobs,
+                    Path(config.tmp_dir), config.device, config.threads,
+                    lambda f, m: reporter.progress(share + f * (1 - share), m))
+                result = {**result, "warnings": [*result.get("warnings", []), *skipped]}
         seconds = time.monotonic() - started
-        if not store.complete(factory, claim, result.to_dict(), seconds):
+        if not store.complete(factory, claim, result, seconds, model_path=model_path):
             return None
         shutil.rmtree(state_dir, ignore_errors=True)  # the cached result replaces the saved steps
         log.info("job succeeded", extra={"job_id": job.id, "seconds": round(seconds, 3)})

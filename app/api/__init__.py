@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
-from app.api import datasets, jobs, leaderboard, ops, vet
+from app.api import datasets, jobs, leaderboard, ops, panel, transfer, vet
 from app.metrics import HttpMetrics, JobCollector
 from app.services import Services
 from app.settings import Settings
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, run_executor: bool = True) -> F
     app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.metrics_registry = CollectorRegistry()
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
-    for module in (datasets, jobs, leaderboard, ops, vet):
+    for module in (datasets, jobs, leaderboard, ops, panel, transfer, vet):
         app.include_router(module.router)
 
     @app.exception_handler(RequestValidationError)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -138,7 +139,8 @@ def download_dataset(dataset_id: str, session: SessionDep, services: ServicesDep
 
 @router.delete("/{dataset_id}", status_code=204, responses={404: {"description": "No such dataset."}})
 def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) -> Response:
-    """Delete the dataset and its jobs (running ones are stopped); the blob goes when nothing uses it."""
+    """Delete the dataset, its jobs (running ones are stopped), their kept models and the transfer
+    measured from or to it; the blob goes when nothing uses it."""
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise not_found("dataset", dataset_id)
@@ -148,4 +150,5 @@ def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) 
         session.commit()
         if not session.scalar(select(func.count()).select_from(Dataset).where(Dataset.sha256 == sha256)):
             services.blobs.delete(sha256)
+    shutil.rmtree(services.settings.models_dir / dataset_id, ignore_errors=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,11 +10,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ServicesDep, SessionDep, not_found
 from app.ids import new_id
 from app.models import TERMINAL_STATUSES, Dataset, Job, utcnow
+from app.panel import ensure_builtin, members as panel_members
 from app.schemas import JobCreate, JobOut, JobStatus, Page
 from app.services import Services
 
@@ -46,6 +48,30 @@ def config_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
+def transfer_request(request: JobCreate, settings: dict, session: Session, services: Services) -> dict | None:
+    """The job's transfer request resolved to target ids ({"targets", "preset"}), or None."""
+    if not request.transfer:
+        return None
+    if request.transfer is True:
+        ensure_builtin(services)
+        session.commit()  # end the read snapshot taken before the members were stored, to see them
+        targets = [d.id for d in panel_members(session) if d.id != request.dataset_id]
+        if not targets:
+            raise HTTPException(422, "the reference panel has no member to measure transfer to; "
+                                     "add one with POST /v1/panel")
+    else:
+        targets = request.transfer
+        if request.dataset_id in targets:
+            raise HTTPException(422, "a dataset cannot be its own transfer target: its model was trained "
+                                     "on the very bytes it would code")
+        known = set(session.scalars(select(Dataset.id).where(Dataset.id.in_(targets))))
+        missing = [t for t in targets if t not in known]
+        if missing:
+            raise HTTPException(404, f"transfer target dataset(s) not found: {', '.join(map(repr, missing))}")
+    # Explicit budgets name no preset; the transfer budget then comes from the default preset.
+    return {"targets": sorted(targets), "preset": settings["preset"] or services.settings.default_preset}
+
+
 def _job_response(job: Job, status_code: int) -> JSONResponse:
     return JSONResponse(JobOut.model_validate(job).model_dump(mode="json"), status_code=status_code)
 
@@ -55,12 +81,26 @@ def _job_response(job: Job, status_code: int) -> JSONResponse:
                               "with its result if it already succeeded."},
                         404: {"description": "No such dataset."}, 422: {"description": "Invalid settings."}})
 def create_job(body: JobCreate, session: SessionDep, services: ServicesDep) -> JSONResponse:
-    """Queue a scoring job (202); a failed or canceled job with the same settings is queued again."""
+    """Queue a scoring job (202); a failed or canceled job with the same settings is queued again.
+
+    With `transfer`, the job then measures transfer to the targets (the key includes them), and
+    each target is queued for scoring with the same settings: predictions need its figures."""
     if session.get(Dataset, body.dataset_id) is None:
         raise not_found("dataset", body.dataset_id)
     settings = job_settings(body, services.settings.default_preset)
-    key = config_key(settings)
-    existing = session.scalar(select(Job).where(Job.dataset_id == body.dataset_id, Job.config_key == key))
+    transfer = transfer_request(body, settings, session, services)
+    score_key = config_key(settings)
+    key = config_key({**settings, "transfer": transfer}) if transfer else score_key
+    response = _get_or_create(session, body.dataset_id, settings, key, score_key, transfer)
+    for target_id in (transfer or {}).get("targets", ()):
+        if session.scalar(select(Job.id).where(Job.dataset_id == target_id, Job.score_key == score_key)) is None:
+            _get_or_create(session, target_id, settings, score_key, score_key, None)
+    return response
+
+
+def _get_or_create(session: Session, dataset_id: str, settings: dict, key: str, score_key: str,
+                   transfer: dict | None) -> JSONResponse:
+    existing = session.scalar(select(Job).where(Job.dataset_id == dataset_id, Job.config_key == key))
     if existing is not None:
         if existing.status in ("failed", "canceled"):
             existing.status, existing.attempts, existing.progress = "queued", 0, 0.0
@@ -68,15 +108,16 @@ def create_job(body: JobCreate, session: SessionDep, services: ServicesDep) -> J
             session.commit()
             return _job_response(existing, 202)
         return _job_response(existing, 200)
-    job = Job(id=new_id("job"), dataset_id=body.dataset_id, config_key=key, preset=settings["preset"],
-              budgets=settings["budgets"], estimator=settings["estimator"], seeds=settings["seeds"],
-              status="queued", progress=0.0, attempts=0, created_at=utcnow())
+    job = Job(id=new_id("job"), dataset_id=dataset_id, config_key=key, score_key=score_key,
+              preset=settings["preset"], budgets=settings["budgets"], estimator=settings["estimator"],
+              seeds=settings["seeds"], transfer=transfer, status="queued", progress=0.0, attempts=0,
+              created_at=utcnow())
     session.add(job)
     try:
         session.commit()
     except IntegrityError:  # an identical request won the race
         session.rollback()
-        job = session.scalar(select(Job).where(Job.dataset_id == body.dataset_id, Job.config_key == key))
+        job = session.scalar(select(Job).where(Job.dataset_id == dataset_id, Job.config_key == key))
         return _job_response(job, 200)
     return _job_response(job, 202)
 

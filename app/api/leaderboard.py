@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from app.api.deps import SessionDep
-from app.models import CurvePointRow, Dataset, Job
+from app.models import CurvePointRow, Dataset, Job, TransferRow
 from app.schemas import LeaderboardEntry, LeaderboardSort, Page
 
 router = APIRouter(prefix="/v1/leaderboard", tags=["leaderboard"])
@@ -27,11 +27,14 @@ def leaderboard(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[LeaderboardEntry]:
-    """One entry per dataset, from its most recent succeeded job that passes the filters."""
+    """One entry per dataset, from its most recent succeeded job that passes the filters.
+
+    `mean_transfer_bits_per_byte` is the mean measured transfer from that job's model (its scoring
+    settings) to the reference panel members measured so far; entries without one sort last."""
     figures = CurvePointRow if budget is not None else Job
     newest_first = func.row_number().over(partition_by=Job.dataset_id,
                                           order_by=(Job.finished_at.desc(), Job.id.desc()))
-    columns = [Job.id.label("job_id"), Job.dataset_id, Job.preset, Job.estimator, Job.finished_at,
+    columns = [Job.id.label("job_id"), Job.dataset_id, Job.score_key, Job.preset, Job.estimator, Job.finished_at,
                Job.zstd_bits_per_byte, figures.epiplexity_bits, figures.entropy_bits,
                figures.epiplexity_bits_per_byte, figures.entropy_bits_per_byte, newest_first.label("newest")]
     if budget is not None:
@@ -46,17 +49,29 @@ def leaderboard(
     if estimator is not None:
         candidates = candidates.where(Job.estimator == estimator)
     latest = candidates.subquery()
-    ranked = (select(latest, Dataset.name, Dataset.bytes)
-              .join(Dataset, Dataset.id == latest.c.dataset_id).where(latest.c.newest == 1))
+    panel_target = select(Dataset.id).where(Dataset.panel_source.is_not(None))
+    transfer = (select(TransferRow.source_dataset_id, TransferRow.score_key,
+                       func.avg(TransferRow.transfer_bits_per_byte).label("mean_transfer_bits_per_byte"),
+                       func.count(func.distinct(TransferRow.target_dataset_id)).label("transfer_panel_targets"))
+                .where(TransferRow.target_dataset_id.in_(panel_target))
+                .group_by(TransferRow.source_dataset_id, TransferRow.score_key).subquery())
+    ranked = (select(latest, Dataset.name, Dataset.bytes, transfer.c.mean_transfer_bits_per_byte,
+                     transfer.c.transfer_panel_targets)
+              .join(Dataset, Dataset.id == latest.c.dataset_id)
+              .outerjoin(transfer, (transfer.c.source_dataset_id == latest.c.dataset_id)
+                         & (transfer.c.score_key == latest.c.score_key))
+              .where(latest.c.newest == 1))
     total = session.scalar(select(func.count()).select_from(ranked.subquery()))
-    key = latest.c[sort]
-    rows = session.execute(ranked.order_by(key.desc() if order == "desc" else key.asc(), latest.c.dataset_id)
-                           .limit(limit).offset(offset)).mappings().all()
+    key = transfer.c[sort] if sort == "mean_transfer_bits_per_byte" else latest.c[sort]
+    key = (key.desc() if order == "desc" else key.asc()).nulls_last()
+    rows = session.execute(ranked.order_by(key, latest.c.dataset_id).limit(limit).offset(offset)).mappings().all()
     entries = [LeaderboardEntry(
         rank=offset + i + 1, dataset_id=row["dataset_id"], name=row["name"], bytes=row["bytes"],
         epiplexity_bits_per_byte=row["epiplexity_bits_per_byte"], entropy_bits_per_byte=row["entropy_bits_per_byte"],
         epiplexity_bits=row["epiplexity_bits"], entropy_bits=row["entropy_bits"],
         zstd_bits_per_byte=row["zstd_bits_per_byte"], budget_flops=row.get("budget_flops"),
+        mean_transfer_bits_per_byte=row["mean_transfer_bits_per_byte"],
+        transfer_panel_targets=row["transfer_panel_targets"] or 0,
         preset=row["preset"], estimator=row["estimator"], job_id=row["job_id"], finished_at=row["finished_at"],
     ) for i, row in enumerate(rows)]
     return Page(items=entries, total=total, limit=limit, offset=offset)

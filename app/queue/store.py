@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
-from app.models import CurvePointRow, Job, utcnow
+from app.models import CurvePointRow, Job, TransferRow, utcnow
+
+
+class JobLost(Exception):
+    """The job stopped being ours (canceled, deleted or handed to another attempt)."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,16 @@ def still_owned(factory: sessionmaker[Session], claim: Claim) -> bool:
         return session.scalar(select(Job.id).where(_owned(claim))) is not None
 
 
-def complete(factory: sessionmaker[Session], claim: Claim, result: dict, seconds: float) -> bool:
-    """Store a succeeded result (unchanged) and its leaderboard columns; False if no longer ours."""
+def complete(factory: sessionmaker[Session], claim: Claim, result: dict, seconds: float,
+             model_path: str | None = None) -> bool:
+    """Store a succeeded result (unchanged) and its leaderboard columns; False if no longer ours.
+
+    `model_path` (relative to the models dir) is the trained source model kept for transfer."""
     baselines = result.get("baselines") or {}
     with session_scope(factory) as session:
         done = session.execute(update(Job).where(_owned(claim)).values(
             status="succeeded", progress=1.0, message="done", error=None, result=result,
-            finished_at=utcnow(), seconds=seconds,
+            finished_at=utcnow(), seconds=seconds, model_path=model_path,
             epiplexity_bits=result.get("epiplexity_bits"),
             entropy_bits=result.get("entropy_bits"),
             epiplexity_bits_per_byte=result.get("epiplexity_bits_per_byte"),
@@ -92,6 +100,30 @@ def complete(factory: sessionmaker[Session], claim: Claim, result: dict, seconds
                     epiplexity_bits_per_byte=point["epiplexity_bits_per_byte"],
                     entropy_bits_per_byte=point["entropy_bits_per_byte"]))
         return done
+
+
+def save_transfer(factory: sessionmaker[Session], claim: Claim, row: dict) -> bool:
+    """Store one measured transfer row (replacing an older measurement of the same pair and
+    settings); False, storing nothing, once the job is no longer this attempt's."""
+    key = ("source_dataset_id", "target_dataset_id", "preset", "seed", "score_key")
+    with session_scope(factory) as session:
+        if session.scalar(select(Job.id).where(_owned(claim))) is None:
+            return False
+        existing = session.scalar(select(TransferRow).where(
+            *(getattr(TransferRow, name) == row[name] for name in key)))
+        if existing is None:
+            session.add(TransferRow(**row, job_id=claim.job_id, measured_at=utcnow()))
+            try:
+                session.flush()
+                return True
+            except IntegrityError:  # another job measured the same pair a moment ago
+                session.rollback()
+                existing = session.scalar(select(TransferRow).where(
+                    *(getattr(TransferRow, name) == row[name] for name in key)))
+        for name, value in row.items():
+            setattr(existing, name, value)
+        existing.job_id, existing.measured_at = claim.job_id, utcnow()
+        return True
 
 
 def fail_attempt(factory: sessionmaker[Session], claim: Claim, reason: str, max_attempts: int,

@@ -1,0 +1,59 @@
+"""/v1/transfer and /v1/datasets/{id}/transfer: measure transfer from a dataset, read measured and predicted."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from app.api.deps import ServicesDep, SessionDep, not_found
+from app.api.jobs import create_job
+from app.models import Dataset
+from app.panel import ensure_builtin
+from app.schemas import DatasetTransferOut, JobCreate, JobOut, TransferRequest
+from app.transfer_report import dataset_transfer
+
+router = APIRouter(tags=["transfer"])
+
+TRANSFER_DOC = """Measure how much training on `source` helps code each target: bits saved per byte of
+the target when training on it starts from the source's trained model instead of from scratch.
+
+This is a job (**202**, or **200** with the existing job when the same request was made before):
+the source's model is reused from its succeeded scoring job with the same settings, and the source
+is scored first when it has none. Pairs already measured are not measured again. Each target is
+queued for scoring too (with the same settings), so that predictions can use its figures.
+Read the rows at `GET /v1/datasets/{source}/transfer`."""
+
+
+@router.post("/v1/transfer", response_model=JobOut, status_code=202, description=TRANSFER_DOC,
+             responses={200: {"model": JobOut, "description": "The same request was made before: its job."},
+                        404: {"description": "No such source or target dataset."},
+                        422: {"description": "Invalid settings or targets."}})
+def request_transfer(body: TransferRequest, session: SessionDep, services: ServicesDep) -> JSONResponse:
+    if session.get(Dataset, body.source) is None:
+        raise not_found("source dataset", body.source)
+    targets = True if body.targets == "panel" else body.targets
+    return create_job(JobCreate(dataset_id=body.source, preset=body.preset, budgets=body.budgets,
+                                estimator=body.estimator, seeds=body.seeds, transfer=targets), session, services)
+
+
+@router.get("/v1/datasets/{dataset_id}/transfer", response_model=DatasetTransferOut,
+            responses={404: {"description": "No such dataset (or target)."}})
+def get_dataset_transfer(
+    dataset_id: str, session: SessionDep, services: ServicesDep,
+    targets: Annotated[str | None, Query(description="Comma-separated dataset ids to predict transfer to, "
+                                         "besides the panel members.")] = None,
+) -> DatasetTransferOut:
+    """Measured transfer from this dataset, and predicted transfer to the panel (and `targets`) where
+    not measured, with the predictor's fit quality and the number of pairs it learned from."""
+    ensure_builtin(services)
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise not_found("dataset", dataset_id)
+    wanted = list(dict.fromkeys(t.strip() for t in (targets or "").split(",") if t.strip()))
+    extra = list(session.scalars(select(Dataset).where(Dataset.id.in_(wanted)))) if wanted else []
+    missing = sorted(set(wanted) - {d.id for d in extra})
+    if missing:
+        raise HTTPException(404, f"target dataset(s) not found: {', '.join(map(repr, missing))}")
+    return dataset_transfer(session, dataset, extra)
