@@ -3,6 +3,10 @@ fenced writes of measured rows, and the migration that adds them."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -154,3 +158,26 @@ def test_the_transfer_migration_downgrades_and_upgrades_again(tmp_path):
         columns = {r[1] for r in connection.exec_driver_sql("PRAGMA table_info(jobs)")}
     assert {"score_key", "transfer", "model_path"} <= columns
     engine.dispose()
+
+
+def test_the_api_process_serves_transfer_and_the_panel_without_importing_torch(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        from fastapi.testclient import TestClient
+        from app.api import create_app
+        from app.settings import Settings
+        with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}, workers=0, panel_bytes=1024))) as http:
+            members = http.get("/v1/panel").json()["items"]
+            assert len(members) == 8, members
+            source = http.post("/v1/datasets", content=b"hello world" * 100).json()["id"]
+            job = http.post("/v1/transfer", json={{"source": source, "targets": "panel"}})
+            assert job.status_code == 202, job.text
+            report = http.get(f"/v1/datasets/{{source}}/transfer")
+            assert report.status_code == 200 and len(report.json()["predicted"]) == 8, report.text
+            board = http.get("/v1/leaderboard", params={{"sort": "mean_transfer_bits_per_byte"}})
+            assert board.status_code == 200, board.text
+        assert "torch" not in sys.modules, "torch was imported by the API process"
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-3000:]
