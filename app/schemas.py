@@ -348,7 +348,8 @@ class PredictedTransfer(BaseModel):
     target_panel: bool
     predicted_transfer_bits_per_byte: float | None = Field(
         description="Predicted bits saved per byte of the target; null when there is no prediction (see note).")
-    note: str | None = Field(None, description="Why there is no prediction, when there is none.")
+    note: str | None = Field(None, description="Why there is no prediction, or a warning when the predictor "
+                             "does no better than guessing the mean.")
 
 
 class PredictorQuality(BaseModel):
@@ -368,7 +369,8 @@ class PredictorInfo(BaseModel):
     pairs: int = Field(description="Measured pairs it was fitted on (those with both datasets scored).")
     ready: bool = Field(description="False with too few pairs: then nothing is predicted.")
     quality: PredictorQuality | None = None
-    message: str | None = Field(None, description="Why it does not predict, when it does not.")
+    message: str | None = Field(None, description="Why it does not predict, or why its predictions should not "
+                                "be relied on (held-out error no better than guessing the mean).")
 
 
 class DatasetTransferOut(BaseModel):

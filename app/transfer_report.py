@@ -87,13 +87,23 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def no_better_than_the_mean(predictor) -> str | None:
+    """A warning when the predictor's held-out error is no smaller than always guessing the mean."""
+    q = predictor.quality
+    if predictor.ready and not q["loo_mae_bits_per_byte"] < q["baseline_mae_bits_per_byte"]:
+        return (f"on held-out pairs the predictor errs by {q['loo_mae_bits_per_byte']:.3f} bits/byte, no better "
+                f"than always guessing the mean ({q['baseline_mae_bits_per_byte']:.3f}): do not rely on its values")
+    return None
+
+
 def predictor_info(predictor) -> PredictorInfo:
     if not predictor.ready:
         return PredictorInfo(pairs=predictor.pairs, ready=False, message=predictor.quality.get("message"))
     q = predictor.quality
-    return PredictorInfo(pairs=predictor.pairs, ready=True, quality=PredictorQuality(
-        loo_spearman=_finite(q["loo_spearman"]), loo_mae_bits_per_byte=q["loo_mae_bits_per_byte"],
-        baseline_mae_bits_per_byte=q["baseline_mae_bits_per_byte"], features=q["features"]))
+    return PredictorInfo(pairs=predictor.pairs, ready=True, message=no_better_than_the_mean(predictor),
+                         quality=PredictorQuality(
+                             loo_spearman=_finite(q["loo_spearman"]), loo_mae_bits_per_byte=q["loo_mae_bits_per_byte"],
+                             baseline_mae_bits_per_byte=q["baseline_mae_bits_per_byte"], features=q["features"]))
 
 
 def dataset_transfer(session: Session, dataset: Dataset, extra_targets: list[Dataset] = ()) -> DatasetTransferOut:
@@ -126,7 +136,7 @@ def dataset_transfer(session: Session, dataset: Dataset, extra_targets: list[Dat
         elif target_figures is None:
             note = "the target has no succeeded scoring job yet (a transfer request to it queues one)"
         else:
-            value = predictor.predict(source, target_figures)
+            value, note = predictor.predict(source, target_figures), no_better_than_the_mean(predictor)
         predicted.append(PredictedTransfer(target_dataset_id=target.id, target_name=target.name,
                                            target_panel=target.panel, predicted_transfer_bits_per_byte=value,
                                            note=note))

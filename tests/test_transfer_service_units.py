@@ -106,6 +106,24 @@ def test_with_too_few_pairs_nothing_is_predicted_and_the_reason_is_given(session
                    for p in report.predicted)
 
 
+def test_a_predictor_no_better_than_the_mean_predicts_with_a_warning(sessions):
+    # Every dataset has the same figures but transfer differs: nothing in the features explains
+    # it, so held-out predictions (the mean of the other pairs) miss by more than the mean does.
+    with sessions() as session:
+        sources = [add_dataset(session, f"source{i}", 0.5) for i in range(3)]
+        targets = [add_dataset(session, f"target{i}", 0.5, panel=True) for i in range(3)]
+        for i, (source, target) in enumerate((s, t) for s in sources for t in targets):
+            add_row(session, source, target, 0.1 * i - 0.3)
+        session.commit()
+        report = dataset_transfer(session, session.get(Dataset, add_dataset(session, "new", 0.5)))
+        quality = report.predictor.quality
+        assert report.predictor.ready and report.predictor.pairs == 9
+        assert quality.loo_mae_bits_per_byte >= quality.baseline_mae_bits_per_byte
+        assert "no better than always guessing the mean" in report.predictor.message
+        assert all(p.predicted_transfer_bits_per_byte is not None and p.note == report.predictor.message
+                   for p in report.predicted)
+
+
 def _claimed_job(sessions, dataset_id: str) -> store.Claim:
     with sessions() as session:
         session.add(Job(id="job_run", dataset_id=dataset_id, config_key="c", score_key=KEY, estimator="prequential",
