@@ -81,7 +81,9 @@ def measure_targets(factory: sessionmaker[Session], claim: Claim, job: Job, mode
         try:
             blobs.restore_to(sha256, data_path)
             result = measure(model_path, str(data_path), format=fmt, preset=preset, seed=seed,
-                             device=device, threads=threads).to_dict()
+                             device=device, threads=threads,
+                             progress=lambda f, m, i=i: progress((i + f) / len(targets),
+                                                                 f"{name}: {m}")).to_dict()
         except DataFormatError as error:
             warnings.append(f"transfer to {name} ({target_id}) skipped: {error}")
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 from estimators import flops, prequential
 from estimators.data import DataFormatError, load, split
@@ -35,8 +36,11 @@ class TransferResult:
 
 def measure(model_path: str | os.PathLike, target, *, format: str = "bytes",
             preset: str = "quick", seed: int = 0, device: str = "auto",
-            threads: int | None = None) -> TransferResult:
-    """Transfer from the saved source model at `model_path` to `target` (path or bytes)."""
+            threads: int | None = None,
+            progress: Callable[[float, str], None] | None = None) -> TransferResult:
+    """Transfer from the saved source model at `model_path` to `target` (path or bytes).
+
+    `progress(fraction, message)` is called as the two runs consume target tokens."""
     from estimators.training import cap_threads, load_model, pick_device
 
     cap_threads(threads)
@@ -52,9 +56,21 @@ def measure(model_path: str | os.PathLike, target, *, format: str = "bytes",
     cfg = prequential.RunConfig(cfg_model, seed, meta["learning_rate"],
                                 meta["hidden_learning_rate"], meta["batch_sequences"],
                                 budget_tokens, len(data.tokens))
-    scratch = prequential.run(target_split, cfg, dev, evaluate=False)
-    warm = prequential.run(target_split, cfg, dev, evaluate=False,
-                           init_state=source.state_dict())
+    total = 2 * min(budget_tokens, target_split.train_tokens)
+    done = 0
+
+    def tick(label: str) -> Callable[[int], None]:
+        def report(tokens: int) -> None:
+            nonlocal done
+            done += tokens
+            if progress:
+                progress(min(1.0, done / total), label)
+        return report
+
+    scratch = prequential.run(target_split, cfg, dev, tick("coding the target from scratch"),
+                              evaluate=False)
+    warm = prequential.run(target_split, cfg, dev, tick("coding the target from the source"),
+                           evaluate=False, init_state=source.state_dict())
     coded = scratch.tokens_trained
     coded_bytes = round(coded * data.bytes / len(data.tokens))
     saved = scratch.online_bits - warm.online_bits
