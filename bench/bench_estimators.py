@@ -74,15 +74,26 @@ def throughput(width: int, depth: int, context: int, batch_tokens: int,
     return model.num_params(), steps * x.shape[0] * context / (time.perf_counter() - start)
 
 
+REPORT_PEAK = """
+import resource, runpy, sys
+sys.argv[0] = "estimators"
+try:
+    runpy.run_module("estimators", run_name="__main__")
+finally:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
 def quick_wall_time() -> tuple[float, float]:
     """(seconds, peak resident MiB) of `epiplex score --preset quick` on 1 MiB of text."""
     with tempfile.NamedTemporaryFile(suffix=".txt") as f:
         f.write(synthetic.MarkovSource(order=2, seed=0).sample(1 << 20))
         f.flush()
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "estimators", "score", f.name, "--preset", "quick",
-                        "--json"], check=True, capture_output=True)
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        # The child reports its own peak: RUSAGE_CHILDREN would count this process's pages too.
+        done = subprocess.run([sys.executable, "-c", REPORT_PEAK, "score", f.name, "--preset",
+                               "quick", "--json"], check=True, capture_output=True, text=True)
+        peak_kib = int(done.stderr.strip().splitlines()[-1])
         return time.perf_counter() - start, peak_kib / 1024
 
 

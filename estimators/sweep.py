@@ -82,7 +82,7 @@ class _Sweep:
 
     def _plan(self) -> list[tuple[tuple[int, int, int], int]]:
         """Model sizes that fit the data and the largest budget, with their token caps."""
-        plan, top = [], self.budgets[-1]
+        plan, top, cheapest = [], self.budgets[-1], None
         for width, depth, context in self.preset.sizes:
             n = flops.count_params(self.data.vocab_size, width, depth, context)
             sequences = (len(self.data.tokens) - 1) // context
@@ -91,15 +91,23 @@ class _Sweep:
                                      f"than {MIN_SEQUENCES * context + 1} tokens it needs")
                 continue
             heldout = heldout_sequences(sequences, context, self.preset.heldout_tokens)
+            least = flops.train_flops(n, context) + flops.eval_flops(n, heldout * context)
+            cheapest = least if cheapest is None else min(cheapest, least)
             affordable = (top - flops.eval_flops(n, heldout * context)) / (6 * n)
             if affordable < context:
                 continue  # too large for every budget
             plan.append(((width, depth, context),
                          int(min(affordable, (sequences - heldout) * context))))
-        if not plan:
+        if cheapest is None:
             raise DataFormatError("the dataset is too small to train any model of the preset: "
                                   f"give at least {MIN_SEQUENCES * self.preset.sizes[0][2] + 1} "
                                   "tokens")
+        if not plan:
+            self.warnings.append(
+                f"the largest budget ({top:.2g} FLOPs) is below the cheapest run of the preset "
+                f"({cheapest:.2g} FLOPs to train one batch and evaluate): the result is the "
+                "untrained model's code. Raise the budget.")
+            return plan
         (w, d, c), cap = plan[-1]
         one_pass = flops.train_flops(flops.count_params(self.data.vocab_size, w, d, c), cap)
         if one_pass < top * UNREACHABLE_FRACTION:
@@ -121,20 +129,44 @@ class _Sweep:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return self.state_dir / f"run-{digest}.json"
 
+    def run_config(self, size: tuple[int, int, int], cap: int, seed: int):
+        from estimators.models import GPTConfig
+        from estimators.prequential import RunConfig
+
+        width, depth, context = size
+        return RunConfig(GPTConfig(self.data.vocab_size, width, depth, context), seed,
+                         self.preset.learning_rate, self.preset.hidden_learning_rate,
+                         max(1, self.preset.batch_tokens // context), cap, len(self.data.tokens))
+
+    def model_meta(self, cfg) -> dict:
+        """What a saved model needs beside its weights to be trained on further (transfer)."""
+        return {"learning_rate": cfg.learning_rate, "batch_sequences": cfg.batch_sequences,
+                "hidden_learning_rate": cfg.hidden_learning_rate, "seed": cfg.seed,
+                "dataset_sha256": self.data.sha256, "version": __version__}
+
+    def keep_untrained(self, path: Path, seed: int) -> None:
+        """No trained model beat the uniform code by more than noise: the data taught nothing,
+        so what transfers is the untrained model, the initialisation a run from scratch gets."""
+        import torch
+
+        from estimators.models import GPT
+        from estimators.training import save_model
+
+        size = self.plan[-1][0] if self.plan else self.preset.sizes[0]
+        cfg = self.run_config(size, 0, seed)
+        torch.manual_seed(seed)
+        save_model(GPT(cfg.model), path, **self.model_meta(cfg), untrained=True)
+
     def run_one(self, size: tuple[int, int, int], cap: int, seed: int,
                 model_out: Path | None = None) -> dict:
         """One training run as a plain dict, reloaded from `state_dir` when already done.
 
         With `model_out`, the run's trained (EMA) model is written there too."""
         from estimators import prequential, requential
-        from estimators.models import GPTConfig
         from estimators.training import save_model
 
         width, depth, context = size
-        cfg = prequential.RunConfig(
-            GPTConfig(self.data.vocab_size, width, depth, context), seed,
-            self.preset.learning_rate, self.preset.hidden_learning_rate,
-            max(1, self.preset.batch_tokens // context), cap, len(self.data.tokens))
+        cfg = self.run_config(size, cap, seed)
         key = {"sha256": self.data.sha256, "format": self.data.format, "estimator": self.estimator,
                "config": asdict(cfg), "heldout": self.preset.heldout_tokens, "version": __version__}
         path = self._state_file(key)
@@ -150,10 +182,7 @@ class _Sweep:
         result = module.run(data_split, cfg, self.device, lambda t: self._tick(t, label),
                             keep_model=model_out is not None)
         if model_out is not None:
-            meta = {"learning_rate": cfg.learning_rate, "batch_sequences": cfg.batch_sequences,
-                    "hidden_learning_rate": cfg.hidden_learning_rate, "seed": seed,
-                    "dataset_sha256": self.data.sha256, "version": __version__}
-            save_model(result.model, model_out, **meta)
+            save_model(result.model, model_out, **self.model_meta(cfg))
             if saved_model:
                 shutil.copyfile(model_out, saved_model)
         record = {
@@ -197,19 +226,6 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
             out.append(f"requential S ({last['epiplexity_bits']:.0f} bits) exceeds the prequential "
                        f"S of its own teacher ({preq:.0f} bits); the student lagged")
     return out
-
-
-def _keep_untrained(path: Path) -> None:
-    """No trained model beat the uniform code by more than noise: the data taught nothing, so
-    what transfers is the untrained model, the initialisation a run from scratch gets."""
-    import torch
-
-    from estimators.models import GPT
-    from estimators.training import load_model, save_model
-
-    trained, meta = load_model(path, torch.device("cpu"))
-    torch.manual_seed(meta["seed"])
-    save_model(GPT(trained.cfg), path, **meta, untrained=True)
 
 
 def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
@@ -280,7 +296,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     best = best_within(top, ladder[-1])
     learned = best.run >= 0 and prior.total_bits - best.total_bits > 2 * best.entropy_stderr_bits
     if model_out and not learned:
-        _keep_untrained(Path(model_out))
+        sweep.keep_untrained(Path(model_out), seed)
     if best.run >= 0:
         sweep.warnings.extend(_run_warnings(runs[best.run], ladder[-1]))
         if best.epiplexity_bits < 2 * best.stderr_bits:
