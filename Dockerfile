@@ -1,0 +1,28 @@
+# Epiplex service on its embedded default: API + local workers, SQLite and blobs under /data.
+#   docker build -t epiplex .
+#   docker run -p 8000:8000 -v epiplex-data:/data epiplex
+# torch is pinned to 2.13.0; to keep the image small on a machine without a GPU, point pip
+# at a CPU-only wheel index with --build-arg PIP_EXTRA_ARGS="--index-url ... --extra-index-url ...".
+FROM python:3.11-slim
+
+ARG PIP_EXTRA_ARGS=""
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    EPIPLEX_HOST=0.0.0.0 \
+    EPIPLEX_PORT=8000 \
+    EPIPLEX_DATA_DIR=/data
+
+RUN useradd --create-home --uid 1000 epiplex
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY estimators ./estimators
+RUN pip install ${PIP_EXTRA_ARGS} . \
+    && mkdir -p /data && chown epiplex:epiplex /data
+
+USER 1000
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"]
+CMD ["epiplex", "serve"]
