@@ -16,7 +16,6 @@ import pytest
 
 from sqlalchemy import update
 
-from app.db import make_engine, make_session_factory
 from app.models import Job, utcnow
 from app.queue import store
 from app.testing import ServiceProcess
@@ -31,19 +30,6 @@ def server(tmp_path_factory):
         yield service
     # Bad input must be answered, never crash a handler: the log holds no errors at all.
     assert '"level": "ERROR"' not in service.log_path.read_text(), service.log_tail()
-
-
-@pytest.fixture()
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def sessions(server):
-    engine = make_engine(f"sqlite:///{server.data_dir / 'epiplex.db'}")
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def upload(http, data: bytes, **params) -> httpx.Response:

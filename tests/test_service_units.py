@@ -131,6 +131,7 @@ def test_a_data_error_fails_at_once(sessions):
 def test_reaper_requeues_running_jobs_whose_heartbeat_went_stale(sessions):
     _queue(sessions, "silent", "alive")
     silent, alive = store.claim_next(sessions), store.claim_next(sessions)
+    assert (silent.job_id, alive.job_id) == ("silent", "alive")
     with sessions() as session:
         session.execute(update(Job).where(Job.id == "silent").values(heartbeat_at=utcnow() - timedelta(seconds=60)))
         session.commit()

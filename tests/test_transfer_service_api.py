@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 
-import httpx
 import pytest
 from sqlalchemy import select, update
 
-from app.db import make_engine, make_session_factory
 from app.models import Dataset, Job, TransferRow
 from app.queue import store
 from app.testing import ServiceProcess
@@ -27,19 +25,6 @@ def server(tmp_path_factory):
         yield service
     # Bad input must be answered, never crash a handler: the log holds no errors at all.
     assert '"level": "ERROR"' not in service.log_path.read_text(), service.log_tail()
-
-
-@pytest.fixture()
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def sessions(server):
-    engine = make_engine(f"sqlite:///{server.data_dir / 'epiplex.db'}")
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def upload(http, data: bytes | None = None, name: str = "data") -> dict:

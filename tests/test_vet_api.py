@@ -8,12 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 
-import httpx
 import pytest
 from sqlalchemy import func, select, update
 
 from app.client import EpiplexClient
-from app.db import make_engine, make_session_factory
 from app.models import Job, utcnow
 from app.queue import store
 from app.schemas import VetOut
@@ -27,19 +25,6 @@ def server(tmp_path_factory):
     with ServiceProcess(tmp_path_factory.mktemp("vet-api"), workers=0) as service:
         yield service
     assert '"level": "ERROR"' not in service.log_path.read_text(), service.log_tail()
-
-
-@pytest.fixture()
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def sessions(server):
-    engine = make_engine(f"sqlite:///{server.data_dir / 'epiplex.db'}")
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def result(size: int, epiplexity_bpb: float, entropy_bpb: float, zstd_bpb: float) -> dict:

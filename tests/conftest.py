@@ -1,0 +1,19 @@
+"""Fixtures shared by the API tests; each module defines its own `server` (a ServiceProcess)."""
+import httpx
+import pytest
+
+from app.db import make_engine, make_session_factory
+
+
+@pytest.fixture()
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sessions(server):
+    """A session factory on the server's own database, to arrange states directly."""
+    engine = make_engine(f"sqlite:///{server.data_dir / 'epiplex.db'}")
+    yield make_session_factory(engine)
+    engine.dispose()
