@@ -21,7 +21,7 @@ from app.vetting import Check, Figures, Thresholds, Verdict, VetInputError, load
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 SERVER_POLL_SECONDS = 1.0
-LOCAL_ONLY = ("seed", "device", "threads")
+LOCAL_ONLY = ("seed", "device", "threads", "cache-dir")
 
 DESCRIPTION = """Check datasets against thresholds on what a compute-bounded learner finds in them,
 print a table, write reports, and exit 0 (all passed), 1 (a check failed) or 2 (usage or input
@@ -81,6 +81,8 @@ def add_vet_command(subparsers) -> argparse.ArgumentParser:
     how.add_argument("--seed", type=int, help="first seed (local runs; default 0)")
     how.add_argument("--device", help="cpu, cuda or auto (local runs; default auto)")
     how.add_argument("--threads", type=int, help="cap on CPU threads (local runs)")
+    how.add_argument("--cache-dir", metavar="DIR", help="local runs: keep finished training runs here, "
+                     "so a re-run on unchanged data and settings trains nothing (e.g. a CI cache)")
     how.add_argument("--timeout", type=float, metavar="SECONDS", help="with --server: how long to wait for "
                      f"results (default {DEFAULT_TIMEOUT_SECONDS:g}); the jobs keep running after it")
     limits = parser.add_argument_group("thresholds (figures at the largest budget)")
@@ -167,7 +169,7 @@ def plan(args: argparse.Namespace) -> Plan:
         raise VetInputError("--baseline-dataset names a dataset on a server: add --server URL, or compare "
                             "with a local file through --baseline RESULT.json")
     if server:
-        wrong = [f"--{key}" for key in LOCAL_ONLY if key in o["_given"]]
+        wrong = [f"--{key}" for key in LOCAL_ONLY if key.replace("-", "_") in o["_given"]]
         if wrong:
             raise VetInputError(f"{', '.join(wrong)} apply to local runs only; the server's workers use its "
                                 "own settings (drop them, or drop --server)")
@@ -182,7 +184,8 @@ def plan(args: argparse.Namespace) -> Plan:
         if baseline_path else {}
     settings = {"where": server or "local", "format": fmt, "preset": preset, "budgets": o.get("budget"),
                 "estimator": estimator, "seeds": seeds}
-    local = {"seed": o.get("seed", 0), "device": o.get("device", "auto"), "threads": o.get("threads")}
+    local = {"seed": o.get("seed", 0), "device": o.get("device", "auto"), "threads": o.get("threads"),
+             "state_dir": o.get("cache_dir")}
     described = f"{baseline_path}" if baseline_path else (f"dataset {baseline_dataset} on {server}"
                                                           if baseline_dataset else None)
     return Plan(sources, thresholds, settings, server, baselines, described, baseline_dataset, targets,

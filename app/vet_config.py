@@ -30,6 +30,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "seeds": ("int", "seeds"),
     "device": ("str", "device"),
     "threads": ("int", "threads"),
+    "cache-dir": ("path", "cache_dir"),
     "timeout": ("float", "timeout"),
     "min-epiplexity": ("float", "min_epiplexity"),
     "max-entropy": ("float", "max_entropy"),

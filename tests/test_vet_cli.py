@@ -151,3 +151,19 @@ def test_a_bad_config_file_exits_2_naming_the_key(tmp_path):
     (tmp_path / "epiplex.toml").write_text("min-epiplexity = 0.01\nmax-entropie = 7\n")
     done = vet("x.bin", cwd=tmp_path)
     assert done.returncode == 2 and "unknown key 'max-entropie'" in done.stderr and "epiplex.toml" in done.stderr
+
+
+def test_a_local_cache_dir_answers_the_second_run_without_training(data):
+    first = vet("markov.txt", *FAST, *STRUCTURE, "--cache-dir", "cache", cwd=data)
+    saved = sorted(p.name for p in (data / "cache").glob("run-*.json"))
+    second = vet("markov.txt", *FAST, *STRUCTURE, "--cache-dir", "cache", cwd=data)
+    assert first.returncode == second.returncode == 0, second.stderr
+    assert saved and sorted(p.name for p in (data / "cache").glob("run-*.json")) == saved
+    progress = [line for line in second.stderr.splitlines() if "prequential" in line]
+    assert progress and all("(saved)" in line for line in progress)
+
+
+def test_cache_dir_is_for_local_runs_only(data):
+    done = vet("markov.txt", *FAST, *STRUCTURE, "--server", "http://127.0.0.1:9", "--cache-dir", "c",
+               cwd=data)
+    assert done.returncode == 2 and "--cache-dir" in done.stderr and "local runs only" in done.stderr
