@@ -60,6 +60,27 @@ def init_model(cfg: RunConfig, device: torch.device) -> GPT:
     return GPT(cfg.model).to(device)
 
 
+class Learner:
+    """A model, its Adam optimiser with warm-up, and its EMA: one learner of a run."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device, init_state: dict | None = None):
+        self.model = init_model(cfg, device)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        self.opt = make_optimizer(self.model, cfg.learning_rate, cfg.hidden_learning_rate)
+        self.base_lrs = [g["lr"] for g in self.opt.param_groups]
+        self.ema = EMA(self.model)
+        self.steps = 0
+
+    def step(self, loss: torch.Tensor) -> None:
+        set_lr(self.opt, self.base_lrs, self.steps, WARMUP_STEPS)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.ema.update(self.model)
+        self.steps += 1
+
+
 def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress | None = None,
         keep_model: bool = False, init_state: dict | None = None,
         evaluate: bool = True) -> RunResult:
@@ -68,13 +89,8 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
     `init_state` starts from trained weights instead of the seed's initialisation (transfer);
     `evaluate=False` skips the held-out checkpoints when only the online code is wanted."""
     start = time.perf_counter()
-    model = init_model(cfg, device)
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    n = model.num_params()
-    opt = make_optimizer(model, cfg.learning_rate, cfg.hidden_learning_rate)
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    ema = EMA(model)
+    learner = Learner(cfg, device, init_state)
+    n = learner.model.num_params()
     sizes = train_schedule(split, cfg)
     checkpoints_at = checkpoint_steps(sizes, split.context)
     online_bits, trained, spent, offset = 0.0, 0, 0.0, 0
@@ -82,22 +98,17 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
     for step, size in enumerate(sizes):
         seq = torch.from_numpy(split.sequences(split.train[offset:offset + size])).to(device)
         offset += size
-        set_lr(opt, base_lrs, step, WARMUP_STEPS)
         with autocast(device):
-            logits = model(seq[:, :-1])
+            logits = learner.model(seq[:, :-1])
         bits = token_bits(logits, seq[:, 1:])
-        loss = bits.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update(model)
+        learner.step(bits.mean())
         online_bits += bits.sum().item()
         trained += bits.numel()
         spent += flops.train_flops(n, bits.numel())
         if progress:
             progress(bits.numel())
         if evaluate and step in checkpoints_at:
-            final, stderr = heldout_loss(ema.model, split, device)
+            final, stderr = heldout_loss(learner.ema.model, split, device)
             spent += flops.eval_flops(n, split.heldout_tokens)
             checkpoints.append(Checkpoint(
                 tokens_trained=trained,
@@ -108,5 +119,5 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
                 extra={"online_bits": online_bits}))
     return RunResult("prequential", cfg, n, checkpoints, spent, time.perf_counter() - start,
                      online_bits=online_bits, tokens_trained=trained,
-                     model=ema.model if keep_model else None)
+                     model=learner.ema.model if keep_model else None)
 

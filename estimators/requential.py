@@ -18,32 +18,11 @@ import torch
 
 from estimators import flops
 from estimators.data import Split
-from estimators.prequential import (WARMUP_STEPS, Progress, RunConfig, RunResult, init_model,
-                                    train_schedule)
-from estimators.training import (EMA, LN2, Checkpoint, autocast, checkpoint_steps, heldout_loss,
-                                 make_optimizer, set_lr, token_bits)
+from estimators.prequential import Learner, Progress, RunConfig, RunResult, train_schedule
+from estimators.training import LN2, Checkpoint, autocast, checkpoint_steps, heldout_loss, token_bits
 
 MAX_KL_BITS = 0.1  # running KL per token above which the teacher waits for the student
 SAMPLER_SEED_OFFSET = 7919  # sampling randomness is shared with the receiver, so it is free
-
-
-class _Learner:
-    """A model, its optimiser with warm-up, and its EMA."""
-
-    def __init__(self, cfg: RunConfig, device: torch.device):
-        self.model = init_model(cfg, device)
-        self.opt = make_optimizer(self.model, cfg.learning_rate, cfg.hidden_learning_rate)
-        self.base_lrs = [g["lr"] for g in self.opt.param_groups]
-        self.ema = EMA(self.model)
-        self.steps = 0
-
-    def step(self, loss: torch.Tensor) -> None:
-        set_lr(self.opt, self.base_lrs, self.steps, WARMUP_STEPS)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.ema.update(self.model)
-        self.steps += 1
 
 
 def kl_bits(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
@@ -68,7 +47,7 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
         keep_model: bool = False, max_kl: float = MAX_KL_BITS) -> RunResult:
     """Train teacher and student side by side and log (compute, S_req, H) at log-spaced steps."""
     start = time.perf_counter()
-    teacher, student = _Learner(cfg, device), _Learner(cfg, device)
+    teacher, student = Learner(cfg, device), Learner(cfg, device)
     n = teacher.model.num_params()
     sampler = torch.Generator(device=device).manual_seed(cfg.seed + SAMPLER_SEED_OFFSET)
     sizes = train_schedule(split, cfg)
