@@ -131,15 +131,14 @@ def _join_csv(source: DatasetSource, out: Path) -> None:
 def _join_tokens(source: DatasetSource, out: Path) -> None:
     import numpy as np
 
+    from estimators.data import DataFormatError, load_token_array
+
     arrays = []
     for shard in source.files:
         try:
-            array = np.load(shard, mmap_mode="r", allow_pickle=False)
-        except Exception as error:  # numpy raises several types for a bad header
-            raise VetInputError(f"shard {shard} is not a .npy array: {error}") from None
-        if array.dtype.kind not in "iu":
-            raise VetInputError(f"shard {shard}: tokens must be integers, got dtype {array.dtype}")
-        arrays.append(array.reshape(-1))
+            arrays.append(load_token_array(shard))
+        except DataFormatError as error:
+            raise VetInputError(f"shard {shard}: {error}") from None
     np.save(out, np.concatenate(arrays))
 
 

@@ -118,7 +118,8 @@ def _iter_csv(path: Path, column: str) -> Iterator[bytes]:
             raise DataFormatError(f"not valid CSV: {e}") from None
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_token_array(path: str | os.PathLike) -> np.ndarray:
+    """A .npy file of non-negative integer tokens, memory-mapped and flattened."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # numpy raises several types for a bad header
@@ -146,7 +147,7 @@ def validate_file(path: str | os.PathLike, spec: str) -> None:
         if sum(1 for _ in _documents(path, fmt)) == 0:
             raise DataFormatError(f"no {fmt.kind} records with {fmt.field!r} found")
     elif fmt.kind == "tokens":
-        _load_npy(path)
+        load_token_array(path)
 
 
 def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
@@ -180,7 +181,7 @@ def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
             pass
         return TokenData(np.memmap(path, dtype=np.uint8, mode="r"), 256, size, sha, str(fmt))
     if fmt.kind == "tokens":
-        tokens = _load_npy(path)
+        tokens = load_token_array(path)
         inferred = int(tokens.max()) + 1 if tokens.size else 1
         if vocab_size is not None and inferred > vocab_size:
             raise DataFormatError(f"token {inferred - 1} is outside the vocabulary of {vocab_size}")

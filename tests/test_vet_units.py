@@ -216,6 +216,10 @@ def test_token_shards_are_concatenated(tmp_path):
     np.save(tmp_path / "t" / "2.npy", np.arange(3, dtype=np.uint16))
     source, = resolve([str(tmp_path / "t")])
     assert np.load(materialize(source, "tokens", tmp_path)).tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    np.save(tmp_path / "t" / "3.npy", np.ones(2, dtype=np.float32))
+    source, = resolve([str(tmp_path / "t")])
+    with pytest.raises(VetInputError, match=r"shard .*3\.npy: tokens must be an integer array"):
+        materialize(source, "tokens", tmp_path)
 
 
 def test_a_glob_gives_one_dataset_per_match(tmp_path):
