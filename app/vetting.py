@@ -178,24 +178,25 @@ def evaluate(figures: Figures, thresholds: Thresholds, baseline: Figures | None 
         checks.append(_limit("max-zstd-ratio", ratio, thresholds.max_zstd_ratio, "<=", "",
                              "zstd compressed / original size"))
     if thresholds.max_epiplexity_drop_percent is not None:
-        before, now = baseline.epiplexity_bits_per_byte, figures.epiplexity_bits_per_byte
-        drop = -percent_change(before, now)
-        limit = thresholds.max_epiplexity_drop_percent
-        passed = drop <= limit
-        detail = (f"epiplexity {before:.4f} -> {now:.4f} bits/byte (baseline -> now): "
-                  f"{'dropped' if drop > 0 else 'changed'} {format_value(max(drop, 0.0), '%')}, "
-                  f"{'within' if passed else 'more than'} the allowed {format_value(limit, '%')}")
-        checks.append(Check("max-drop", passed, drop, limit, "<=", "%", detail, before, now))
+        checks.append(_regression("max-drop", "epiplexity", "dropped", -1.0,
+                                  baseline.epiplexity_bits_per_byte, figures.epiplexity_bits_per_byte,
+                                  thresholds.max_epiplexity_drop_percent))
     if thresholds.max_entropy_rise_percent is not None:
-        before, now = baseline.entropy_bits_per_byte, figures.entropy_bits_per_byte
-        rise = percent_change(before, now)
-        limit = thresholds.max_entropy_rise_percent
-        passed = rise <= limit
-        detail = (f"time-bounded entropy {before:.4f} -> {now:.4f} bits/byte (baseline -> now): "
-                  f"{'rose' if rise > 0 else 'changed'} {format_value(max(rise, 0.0), '%')}, "
-                  f"{'within' if passed else 'more than'} the allowed {format_value(limit, '%')}")
-        checks.append(Check("max-entropy-rise", passed, rise, limit, "<=", "%", detail, before, now))
+        checks.append(_regression("max-entropy-rise", "time-bounded entropy", "rose", 1.0,
+                                  baseline.entropy_bits_per_byte, figures.entropy_bits_per_byte,
+                                  thresholds.max_entropy_rise_percent))
     return checks
+
+
+def _regression(name: str, what: str, verb: str, sign: float, before: float, now: float,
+                limit: float) -> Check:
+    """A figure may move against us (sign -1: falling, +1: rising) by at most `limit` percent."""
+    moved = sign * percent_change(before, now)
+    passed = moved <= limit
+    detail = (f"{what} {before:.4f} -> {now:.4f} bits/byte (baseline -> now): "
+              f"{verb if moved > 0 else 'changed'} {format_value(max(moved, 0.0), '%')}, "
+              f"{'within' if passed else 'more than'} the allowed {format_value(limit, '%')}")
+    return Check(name, passed, moved, limit, "<=", "%", detail, before, now)
 
 
 def comparability_warnings(figures: Figures, baseline: Figures | None) -> list[str]:
