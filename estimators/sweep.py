@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -200,9 +200,10 @@ class _Sweep:
         return record
 
 
-def _points(runs: list[dict], prior: Point) -> list[Point]:
+def _points(runs: list[dict], prior: Point, first_run: int) -> list[Point]:
+    """Every checkpoint of `runs` as a frontier point; `first_run` is runs[0]'s index."""
     points = [prior]
-    for i, run in enumerate(runs):
+    for i, run in enumerate(runs, start=first_run):
         for c in run["checkpoints"]:
             noise = c["heldout_stderr"]
             points.append(Point(c["compute_flops"], c["epiplexity_bits"], c["entropy_bits"], i,
@@ -266,10 +267,8 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
                 for i in range(len(sweep.plan))]
         seed_runs = [sweep.run_one(size, cap, s, out)
                      for (size, cap), out in zip(sweep.plan, keep)]
-        per_seed.append(_points(seed_runs, prior))
+        per_seed.append(_points(seed_runs, prior, first_run=len(runs)))
         runs.extend(seed_runs)
-        offset = len(runs) - len(seed_runs)
-        per_seed[-1] = [replace(p, run=p.run + offset) if p.run >= 0 else p for p in per_seed[-1]]
 
     curve: list[CurvePoint] = []
     for budget in ladder:
