@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from app.jobs.settings import JobSettings
 from app.vet import reports
 from app.vet.config import load_config
 from app.vet.inputs import DatasetSource, materialize, resolve, sha256_of
@@ -133,7 +136,6 @@ def _merged(args: argparse.Namespace) -> dict[str, Any]:
 def plan(args: argparse.Namespace) -> Plan:
     """Check the whole request before any training, so a mistake costs seconds, not a sweep."""
     from estimators.data import DataFormatError, check_format
-    from estimators.presets import ESTIMATORS, PRESETS
 
     o = _merged(args)
     fmt = o.get("format", "bytes")
@@ -141,17 +143,11 @@ def plan(args: argparse.Namespace) -> Plan:
         check_format(fmt)
     except DataFormatError as error:
         raise VetInputError(str(error)) from None
-    preset = None if o.get("budget") else o.get("preset", "quick")
-    if preset is not None and preset not in PRESETS:
-        raise VetInputError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-    if any(not (0 < b < float("inf")) for b in o.get("budget") or []):
-        raise VetInputError("budgets must be positive numbers of FLOPs, e.g. 1e11")
-    estimator = o.get("estimator", "prequential")
-    if estimator not in ESTIMATORS:
-        raise VetInputError(f"unknown estimator {estimator!r}: use one of {', '.join(ESTIMATORS)}")
-    seeds = o.get("seeds", 1)
-    if not 1 <= seeds <= 16:
-        raise VetInputError("--seeds must be between 1 and 16")
+    try:  # a budget given on the command line replaces the configured preset
+        job = JobSettings(preset=None if o.get("budget") else o.get("preset", "quick"), budgets=o.get("budget"),
+                          estimator=o.get("estimator", "prequential"), seeds=o.get("seeds", 1))
+    except ValidationError as error:
+        raise VetInputError(_as_flags(error)) from None
     thresholds = Thresholds(o.get("min_epiplexity"), o.get("max_entropy"), o.get("max_zstd_ratio"),
                             o.get("max_drop"), o.get("max_entropy_rise"))
     if thresholds.empty:
@@ -182,14 +178,24 @@ def plan(args: argparse.Namespace) -> Plan:
     sources = resolve(o.get("paths") or [])
     baselines = {source.name: load_baseline(baseline_path, source.name) for source in sources} \
         if baseline_path else {}
-    settings = {"where": server or "local", "format": fmt, "preset": preset, "budgets": o.get("budget"),
-                "estimator": estimator, "seeds": seeds}
+    settings = {"where": server or "local", "format": fmt, **job.model_dump()}
     local = {"seed": o.get("seed", 0), "device": o.get("device", "auto"), "threads": o.get("threads"),
              "state_dir": o.get("cache_dir")}
     described = f"{baseline_path}" if baseline_path else (f"dataset {baseline_dataset} on {server}"
                                                           if baseline_dataset else None)
     return Plan(sources, thresholds, settings, server, baselines, described, baseline_dataset, targets,
                 timeout, local)
+
+
+def _as_flags(error: ValidationError) -> str:
+    """Pydantic's complaints about the job settings, named by the flags that set them."""
+    def one(problem: dict) -> str:
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        flag = {"budgets": "--budget", "": "--preset/--budget"}.get(field, f"--{field}")
+        reason = problem["ctx"]["error"] if problem["type"] == "value_error" else problem["msg"]
+        return f"{flag}: {reason}"
+
+    return "; ".join(one(problem) for problem in error.errors())
 
 
 def _kind(path: str) -> str:
