@@ -136,6 +136,12 @@ class Holdout:
             every *= 2
         return Holdout(shift, every)
 
+    def training_bytes_before(self, position: int) -> int:
+        """How many of the first `position` bytes are training bytes (not held out)."""
+        block, period = 1 << self.shift, (1 << self.shift) * self.every
+        full, rest = divmod(position, period)
+        return position - full * block - max(0, rest - (period - block))
+
     def mask(self, size: int) -> np.ndarray:
         p = np.arange(size)
         return ((p >> self.shift) & (self.every - 1)) == self.every - 1
