@@ -128,9 +128,10 @@ class Holdout:
 
     @staticmethod
     def for_size(size: int, max_bytes: int = 1 << 20) -> "Holdout":
-        """Blocks of up to 4 KiB, at least 16 of them in all; 1/16 of the data held out, or
-        less on large data so that at most about `max_bytes` are (evaluation costs compute)."""
-        shift = int(min(12, max(4, math.floor(math.log2(max(size, 16) / 16)))))
+        """Blocks of up to 4 KiB, at least 256 in all (16 held out, for a stable mean and
+        its error); 1/16 of the data held out, or less on large data so that at most about
+        `max_bytes` are (every evaluation costs compute)."""
+        shift = int(min(12, max(4, math.floor(math.log2(max(size, 16) / 256)))))
         every = 16
         while size // every > max_bytes:
             every *= 2
@@ -258,6 +259,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
                 run = 0
                 while run < MATCH_MAX_VERIFY and cand - 1 - run >= 0 and \
                         _visible(cand - 1 - run, pos, view) and \
+                        _visible(pos - 1 - run, pos, view) and \
                         data[cand - 1 - run] == data[pos - 1 - run]:
                     run += 1
                 if run >= match_min and _visible(cand, pos, view):
