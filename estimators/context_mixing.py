@@ -26,7 +26,8 @@ APM_RATE = 0.02
 P_CLIP = 1.0 / 65536  # floor on either binary outcome: a sure miss costs at most 16 bits
 MIXER_RATE = 0.004
 MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where they settle
-STATE_FIELDS = 6  # match ptr, match length, word hash, previous word hash, last newline, line length
+# match pointer and length, word hash, previous word hash, last newline, line length
+STATE_FIELDS = 6
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,9 @@ class ContextMixingConfig:
         """Mixer inputs: one per context, one for the match model."""
         return self.contexts + 1
 
-    def table_bytes(self) -> int:
-        return self.contexts * (16 << self.table_bits) * 4 + (4 << self.match_bits) \
-            + 2 * 4 * self.inputs * (256 + 2048) + 4 * 33 * (256 + 65536)
-
     @property
     def match_bits(self) -> int:
+        """log2 of the match model's index of earlier positions."""
         return self.table_bits + 2
 
     def fitted(self, data_bytes: int) -> "ContextMixingConfig":
@@ -107,7 +105,8 @@ class ContextMixingModel:
                                np.zeros((1, 2), dtype=np.int64))
         return bits, coded
 
-    def evaluate(self, data: np.ndarray, seen: int, holdout: "Holdout") -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, data: np.ndarray, seen: int,
+                 holdout: "Holdout") -> tuple[np.ndarray, np.ndarray]:
         """Bits and bytes of every held-out block, with the model frozen after data[:seen].
 
         Nothing is learned: counters, weights and maps stay as they are. Each block is coded

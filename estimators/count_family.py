@@ -111,7 +111,7 @@ def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
         loss = float(block_bits.sum() / block_bytes.sum())  # bits per byte
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = float(per_block.std(ddof=1) / math.sqrt(len(per_block))) \
-            if len(per_block) > 1 else float("nan")
+            if len(per_block) > 1 else 0.0  # one block: no spread to measure (JSON has no NaN)
         spent = flops.context_mixing_train_ops(contexts, coded) + evaluations * eval_cost
         checkpoints.append({
             "tokens_trained": coded // width, "compute_flops": spent,

@@ -329,8 +329,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         seed_runs = [sweep.run_one(size, cap, s, out)
                      for (size, cap), out in zip(sweep.plan, keep)]
         for run in seed_runs:
-            run["family"] = "transformer"
-            run["model"]["name"] = f"{run['model']['width']}x{run['model']['depth']}"
+            run["family"] = "transformer"  # its model stays as saved: width, depth, context
         per_seed.append(_points(seed_runs, prior, first_run=len(runs)) + shared)
         runs.extend(seed_runs)
 
