@@ -234,20 +234,37 @@ UNTRAINED_MODEL = {"name": UNIFORM, "params": 0, "width": 0, "depth": 0, "contex
                    "untrained": True}
 
 
-def _count_family_runs(data: TokenData, budget: float, progress: ProgressCallback | None,
+def _count_family_runs(sweep: _Sweep, progress: ProgressCallback | None,
                        share: float) -> list[dict]:
-    """One run of every count-family size, capped by the largest budget (seed-independent)."""
+    """One run of every count-family size, capped by the largest budget; seed-independent,
+    and saved in `state_dir` like the transformer's runs so that a re-run reloads them."""
     from estimators import count_family
 
-    runs, per_size = [], len(data.tokens) * len(count_family.SIZES)
-    done = 0
+    data, budget = sweep.data, sweep.budgets[-1]
+    runs, done, planned = [], 0, len(data.tokens) * len(count_family.SIZES)
     for cfg in count_family.SIZES:
-        def tick(count: int, label: str = f"{count_family.FAMILY} {cfg.name}") -> None:
+        label = f"{count_family.FAMILY} {cfg.name}"
+
+        def tick(count: int) -> None:
             nonlocal done
             done += count
             if progress:
-                progress(min(share, share * done / per_size), label)
-        run = count_family.run(data, cfg, budget, tick)
+                progress(min(share, share * done / planned), label)
+
+        key = {"sha256": data.sha256, "format": data.format, "family": count_family.FAMILY,
+               "config": asdict(cfg), "budget": budget, "version": __version__}
+        path = sweep._state_file(key)
+        if path and path.exists():
+            run = json.loads(path.read_text())
+            done += len(data.tokens)
+            if progress:
+                progress(share * done / planned, f"{label} (saved)")
+        else:
+            run = count_family.run(data, cfg, budget, tick)
+            if path:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(run))
+                os.replace(tmp, path)  # atomic, as for the transformer's runs
         if run is not None:
             runs.append(run)
     return runs
@@ -320,7 +337,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     prior = untrained_point(len(data.tokens), data.vocab_size)
     runs: list[dict] = []
     if count_share:
-        runs = _count_family_runs(data, ladder[-1], progress, count_share)
+        runs = _count_family_runs(sweep, progress, count_share)
     shared = _points(runs, prior, first_run=0)[1:]  # deterministic: every seed pools them
     per_seed: list[list[Point]] = []
     for s in seed_list:
