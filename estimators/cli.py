@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from estimators.frontier import FAMILIES
 from estimators.presets import ESTIMATORS, FORMATS_HELP, PRESETS
 
 
@@ -43,6 +44,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--budget", type=float, nargs="+", metavar="FLOPS",
                        help="budgets to report, in FLOPs (e.g. 1e10 1e11); uses quick's sizes")
     parser.add_argument("--estimator", choices=ESTIMATORS, default="prequential")
+    parser.add_argument("--families", choices=FAMILIES, nargs="+", default=None, metavar="FAMILY",
+                        help="observer families on the frontier (default all: "
+                             f"{' '.join(FAMILIES)}); the headline is their minimum")
     parser.add_argument("--seeds", type=int, default=1, help="repeat with N seeds for a 95%% interval")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
@@ -53,7 +57,17 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def estimate_options(args: argparse.Namespace) -> dict:
     return {"format": args.format, "preset": args.preset, "budgets": args.budget,
             "estimator": args.estimator, "seeds": args.seeds, "seed": args.seed,
-            "device": args.device, "threads": args.threads}
+            "device": args.device, "threads": args.threads,
+            "families": getattr(args, "families", None)}
+
+
+def model_name(point: dict) -> str:
+    """The winning family and model of a curve point, as a table shows it."""
+    m, family = point["model"], point.get("family", "transformer")
+    if not m["params"]:
+        return "untrained (uniform code)"
+    label = m.get("name") or f"{m['width']}x{m['depth']}"
+    return f"{family} {label} ({m['params']:,})"
 
 
 def format_table(result: dict) -> str:
@@ -64,10 +78,9 @@ def format_table(result: dict) -> str:
              f"method   {result['estimator']}, preset {result['preset'] or 'custom'}, "
              f"seeds {result['seeds']}, {result['flops_spent']:.2g} FLOPs in "
              f"{result['seconds']:.1f}s on {result['device']}", "",
-             f"{'budget':>9}  {'S bits':>12}  {'S bits/B':>9}  {'H bits/B':>9}  model"]
+             f"{'budget':>9}  {'S bits':>12}  {'S bits/B':>9}  {'H bits/B':>9}  family / model"]
     for c in result["curve"]:
-        m = c["model"]
-        name = "untrained" if not m["params"] else f"{m['width']}x{m['depth']} ({m['params']:,})"
+        name = model_name(c)
         ci = ""
         if c.get("ci95"):
             lo, hi = c["ci95"]["epiplexity_bits"]["low"], c["ci95"]["epiplexity_bits"]["high"]

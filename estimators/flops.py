@@ -14,3 +14,32 @@ def count_params(vocab_size: int, width: int, depth: int, context: int) -> int:
     """Parameters of `models.GPT` without building it (embeddings, blocks, norms, readout)."""
     block = 12 * width * width + 4 * width  # qkv, proj, up, down; two LayerNorms
     return 2 * vocab_size * width + context * width + depth * block + 2 * width
+
+
+# The count-based family (estimators/context_mixing.py) goes on the same axis, counted in
+# operations rather than multiply-adds of matrices: every load, compare, shift, add and
+# multiply of its kernel counts one, per binary decision (eight per byte). Per decision and
+# per mixer input (one per context, plus the match model): predicting takes a counter load,
+# shift, stretch lookup and a multiply-add into each of two weight sets (7); learning adds two
+# weight updates (4) and a counter update (unpack, rate lookup, subtract, multiply, shift,
+# add, clamp, pack, store: 12). Fixed per decision: the squash (~20), two interpolated
+# probability maps (10), clip and product (5); learning adds the error, the rate and two map
+# updates (10). Per byte and context: the running hash and two bucket lookups with checksum
+# (14); per byte the match model's lookup, insert and follow-up (20) and the logarithm (10).
+CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 7, 16
+CM_PREDICT_FIXED, CM_LEARN_FIXED = 35, 10
+CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 30
+
+
+def context_mixing_train_ops(contexts: int, tokens: int) -> float:
+    """Operations to code `tokens` bytes with a context-mixing model and learn from them."""
+    inputs = contexts + 1
+    per_bit = inputs * (CM_PREDICT_PER_INPUT + CM_LEARN_PER_INPUT) + CM_PREDICT_FIXED \
+        + CM_LEARN_FIXED
+    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)
+
+
+def context_mixing_eval_ops(contexts: int, tokens: int) -> float:
+    """Operations to code `tokens` held-out bytes with a frozen context-mixing model."""
+    per_bit = (contexts + 1) * CM_PREDICT_PER_INPUT + CM_PREDICT_FIXED
+    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)

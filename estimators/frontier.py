@@ -1,8 +1,26 @@
-"""Pool (compute, S, H) points from every run and read S_T and H_T off the best code within T."""
+"""Pool (compute, S, H) points from every run of every observer family and read S_T and H_T
+off the best code within T: MDL_T is a minimum over all programs that run within T, so the
+frontier does not care which family a point came from."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+
+# Observer families the frontier pools (estimators/sweep.py runs them).
+FAMILIES = ("transformer", "context-mixing")
+UNIFORM = "uniform"  # the untrained code: no family's, free, always a candidate
+
+
+def check_families(families) -> list[str]:
+    """The families asked for, in order, or every family; ValueError naming the choices."""
+    chosen = list(FAMILIES) if families is None else list(dict.fromkeys(families))
+    unknown = [f for f in chosen if f not in FAMILIES]
+    if unknown or not chosen:
+        raise ValueError(f"unknown observer famil{'ies' if len(unknown) > 1 else 'y'} "
+                         f"{', '.join(map(repr, unknown)) or '(none given)'}: use one or more "
+                         f"of {', '.join(FAMILIES)}")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -10,7 +28,7 @@ class Point:
     compute_flops: float
     epiplexity_bits: float
     entropy_bits: float
-    run: int  # index of the run it came from; -1 for the untrained model
+    run: int  # index of the run it came from (of any family); -1 for the untrained model
     stderr_bits: float = 0.0  # noise in S from the held-out estimate of the final loss
     entropy_stderr_bits: float = 0.0  # noise in H, from the same estimate
 

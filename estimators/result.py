@@ -16,7 +16,8 @@ class ModelSize:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """S_T and H_T at one compute budget, read off the frontier of all runs."""
+    """S_T and H_T at one compute budget, read off the frontier of all runs: `family` and
+    `model` name the point that won (family "uniform": the untrained code)."""
 
     budget_flops: float
     epiplexity_bits: float
@@ -25,6 +26,7 @@ class CurvePoint:
     entropy_bits_per_byte: float
     model: dict
     ci95: dict | None = None
+    family: str = "uniform"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class EstimateResult:
     device: str = "cpu"
     runs: list[dict] = field(default_factory=list)  # every run's checkpoints: the raw curves
     frontier: list[dict] = field(default_factory=list)  # lower convex hull of S+H (first seed)
+    # The same curve read off each family's points alone (plus the uniform code), e.g. the
+    # paper's transformer-only figure; the headline `curve` is the minimum over all of them.
+    families: dict[str, list[CurvePoint]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

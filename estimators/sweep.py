@@ -22,7 +22,8 @@ from estimators import __version__
 from estimators.baselines import compressor_baselines
 from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, heldout_sequences,
                              load, split)
-from estimators.frontier import Point, best_within, lower_hull, untrained_point
+from estimators.frontier import (UNIFORM, Point, best_within, check_families, lower_hull,
+                                 untrained_point)
 from estimators.presets import ESTIMATORS, PRESETS, Preset
 from estimators.result import CurvePoint, DatasetInfo, EstimateResult
 from estimators import flops
@@ -229,18 +230,84 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
     return out
 
 
+UNTRAINED_MODEL = {"name": UNIFORM, "params": 0, "width": 0, "depth": 0, "context": 0,
+                   "untrained": True}
+
+
+def _count_family_runs(sweep: _Sweep, progress: ProgressCallback | None,
+                       share: float) -> list[dict]:
+    """One run of every count-family size, capped by the largest budget; seed-independent,
+    and saved in `state_dir` like the transformer's runs so that a re-run reloads them."""
+    from estimators import count_family
+
+    data, budget = sweep.data, sweep.budgets[-1]
+    runs, done, planned = [], 0, len(data.tokens) * len(count_family.SIZES)
+    for cfg in count_family.SIZES:
+        label = f"{count_family.FAMILY} {cfg.name}"
+
+        def tick(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(min(share, share * done / planned), label)
+
+        key = {"sha256": data.sha256, "format": data.format, "family": count_family.FAMILY,
+               "config": asdict(cfg), "budget": budget, "version": __version__}
+        path = sweep._state_file(key)
+        if path and path.exists():
+            run = json.loads(path.read_text())
+            done += len(data.tokens)
+            if progress:
+                progress(share * done / planned, f"{label} (saved)")
+        else:
+            run = count_family.run(data, cfg, budget, tick)
+            if path:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(run))
+                os.replace(tmp, path)  # atomic, as for the transformer's runs
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def _family_of(runs: list[dict], point: Point) -> str:
+    return runs[point.run]["family"] if point.run >= 0 else UNIFORM
+
+
+def _read_curve(per_seed: list[list[Point]], ladder: list[float], runs: list[dict],
+                data_bytes: int) -> list[CurvePoint]:
+    """S_T and H_T at each budget: the best code within it, per seed, then the mean."""
+    curve = []
+    for budget in ladder:
+        chosen_points = [best_within(points, budget) for points in per_seed]
+        s_bits = [p.epiplexity_bits for p in chosen_points]
+        h_bits = [p.entropy_bits for p in chosen_points]
+        first = chosen_points[0]
+        model = runs[first.run]["model"] if first.run >= 0 else UNTRAINED_MODEL
+        ci95 = None
+        if len(per_seed) > 1:
+            ci95 = {"epiplexity_bits": _interval(s_bits), "entropy_bits": _interval(h_bits)}
+        s_mean, h_mean = float(np.mean(s_bits)), float(np.mean(h_bits))
+        curve.append(CurvePoint(budget, s_mean, h_mean, s_mean / data_bytes, h_mean / data_bytes,
+                                model, ci95, _family_of(runs, first)))
+    return curve
+
+
 def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
              budgets: Sequence[float] | None = None, estimator: str = "prequential",
              seeds: int = 1, seed: int = 0, device: str = "auto",
              progress: ProgressCallback | None = None, state_dir: str | os.PathLike | None = None,
              threads: int | None = None, vocab_size: int | None = None,
-             model_out: str | os.PathLike | None = None) -> EstimateResult:
+             model_out: str | os.PathLike | None = None,
+             families: Sequence[str] | None = None) -> EstimateResult:
     """Epiplexity S_T and time-bounded entropy H_T of `source` (path or bytes), in bits.
 
     `preset` picks model sizes and the budget ladder; `budgets` (FLOPs) overrides the ladder.
     `seeds` runs the sweep that many times (seed, seed+1, ...) for a 95% interval.
     `state_dir` saves each finished run so that a re-run resumes instead of starting over.
     `model_out` keeps the trained model of the largest size (first seed), for transfer.
+    `families` picks the observer families pooled on the frontier (default: all of
+    `frontier.FAMILIES`); the headline at each budget is the minimum over all of them.
     """
     started = time.perf_counter()
     if estimator not in ESTIMATORS:
@@ -248,6 +315,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError("seeds must be a whole number >= 1")
     chosen, ladder = resolve(preset, budgets)
+    family_names = check_families(families)
     from estimators.training import cap_threads, pick_device
 
     cap_threads(threads)
@@ -257,43 +325,47 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     if state:
         state.mkdir(parents=True, exist_ok=True)
     seed_list = [seed + i for i in range(seeds)]
-    sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, progress, state)
+    with_transformer = "transformer" in family_names
+    count_share = 0.0
+    if "context-mixing" in family_names:  # cheap per byte: a small share of the progress bar
+        count_share = 0.1 if with_transformer else 1.0
+    scaled = (lambda f, m: progress(count_share + (1 - count_share) * f, m)) if progress else None
+    sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, scaled, state)
+    if not with_transformer:
+        sweep.plan, sweep.warnings = [], []  # its warnings are about transformer runs
 
-    runs: list[dict] = []
-    per_seed: list[list[Point]] = []
     prior = untrained_point(len(data.tokens), data.vocab_size)
+    runs: list[dict] = []
+    if count_share:
+        runs = _count_family_runs(sweep, progress, count_share)
+    shared = _points(runs, prior, first_run=0)[1:]  # deterministic: every seed pools them
+    per_seed: list[list[Point]] = []
     for s in seed_list:
         keep = [Path(model_out) if model_out and s == seed and i == len(sweep.plan) - 1 else None
                 for i in range(len(sweep.plan))]
         seed_runs = [sweep.run_one(size, cap, s, out)
                      for (size, cap), out in zip(sweep.plan, keep)]
-        per_seed.append(_points(seed_runs, prior, first_run=len(runs)))
+        for run in seed_runs:
+            run["family"] = "transformer"  # its model stays as saved: width, depth, context
+        per_seed.append(_points(seed_runs, prior, first_run=len(runs)) + shared)
         runs.extend(seed_runs)
 
-    curve: list[CurvePoint] = []
-    for budget in ladder:
-        chosen_points = [best_within(points, budget) for points in per_seed]
-        s_bits = [p.epiplexity_bits for p in chosen_points]
-        h_bits = [p.entropy_bits for p in chosen_points]
-        first = chosen_points[0]
-        model = runs[first.run]["model"] if first.run >= 0 else \
-            {"params": 0, "width": 0, "depth": 0, "context": 0, "untrained": True}
-        ci95 = None
-        if len(seed_list) > 1:
-            ci95 = {"epiplexity_bits": _interval(s_bits), "entropy_bits": _interval(h_bits)}
-        s_mean, h_mean = float(np.mean(s_bits)), float(np.mean(h_bits))
-        curve.append(CurvePoint(budget, s_mean, h_mean, s_mean / data.bytes, h_mean / data.bytes,
-                                model, ci95))
-        if first.compute_flops == 0 and budget == ladder[-1] and runs:
-            sweep.warnings.append("epiplexity is zero: no trained model coded the data in fewer "
-                                  "bits than the uniform code, so the data looks random to "
-                                  "this learner")
+    curve = _read_curve(per_seed, ladder, runs, data.bytes)
+    by_family = {name: _read_curve([[p for p in points if _family_of(runs, p) in (name, UNIFORM)]
+                                    for points in per_seed], ladder, runs, data.bytes)
+                 for name in family_names}
+    if curve[-1].family == UNIFORM and runs:
+        sweep.warnings.append("epiplexity is zero: no trained model of any family coded the "
+                              "data in fewer bits than the uniform code, so the data looks "
+                              "random to these learners")
 
     if progress:
         progress(1.0, "done")
     top = per_seed[0]
     best = best_within(top, ladder[-1])
-    learned = best.run >= 0 and prior.total_bits - best.total_bits > 2 * best.entropy_stderr_bits
+    # the kept model (transfer) is a transformer: judge it by the transformer's own frontier
+    own = best_within([p for p in top if _family_of(runs, p) != "context-mixing"], ladder[-1])
+    learned = own.run >= 0 and prior.total_bits - own.total_bits > 2 * own.entropy_stderr_bits
     if model_out and not learned:
         sweep.keep_untrained(Path(model_out), seed)
     if best.run >= 0:
@@ -317,4 +389,6 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         tokenizer="bytes" if data.format != "tokens" else f"tokens (vocabulary {data.vocab_size})",
         device=str(dev), runs=runs,
         frontier=[{"compute_flops": p.compute_flops, "epiplexity_bits": p.epiplexity_bits,
-                   "entropy_bits": p.entropy_bits} for p in lower_hull(top)])
+                   "entropy_bits": p.entropy_bits, "family": _family_of(runs, p)}
+                  for p in lower_hull(top)],
+        families=by_family)

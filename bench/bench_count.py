@@ -1,0 +1,111 @@
+"""Count family speed and memory: MB/s per core of each size, and peak memory on a large input.
+
+    .venv/bin/python bench/bench_count.py [--large-mib 100] [--skip-large]
+
+Speed is CPU time of one core (numba, one thread) coding 1 MiB of Python source and 1 MiB of
+random bytes, compilation excluded. Peak memory is the resident high-water mark of a fresh
+process that scores a `--large-mib` file with the largest size, its held-out evaluations
+included, and nothing else loaded (no torch).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from estimators import count_family, panel, synthetic  # noqa: E402
+from estimators.context_mixing import ContextMixingModel, Holdout  # noqa: E402
+from estimators.data import load  # noqa: E402
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    load1, load5, _ = os.getloadavg()
+    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"load average {load1:.1f}/{load5:.1f} while measuring (a shared machine is slower)")
+
+
+def speed(data: bytes) -> list[tuple[str, float, float]]:
+    """(size, MB/s per core, bits/byte) of a learning pass over `data`."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    rows = []
+    for cfg in count_family.SIZES:
+        fitted = cfg.fitted(len(array))
+        ContextMixingModel(fitted).code(array, 0, 4096, Holdout.for_size(len(array)))  # compile
+        model = ContextMixingModel(fitted)
+        started = time.process_time()
+        bits, coded = model.code(array, 0, len(array), Holdout.for_size(len(array)))
+        seconds = time.process_time() - started
+        rows.append((cfg.name, coded / seconds / 1e6, bits / coded))
+    return rows
+
+
+def large_input(path: str, mib: int) -> None:
+    """Python source, a Markov chain and random bytes in turn, to `mib` MiB."""
+    pieces = [panel.python_source(4 << 20), synthetic.MarkovSource(2, 16).sample(1 << 20),
+              synthetic.random_bytes(1 << 20)]
+    with open(path, "wb") as f:
+        written, i = 0, 0
+        while written < mib << 20:
+            piece = pieces[i % len(pieces)][: (mib << 20) - written]
+            f.write(piece)
+            written += len(piece)
+            i += 1
+
+
+def peak_memory_child(path: str) -> None:
+    data = load(path)
+    started = time.perf_counter()
+    run = count_family.run(data, count_family.SIZES[-1], float("inf"))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
+    last = run["checkpoints"][-1]
+    print(f"{peak:.0f} {seconds:.1f} {last['tokens_trained']} "
+          f"{(last['epiplexity_bits'] + last['entropy_bits']) / len(data.tokens):.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large-mib", type=int, default=100)
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return peak_memory_child(args.child)
+    print(f"machine: {machine()}\n")
+    print(f"{'size':<10} {'contexts':>8}  {'source MB/s':>11} {'bits/B':>7}  "
+          f"{'random MB/s':>11} {'bits/B':>7}")
+    source = speed(panel.python_source(1 << 20))
+    noise = speed(synthetic.random_bytes(1 << 20))
+    for cfg, (name, s_rate, s_bits), (_, r_rate, r_bits) in zip(count_family.SIZES, source, noise):
+        print(f"{name:<10} {cfg.contexts + 1:>8}  {s_rate:>11.2f} {s_bits:>7.3f}  "
+              f"{r_rate:>11.2f} {r_bits:>7.3f}")
+    if args.skip_large:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "large.bin")
+        large_input(path, args.large_mib)
+        out = subprocess.run([sys.executable, __file__, "--child", path], check=True,
+                             capture_output=True, text=True).stdout.split()
+    peak, seconds, coded, bits = out
+    print(f"\n{count_family.SIZES[-1].name} on {args.large_mib} MiB (source, Markov, random "
+          f"in turn): peak memory {peak} MiB, {seconds} s wall for {int(coded):,} bytes coded "
+          f"plus held-out evaluations, S+H {bits} bits/B")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+"""Context mixing: a count-based observer that predicts each byte bit by bit (numba-compiled).
+
+A byte is coded as eight binary decisions, most significant bit first. For each decision
+every context model offers a probability from an adaptive counter: the last k bytes for
+several orders k, the current word, the three bytes one line up (row-structured data), and
+a match model that follows the longest earlier repeat anywhere in the history (what lzma and
+zstd exploit). Two logistic mixers, their weights chosen by small contexts, combine them;
+two adaptive probability maps refine the result.
+
+Why it is a valid prequential code whatever the hash collisions do: every probability is
+computed from earlier bytes only, each binary probability is clipped strictly inside (0, 1),
+and a byte's probability is the product of eight of them along a path of a binary tree, so
+the 256 byte probabilities sum to exactly one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+COUNTER_LIMIT = 255  # counts saturate here: adapts 1/(n+1.5), then at a fixed slow rate
+MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
+APM_RATE = 0.02
+P_CLIP = 1.0 / 65536  # floor on either binary outcome: a sure miss costs at most 16 bits
+MIXER_RATE = 0.004
+MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where they settle
+# match pointer and length, word hash, previous word hash, last newline, line length
+STATE_FIELDS = 6
+
+
+@dataclass(frozen=True)
+class ContextMixingConfig:
+    """One size of the family: which contexts it mixes and how large its hash tables are."""
+
+    name: str
+    orders: tuple[int, ...]  # byte-context orders; order 0 is the partial byte alone
+    word: bool  # a context of the current and previous alphanumeric word
+    column: bool  # the bytes one line up: cells of row-by-row data depend on them
+    match_min: int  # bytes a repeat must share before the match model follows it
+    table_bits: int  # log2 of 16-counter buckets per context (bounded memory)
+
+    @property
+    def contexts(self) -> int:
+        return len(self.orders) + self.word + self.column
+
+    @property
+    def inputs(self) -> int:
+        """Mixer inputs: one per context, one for the match model."""
+        return self.contexts + 1
+
+    @property
+    def match_bits(self) -> int:
+        """log2 of the match model's index of earlier positions."""
+        return self.table_bits + 2
+
+    def fitted(self, data_bytes: int) -> "ContextMixingConfig":
+        """The same model with tables no larger than the data can fill (faster on small data)."""
+        bits = min(self.table_bits, max(10, math.ceil(math.log2(max(data_bytes, 2))) - 2))
+        return ContextMixingConfig(self.name, self.orders, self.word, self.column,
+                                   self.match_min, bits)
+
+
+def _stretch_table() -> np.ndarray:
+    p = (np.arange(4096) + 0.5) / 4096
+    return np.log(p / (1 - p)).astype(np.float64)
+
+
+def _rate_table() -> np.ndarray:
+    n = np.arange(1024)
+    return np.floor(65536 * 2 / (2 * np.minimum(n, COUNTER_LIMIT) + 3)).astype(np.int64)
+
+
+class ContextMixingModel:
+    """The learned state of one model: counters, match index, mixer weights and maps."""
+
+    def __init__(self, cfg: ContextMixingConfig):
+        self.cfg = cfg
+        self.tables = np.zeros((cfg.contexts, 16 << cfg.table_bits), dtype=np.uint32)
+        self.match_table = np.full(1 << cfg.match_bits, -1, dtype=np.int64)
+        self.match_counters = np.full(64, 1 << 31, dtype=np.uint32)
+        self.weights = np.full((256 + 2048, cfg.inputs), 0.3, dtype=np.float64)
+        grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
+        self.apm = np.tile(grid, (256 + 65536, 1)).astype(np.float32)
+        self.state = np.zeros(STATE_FIELDS + 1, dtype=np.int64)  # +1: mixer updates so far
+        self.state[4] = -1
+        self.orders = np.asarray(cfg.orders, dtype=np.int64)
+        self.stretch = _stretch_table()
+        self.rates = _rate_table()
+
+    def _kernel_args(self) -> tuple:
+        c = self.cfg
+        return (self.orders, c.word, c.column, c.match_min, self.tables, self.match_table,
+                self.match_counters, self.weights, self.apm)
+
+    def code(self, data: np.ndarray, start: int, stop: int, holdout: "Holdout",
+             per_byte: np.ndarray | None = None) -> tuple[float, int]:
+        """Code the training bytes of data[start:stop] (history data[:start] already seen)
+        and learn from each after coding it. Returns (bits, bytes coded)."""
+        out = per_byte if per_byte is not None else np.zeros(1)
+        view = np.array([stop, len(data) + 1, holdout.shift, holdout.every], dtype=np.int64)
+        bits, coded, _ = _code(data, start, stop, view, True, *self._kernel_args(), self.state,
+                               self.stretch, self.rates, out, per_byte is not None,
+                               np.zeros((1, 2), dtype=np.int64))
+        return bits, coded
+
+    def evaluate(self, data: np.ndarray, seen: int,
+                 holdout: "Holdout") -> tuple[np.ndarray, np.ndarray]:
+        """Bits and bytes of every held-out block, with the model frozen after data[:seen].
+
+        Nothing is learned: counters, weights and maps stay as they are. Each block is coded
+        from the training bytes before `seen` (and before the block) plus its own earlier
+        bytes, the context a frozen model conditions on, as a transformer on its window."""
+        view = np.array([seen, 0, holdout.shift, holdout.every], dtype=np.int64)
+        return _evaluate(data, seen, view, *self._kernel_args(), self.state, self.stretch,
+                         self.rates)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The held-out slice: the last of every `every` blocks of 2**shift bytes, in place, so
+    it is spread over the whole file and keeps the data's natural order inside each block."""
+
+    shift: int
+    every: int
+
+    @staticmethod
+    def for_size(size: int, max_bytes: int = 1 << 20) -> "Holdout":
+        """Blocks of up to 4 KiB, at least 256 in all (16 held out, for a stable mean and
+        its error); 1/16 of the data held out, or less on large data so that at most about
+        `max_bytes` are (every evaluation costs compute)."""
+        shift = int(min(12, max(4, math.floor(math.log2(max(size, 16) / 256)))))
+        every = 16
+        while size // every > max_bytes:
+            every *= 2
+        return Holdout(shift, every)
+
+    def training_bytes_before(self, position: int) -> int:
+        """How many of the first `position` bytes are training bytes (not held out)."""
+        block, period = 1 << self.shift, (1 << self.shift) * self.every
+        full, rest = divmod(position, period)
+        return position - full * block - max(0, rest - (period - block))
+
+    def mask(self, size: int) -> np.ndarray:
+        p = np.arange(size)
+        return ((p >> self.shift) & (self.every - 1)) == self.every - 1
+
+
+@njit(cache=True, inline="always")
+def _mix64(x: np.uint64) -> np.uint64:
+    x = (x ^ (x >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x81DADEF4BC2DD44D)
+    return x ^ (x >> np.uint64(33))
+
+
+@njit(cache=True, inline="always")
+def _squash(x: float) -> float:
+    if x > 40.0:
+        x = 40.0
+    elif x < -40.0:
+        x = -40.0
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True, inline="always")
+def _alnum(c: int) -> bool:
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95 or c >= 128
+
+
+@njit(cache=True, inline="always")
+def held_out(p: int, view) -> bool:
+    """Whether byte p belongs to the held-out slice: the last of every `every` blocks of
+    2**shift bytes (both powers of two, so the test is a shift and a mask)."""
+    return ((p >> view[2]) & (view[3] - 1)) == view[3] - 1
+
+
+@njit(cache=True, inline="always")
+def _visible(p: int, pos: int, view) -> bool:
+    """Whether history byte p may be read when coding byte pos.
+
+    `view` = (seen, block_start, shift, every): bytes before `seen` that the model trained on,
+    and the bytes of the block being evaluated from `block_start` on; never a held-out byte
+    the model has not been shown, never a byte at or after pos."""
+    if p < 0 or p >= pos:
+        return False
+    if p >= view[1]:
+        return True
+    return p < view[0] and not held_out(p, view)
+
+
+@njit(cache=True, inline="always")
+def _context_hashes(data, pos, view, orders, match_min, word, column, state, out):
+    """One 64-bit hash per context for the byte at `pos`; returns the match model's hash.
+
+    A single running hash walks back over the last bytes (one multiply per byte) and each
+    order takes its value on the way; the bucket lookup mixes it well later."""
+    deepest = max(orders[len(orders) - 1], match_min)
+    h, i, match_hash = np.uint64(0x9E3779B97F4A7C15), 0, np.uint64(0)
+    for k in range(deepest + 1):
+        if k > 0:
+            p = pos - k
+            c = data[p] if _visible(p, pos, view) else 0
+            h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
+        while i < len(orders) and orders[i] == k:
+            out[i] = h + np.uint64(k)
+            i += 1
+        if k == match_min:
+            match_hash = h
+    j = len(orders)
+    if word:
+        out[j] = (np.uint64(state[2]) * np.uint64(0x9E3779B1) + np.uint64(state[3])) \
+            * np.uint64(0xBF58476D1CE4E5B9)
+        j += 1
+    if column:
+        col, line = pos - state[4] - 1, state[5]
+        h = np.uint64(0xC2B2AE3D27D4EB4F)
+        if state[4] >= 0 and 0 < line <= 4096:
+            above = pos - line
+            for d in range(-1, 2):
+                p = above + d
+                c = data[p] if _visible(p, pos, view) else 256
+                h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
+            h += np.uint64(col == 0)
+        out[j] = h
+    return _mix64(match_hash)
+
+
+@njit(cache=True)
+def _code(data, start, stop, view, learn, orders, word, column, match_min,
+          tables, match_table, match_counters, weights, apm, state, stretch, rates,
+          per_byte, keep_per_byte, undo):
+    """Code data[start:stop], skipping held-out bytes unless evaluating a held-out block.
+
+    Returns (bits, bytes coded, match-table writes logged in `undo` to be rolled back)."""
+    n_ctx = tables.shape[0]
+    n_in = n_ctx + 1
+    bucket_mask = (tables.shape[1] >> 4) - 1
+    match_mask = len(match_table) - 1
+    hashes = np.zeros(n_ctx, dtype=np.uint64)
+    base = np.zeros(n_ctx, dtype=np.int64)  # bucket offset per context; -1: unknown (frozen)
+    x = np.zeros(n_in, dtype=np.float64)
+    index = np.zeros(n_in, dtype=np.int64)
+    total, coded, logged = 0.0, 0, 0
+    for pos in range(start, stop):
+        if learn and held_out(pos, view):
+            continue
+        # --- byte boundary: contexts and the match model look at the history ---
+        ptr, length = state[0], state[1]
+        if length > 0 and not _visible(ptr, pos, view):
+            length = 0
+        match_hash = _context_hashes(data, pos, view, orders, match_min, word,
+                                     column, state, hashes)
+        slot = np.int64(match_hash & np.uint64(match_mask))
+        if length == 0 and pos >= match_min:
+            cand = match_table[slot]
+            if cand > 0 and _visible(cand - 1, pos, view):
+                run = 0
+                while run < MATCH_MAX_VERIFY and cand - 1 - run >= 0 and \
+                        _visible(cand - 1 - run, pos, view) and \
+                        _visible(pos - 1 - run, pos, view) and \
+                        data[cand - 1 - run] == data[pos - 1 - run]:
+                    run += 1
+                if run >= match_min and _visible(cand, pos, view):
+                    ptr, length = cand, run
+        if pos >= match_min:
+            if not learn:  # a frozen model's index is restored after each held-out block
+                undo[logged, 0], undo[logged, 1] = slot, match_table[slot]
+                logged += 1
+            match_table[slot] = pos
+        expected = np.int64(data[ptr]) if length > 0 else -1
+        if length < 16:
+            len_bucket = length
+        else:
+            len_bucket = min(31, 12 + np.int64(math.log2(length)))
+        c1 = np.int64(data[pos - 1]) if _visible(pos - 1, pos, view) else 0
+        byte = np.int64(data[pos])
+        c0, nib, chance = 1, 1, 1.0
+        for bit_index in range(8):
+            if bit_index == 0 or bit_index == 4:  # a new bucket of 15 counters per context
+                nib = 1
+                for i in range(n_ctx):
+                    hb = (hashes[i] ^ np.uint64(c0)) * np.uint64(0x2545F4914F6CDD1D)
+                    hb ^= hb >> np.uint64(29)
+                    b = np.int64(hb & np.uint64(bucket_mask)) << 4
+                    check = np.uint32((hb >> np.uint64(40)) | np.uint64(1))
+                    if tables[i, b] != check:
+                        if learn:
+                            tables[i, b] = check
+                            for k in range(1, 16):
+                                tables[i, b + k] = np.uint32(1 << 31)
+                        else:
+                            b = -1
+                    base[i] = b
+            bit = (byte >> (7 - bit_index)) & 1
+            for i in range(n_ctx):
+                if base[i] < 0:
+                    x[i], index[i] = 0.0, -1
+                else:
+                    index[i] = base[i] + nib
+                    x[i] = stretch[tables[i, index[i]] >> 20]
+            predicted = -1
+            if expected >= 0 and ((expected + 256) >> (8 - bit_index)) == c0:
+                predicted = (expected >> (7 - bit_index)) & 1
+                index[n_ctx] = len_bucket * 2 + predicted
+                x[n_ctx] = stretch[match_counters[index[n_ctx]] >> 20]
+            else:
+                index[n_ctx], x[n_ctx] = -1, 0.0
+            s1, s2 = c0, 256 + (min(len_bucket, 7) if predicted >= 0 else 0) * 256 + c1
+            dot1, dot2 = 0.0, 0.0
+            for i in range(n_in):
+                dot1 += weights[s1, i] * x[i]
+                dot2 += weights[s2, i] * x[i]
+            mixed = 0.5 * (dot1 + dot2)
+            pm = _squash(mixed)
+            # adaptive probability maps: order 0 and order 2, interpolated over stretch(p)
+            t = min(max((mixed + 8.0) * 2.0, 0.0), 31.999)
+            lo = np.int64(t)
+            frac = t - lo
+            a1, a2 = c0, 256 + c1 * 256 + c0  # rows of one byte's map lie together (cache)
+            q1 = apm[a1, lo] * (1 - frac) + apm[a1, lo + 1] * frac
+            q2 = apm[a2, lo] * (1 - frac) + apm[a2, lo + 1] * frac
+            p = 0.5 * pm + 0.25 * q1 + 0.25 * q2
+            p = min(max(p, P_CLIP), 1.0 - P_CLIP)
+            chance *= p if bit else 1.0 - p  # one logarithm per byte, not per bit
+            if learn:
+                rate = max(MIXER_RATE, MIXER_RATE_START / (1.0 + state[6] / 4096.0))
+                state[6] += 1
+                err = (bit - pm) * rate  # both weight sets serve one sum: one error
+                for i in range(n_in):
+                    weights[s1, i] += err * x[i]
+                    weights[s2, i] += err * x[i]
+                near = lo + (frac > 0.5)
+                apm[a1, near] += np.float32((bit - apm[a1, near]) * APM_RATE)
+                apm[a2, near] += np.float32((bit - apm[a2, near]) * APM_RATE)
+                for i in range(n_in):
+                    k = index[i]
+                    if k < 0:
+                        continue
+                    e = tables[i, k] if i < n_ctx else match_counters[k]
+                    n = np.int64(e & np.uint32(1023))
+                    prob = np.int64(e >> np.uint32(10))
+                    prob += ((np.int64(bit) << 22) - prob) * rates[n] >> 16
+                    prob = min(max(prob, 1), (1 << 22) - 1)
+                    e = np.uint32((prob << 10) | min(n + 1, 1023))
+                    if i < n_ctx:
+                        tables[i, k] = e
+                    else:
+                        match_counters[k] = e
+            c0 = c0 * 2 + bit
+            nib = nib * 2 + bit
+        bits = -math.log2(chance)
+        total += bits
+        coded += 1
+        if keep_per_byte:
+            per_byte[pos - start] = bits
+        # --- after the byte: follow the repeat, update word and line state ---
+        if length > 0:
+            if expected == byte:
+                length += 1
+                ptr += 1
+            else:
+                length = 0
+        state[0], state[1] = ptr, length
+        if _alnum(byte):
+            state[2] = np.int64((np.uint64(state[2]) + np.uint64(byte + 1)) *
+                                np.uint64(0x100000001B3) & np.uint64(0x7FFFFFFFFFFFFFFF))
+        elif state[2] != 0:
+            state[3], state[2] = state[2], 0
+        if byte == 10:
+            if state[4] >= 0:
+                state[5] = pos - state[4]
+            state[4] = pos
+    return total, coded, logged
+
+
+@njit(cache=True)
+def _evaluate(data, seen, view, orders, word, column, match_min, tables, match_table,
+              match_counters, weights, apm, state, stretch, rates):
+    """Bits and bytes of each held-out block under the model frozen after `seen` bytes."""
+    block, every = 1 << view[2], view[3]
+    starts = np.arange(block * (every - 1), len(data), block * every)
+    bits = np.zeros(len(starts))
+    count = np.zeros(len(starts), dtype=np.int64)
+    undo = np.zeros((block, 2), dtype=np.int64)
+    unused = np.zeros(1)
+    for b in range(len(starts)):
+        begin = starts[b]
+        frame = np.array([seen, begin, view[2], every], dtype=np.int64)
+        local = state.copy()
+        local[0], local[1], local[2], local[3], local[4] = 0, 0, 0, 0, -1
+        bits[b], count[b], logged = _code(
+            data, begin, min(begin + block, len(data)), frame, False, orders, word, column,
+            match_min, tables, match_table, match_counters, weights, apm, local, stretch,
+            rates, unused, False, undo)
+        for i in range(logged - 1, -1, -1):
+            match_table[undo[i, 0]] = undo[i, 1]
+    return bits, count

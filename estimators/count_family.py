@@ -1,0 +1,129 @@
+"""The count-based observer family on the frontier: context-mixing runs that log (compute, S, H).
+
+Each size of the family makes one prequential pass over the training bytes in their natural
+order (a match model needs it: repeats 64 bytes or a whole file apart are what it finds). At
+log-spaced checkpoints the model, frozen, codes the held-out blocks; with L its held-out loss,
+d the bytes coded so far and D all bytes,
+    S = online bits of the d bytes - L * d        H = L * D
+exactly the transformer's prequential split, and the compute of a checkpoint counts every
+byte learned from and every held-out evaluation made so far (`flops.context_mixing_*`).
+The runs are deterministic: seeds do not change them, so they run once per estimate.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+
+from estimators import flops
+from estimators.context_mixing import ContextMixingConfig, ContextMixingModel, Holdout
+from estimators.data import TokenData
+
+FAMILY = "context-mixing"
+FIRST_CHECKPOINT_BYTES = 4096  # then one checkpoint per doubling, and one at the end
+
+# Sizes from cheap to strong: more contexts cost more operations per byte and buy more.
+SIZES: tuple[ContextMixingConfig, ...] = (
+    ContextMixingConfig("cm-order2", orders=(0, 1, 2), word=False, column=False, match_min=8,
+                        table_bits=18),
+    ContextMixingConfig("cm-order4", orders=(0, 1, 2, 3, 4), word=False, column=True,
+                        match_min=6, table_bits=19),
+    ContextMixingConfig("cm-order6", orders=(0, 1, 2, 3, 4, 6), word=True, column=True,
+                        match_min=6, table_bits=20),
+)
+
+Progress = Callable[[int], None]  # called with the number of bytes just coded
+
+
+def token_stream(data: TokenData) -> tuple[np.ndarray, int]:
+    """The bytes the family codes, and bytes per token.
+
+    Byte data is coded as it is. Token ids of a larger vocabulary are coded as fixed-width
+    big-endian integers: the bitwise code then decides a token's id bit by bit from the most
+    significant, a valid code over every id of that width, so over the vocabulary too."""
+    if data.vocab_size <= 256:
+        return np.ascontiguousarray(data.tokens, dtype=np.uint8), 1
+    width = 2 if data.vocab_size <= 1 << 16 else 4 if data.vocab_size <= 1 << 32 else 8
+    stream = np.ascontiguousarray(data.tokens, dtype=f">u{width}").view(np.uint8)
+    return stream, width
+
+
+def model_info(cfg: ContextMixingConfig) -> dict:
+    """What a result says about one size: its contexts and how many counters it adapts."""
+    counters = cfg.contexts * 15 << cfg.table_bits
+    return {"name": cfg.name, "params": counters, "orders": list(cfg.orders), "word": cfg.word,
+            "column": cfg.column, "match_min": cfg.match_min, "table_bits": cfg.table_bits}
+
+
+def _checkpoint_positions(size: int) -> list[int]:
+    positions, p = [], FIRST_CHECKPOINT_BYTES
+    while p < size:
+        positions.append(p)
+        p *= 2
+    return positions + [size]
+
+
+def _last_affordable(holdout: Holdout, position: int, target: int, most: int, width: int) -> int:
+    """The furthest stop in (position, target] with at most `most` training bytes before it."""
+    low, high = position, target
+    while low < high:
+        middle = (low + high + 1) // 2
+        if holdout.training_bytes_before(middle) <= most:
+            low = middle
+        else:
+            high = middle - 1
+    return low - low % width
+
+
+def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
+        progress: Progress | None = None) -> dict | None:
+    """One pass of one size, checkpointed, spending at most `budget` operations in all.
+
+    Returns the run as the sweep's plain dict (like a transformer run), or None when not even
+    the first checkpoint fits the budget."""
+    started = time.perf_counter()
+    stream, width = token_stream(data)
+    size = len(stream)
+    holdout = Holdout.for_size(size)
+    heldout_bytes = int(holdout.mask(size).sum())
+    fitted = cfg.fitted(size)
+    contexts = fitted.contexts
+    eval_cost = flops.context_mixing_eval_ops(contexts, heldout_bytes)
+    per_byte = flops.context_mixing_train_ops(contexts, 1)
+    model = ContextMixingModel(fitted)
+    online_bits, coded, position, spent = 0.0, 0, 0, 0.0
+    checkpoints: list[dict] = []
+    for target in _checkpoint_positions(size):
+        evaluations = len(checkpoints) + 1
+        affordable = (budget - evaluations * eval_cost) / per_byte - coded
+        if affordable < 1:
+            break
+        stop = _last_affordable(holdout, position, target, coded + int(affordable), width)
+        if stop <= position:
+            break
+        bits, count = model.code(stream, position, stop, holdout)
+        online_bits, coded, position = online_bits + bits, coded + count, stop
+        if progress:
+            progress(count)
+        block_bits, block_bytes = model.evaluate(stream, position, holdout)
+        loss = float(block_bits.sum() / block_bytes.sum())  # bits per byte
+        per_block = block_bits / np.maximum(block_bytes, 1)
+        stderr = float(per_block.std(ddof=1) / math.sqrt(len(per_block))) \
+            if len(per_block) > 1 else 0.0  # one block: no spread to measure (JSON has no NaN)
+        spent = flops.context_mixing_train_ops(contexts, coded) + evaluations * eval_cost
+        checkpoints.append({
+            "tokens_trained": coded // width, "compute_flops": spent,
+            "epiplexity_bits": online_bits - loss * coded, "entropy_bits": loss * size,
+            "heldout_bits_per_token": loss * width, "heldout_stderr": stderr * width,
+            "extra": {"online_bits": online_bits, "heldout_tokens": heldout_bytes // width}})
+        if stop < target:
+            break  # the budget ran out inside this doubling
+    if not checkpoints:
+        return None
+    return {"family": FAMILY, "estimator": "prequential", "seed": None,
+            "params": model_info(fitted)["params"], "model": model_info(fitted),
+            "tokens_trained": coded // width, "dataset_tokens": len(data.tokens),
+            "flops_spent": spent, "seconds": time.perf_counter() - started,
+            "checkpoints": checkpoints}

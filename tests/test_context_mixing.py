@@ -1,0 +1,136 @@
+"""The count-based family is a valid prequential code, learns nothing from held-out bytes and
+stays inside its budget."""
+import numpy as np
+import pytest
+
+from estimators import count_family, flops, panel, synthetic
+from estimators.context_mixing import ContextMixingConfig, ContextMixingModel, Holdout
+from estimators.data import load
+
+FULL = ContextMixingConfig("test-full", (0, 1, 2, 3, 4, 6), word=True, column=True,
+                           match_min=4, table_bits=10)
+# four buckets per context: nearly every context collides with another
+CRAMMED = ContextMixingConfig("test-crammed", (0, 1, 2, 3), word=True, column=True,
+                              match_min=3, table_bits=2)
+NO_HOLDOUT = Holdout(shift=30, every=2)  # first held-out byte at 1 GiB: all bytes train
+
+
+def per_byte_bits(cfg: ContextMixingConfig, data: bytes, holdout: Holdout = NO_HOLDOUT):
+    array = np.frombuffer(data, dtype=np.uint8)
+    out = np.zeros(len(array))
+    model = ContextMixingModel(cfg)
+    bits, coded = model.code(array, 0, len(array), holdout, per_byte=out)
+    return out, bits, coded, model
+
+
+@pytest.mark.parametrize("cfg", [FULL, CRAMMED], ids=lambda c: c.name)
+def test_code_length_of_a_prefix_never_depends_on_later_bytes(cfg):
+    text = panel.python_source(6000)
+    changed = text[:3000] + bytes(reversed(text[3000:]))
+    first, _, _, _ = per_byte_bits(cfg, text)
+    second, _, _, _ = per_byte_bits(cfg, changed)
+    assert np.array_equal(first[:3000], second[:3000])
+    assert not np.array_equal(first[3000:], second[3000:])
+
+
+@pytest.mark.parametrize("cfg", [FULL, CRAMMED], ids=lambda c: c.name)
+def test_next_byte_probabilities_sum_to_one_even_when_hashes_collide(cfg):
+    prefix = panel.python_source(700)
+    probabilities = []
+    for value in range(256):
+        bits, _, _, _ = per_byte_bits(cfg, prefix + bytes([value]))
+        probabilities.append(2.0 ** -bits[-1])
+    assert min(probabilities) > 0
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-9)
+    assert max(probabilities) > 0.05  # it did learn something from the prefix
+
+
+def test_online_code_adds_up_and_counts_every_training_byte():
+    data = synthetic.repeated_sentence(20000)
+    bits, total, coded, _ = per_byte_bits(FULL, data)
+    assert coded == len(data)
+    assert total == pytest.approx(bits.sum())
+    assert bits[-1000:].mean() < 0.01  # a repeat is almost free once seen
+
+
+def test_held_out_bytes_never_reach_the_training_code():
+    holdout = Holdout(shift=6, every=4)
+    data = bytearray(panel.python_source(8192))
+    mask = holdout.mask(len(data))
+    first, _, coded, _ = per_byte_bits(FULL, bytes(data), holdout)
+    for i in np.flatnonzero(mask):
+        data[i] = (data[i] * 7 + 13) % 256
+    second, _, _, _ = per_byte_bits(FULL, bytes(data), holdout)
+    assert coded == len(data) - mask.sum() == holdout.training_bytes_before(len(data))
+    assert np.array_equal(first[~mask], second[~mask])
+    assert not first[mask].any()  # held-out bytes are skipped, not coded
+
+
+def test_evaluation_learns_nothing_and_repeats_exactly():
+    data = np.frombuffer(panel.python_source(16384), dtype=np.uint8)
+    holdout = Holdout.for_size(len(data))
+    model = ContextMixingModel(FULL)
+    model.code(data, 0, 8192, holdout)
+    tables, weights = model.tables.copy(), model.weights.copy()
+    first = model.evaluate(data, 8192, holdout)
+    second = model.evaluate(data, 8192, holdout)
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert np.array_equal(tables, model.tables) and np.array_equal(weights, model.weights)
+    assert first[1].sum() == holdout.mask(len(data)).sum()
+    later, _ = model.code(data, 8192, len(data), holdout)
+    fresh = ContextMixingModel(FULL)
+    fresh.code(data, 0, 8192, holdout)
+    assert fresh.code(data, 8192, len(data), holdout)[0] == later
+
+
+def test_held_out_blocks_see_earlier_training_bytes_but_not_unseen_ones():
+    # a sentence repeated: a frozen model that saw some of it codes held-out blocks cheaply
+    data = np.frombuffer(synthetic.repeated_sentence(65536), dtype=np.uint8)
+    holdout = Holdout.for_size(len(data))
+    model = ContextMixingModel(FULL)
+    model.code(data, 0, 4096, holdout)
+    bits, count = model.evaluate(data, 4096, holdout)
+    assert bits.sum() / count.sum() < 0.2
+
+
+def test_run_stays_inside_its_budget_and_counts_every_evaluation():
+    data = load(synthetic.MarkovSource(2, 8, seed=4).sample(65536, seed=1))
+    full = count_family.run(data, count_family.SIZES[1], 1e15)
+    points = full["checkpoints"]
+    assert points[-1]["tokens_trained"] == Holdout.for_size(65536).training_bytes_before(65536)
+    compute = [p["compute_flops"] for p in points]
+    assert compute == sorted(compute)
+    contexts = count_family.SIZES[1].contexts
+    heldout = points[0]["extra"]["heldout_tokens"]
+    assert compute[-1] == pytest.approx(
+        flops.context_mixing_train_ops(contexts, points[-1]["tokens_trained"])
+        + len(points) * flops.context_mixing_eval_ops(contexts, heldout))
+    budget = compute[3] * 1.5
+    capped = count_family.run(data, count_family.SIZES[1], budget)
+    assert capped["checkpoints"][-1]["compute_flops"] <= budget
+    assert capped["checkpoints"][-1]["tokens_trained"] > points[3]["tokens_trained"]
+    assert count_family.run(data, count_family.SIZES[1], 1e3) is None
+
+
+def test_prequential_split_adds_up_to_online_code_plus_held_out_loss():
+    data = load(synthetic.ca_rows(32768, rule=90))
+    run = count_family.run(data, count_family.SIZES[2], 1e15)
+    last = run["checkpoints"][-1]
+    loss = last["heldout_bits_per_token"]
+    assert last["entropy_bits"] == pytest.approx(loss * 32768)
+    assert last["epiplexity_bits"] == pytest.approx(
+        last["extra"]["online_bits"] - loss * last["tokens_trained"])
+
+
+def test_token_ids_above_a_byte_are_coded_as_fixed_width_integers(tmp_path):
+    tokens = np.tile(np.array([7, 900, 65000, 900], dtype=np.int64), 4096)
+    path = tmp_path / "tokens.npy"
+    np.save(path, tokens)
+    data = load(path, "tokens", vocab_size=70000)
+    stream, width = count_family.token_stream(data)
+    assert width == 4 and len(stream) == 4 * len(tokens)
+    assert int.from_bytes(stream[4:8].tobytes(), "big") == 900
+    run = count_family.run(data, count_family.SIZES[0], 1e15)
+    last = run["checkpoints"][-1]
+    assert run["dataset_tokens"] == len(tokens)
+    assert last["heldout_bits_per_token"] < 0.5  # a period-4 pattern of ids: 16.1 bits uniform
