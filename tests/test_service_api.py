@@ -24,9 +24,10 @@ MAX_UPLOAD = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, module_database_url):
     with ServiceProcess(tmp_path_factory.mktemp("api"), workers=0,
-                        env={"EPIPLEX_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}) as service:
+                        env={"EPIPLEX_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
+                             "EPIPLEX_DATABASE_URL": module_database_url}) as service:
         yield service
     # Bad input must be answered, never crash a handler: the log holds no errors at all.
     assert '"level": "ERROR"' not in service.log_path.read_text(), service.log_tail()
@@ -280,10 +281,10 @@ def _succeed(http, sessions, data: bytes, name: str, s_bpb: float, h_bpb: float,
     """Upload `data`, queue a job and complete it as a worker would, with the given figures."""
     dataset = upload(http, data, name=name).json()
     job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], **job_settings}).json()
-    claim = store.Claim(job["id"], 1)
+    claim = store.Claim(job["id"], attempt=1, lease=1)
     with sessions() as session, session.begin():  # claim exactly this job, whatever else is queued
         session.execute(update(Job).where(Job.id == job["id"])
-                        .values(status="running", attempts=1, heartbeat_at=utcnow()))
+                        .values(status="running", attempts=1, lease=1, heartbeat_at=utcnow()))
     assert store.complete(sessions, claim, fake_result(dataset["sha256"], len(data), s_bpb, h_bpb), 1.5)
     return http.get(f"/v1/jobs/{job['id']}").json()
 
