@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from app.testing import free_port
@@ -73,9 +74,12 @@ class PostgresServer:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def restart(self) -> None:
-        """Stop (dropping every connection, as a crash or an upgrade would) and start again."""
-        self._pg_ctl("restart", "-m", "fast")
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop (dropping every connection, as a crash or an upgrade would), stay down for
+        `down_seconds`, and start again on the same port."""
+        self._pg_ctl("stop", "-m", "fast")
+        time.sleep(down_seconds)
+        self._pg_ctl("start")
 
     def stop(self) -> None:
         if self.dir is None:

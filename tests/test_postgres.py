@@ -24,6 +24,7 @@ from app.jobs import store
 from app.testing import ServiceProcess, free_port
 
 postgres = pytest.mark.postgres
+BUDGETS = [1e10, 1e11]  # a job of a few seconds: long enough to restart the database under it
 
 
 @pytest.fixture()
@@ -150,19 +151,22 @@ def test_a_job_completes_in_its_first_attempt_when_postgres_restarts_mid_job(pos
 
     url = postgres_server.create_database()
     data = random.Random(7).randbytes(32 * 1024)
-    with ServiceProcess(tmp_path, workers=1, env={"EPIPLEX_DATABASE_URL": url}) as server, \
-            server.client() as client:
+    # A generous stale limit: this is about riding out the outage, not about the reaper.
+    env = {"EPIPLEX_DATABASE_URL": url, "EPIPLEX_STALE_AFTER_SECONDS": "30"}
+    with ServiceProcess(tmp_path, workers=1, env=env) as server, server.client() as client:
         dataset = client.upload(data, name="restart")
-        job = client.create_job(dataset.id, preset="quick")
+        job = client.create_job(dataset.id, budgets=BUDGETS)
         deadline = time.monotonic() + 120
         while (row := client.get_job(job.id)).progress <= 0 and row.status in ("queued", "running"):
             assert time.monotonic() < deadline, "job never started"
             time.sleep(0.05)
         assert row.status == "running" and row.progress < 1, row
-        postgres_server.restart()
+        # Down for longer than a heartbeat: the worker's writes must fail, and be retried.
+        postgres_server.restart(down_seconds=2.0)
         finished = client.wait(job.id, timeout=300)
-        log = server.log_tail(400)
-    assert finished.status == "succeeded", (finished, log)
+        log = server.log_path.read_text()
+    assert finished.status == "succeeded", (finished, log[-5000:])
+    assert '"message": "database unreachable; retrying"' in log, log[-5000:]
     assert finished.result["dataset"]["bytes"] == len(data)
     engine = make_engine(url)
     with make_session_factory(engine)() as session:

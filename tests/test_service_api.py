@@ -137,6 +137,15 @@ def test_an_upload_cut_off_midway_stores_nothing(http, server):
     assert not list((server.data_dir / "tmp").glob("upload-*"))
 
 
+def test_a_long_file_name_is_cut_to_500_characters_and_an_overlong_format_is_422(http):
+    # PostgreSQL enforces column widths that SQLite ignores: both must answer the same.
+    response = http.post("/v1/datasets", files={"file": ("n" * 600 + ".bin", os.urandom(1000))})
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "n" * 500
+    response = upload(http, b'{"f": "x"}\n', format="jsonl:" + "f" * 250)
+    assert response.status_code == 422 and "200 characters" in response.text, response.text
+
+
 def test_upload_at_exactly_the_limit_is_accepted(http):
     assert http.post("/v1/datasets", content=iter([os.urandom(MAX_UPLOAD)])).status_code == 201
 
