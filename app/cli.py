@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.core.db import DatabaseUnreachable, check_reachable
 from app.core.settings import Settings
 from app.vet.cli import add_vet_command
 
@@ -27,6 +28,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"epiplex serve: invalid settings:\n{error}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    settings.ensure_dirs()
+    try:  # one line and a non-zero exit, rather than a traceback from inside the server's start-up
+        check_reachable(settings.resolved_database_url)
+    except DatabaseUnreachable as error:
+        print(f"epiplex serve: {error}", file=sys.stderr)
+        return 1
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 access_log=settings.access_log, timeout_graceful_shutdown=10)

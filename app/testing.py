@@ -36,6 +36,11 @@ class ServiceProcess:
         self.log_path = self.data_dir / "server.log"
 
     @property
+    def database_url(self) -> str:
+        """The database the server uses: EPIPLEX_DATABASE_URL, or its SQLite file."""
+        return self.env.get("EPIPLEX_DATABASE_URL") or f"sqlite:///{self.data_dir / 'epiplex.db'}"
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

@@ -1,8 +1,48 @@
-"""Fixtures shared by the API tests; each module defines its own `server` (a ServiceProcess)."""
+"""Fixtures shared by the tests: database backends (SQLite and a real PostgreSQL server), and the
+http and sessions fixtures of the API tests (each module defines its own `server`, a ServiceProcess)."""
 import httpx
 import pytest
 
-from app.core.db import make_engine, make_session_factory
+from app.core.db import make_engine, make_session_factory, run_migrations
+from app.testing_postgres import PostgresServer
+
+# Every test that takes a database runs once per backend; `pytest -m postgres` picks the PostgreSQL half.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the whole session, started from the machine's binaries."""
+    with PostgresServer() as server:
+        yield server
+
+
+def fresh_database_url(request, backend: str, directory) -> str:
+    """The URL of a new, empty database of `backend` (a file in `directory` for SQLite)."""
+    if backend == "postgres":
+        return request.getfixturevalue("postgres_server").create_database()
+    return f"sqlite:///{directory / 'epiplex.db'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> str:
+    """A fresh empty database for one test, once per backend."""
+    return fresh_database_url(request, request.param, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(request, tmp_path_factory) -> str:
+    """A fresh empty database shared by one module's tests (its server), once per backend."""
+    return fresh_database_url(request, request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture()
+def db(database_url):
+    """A session factory on a fresh database migrated to head, once per backend."""
+    engine = make_engine(database_url)
+    run_migrations(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture()
@@ -14,6 +54,6 @@ def http(server):
 @pytest.fixture(scope="module")
 def sessions(server):
     """A session factory on the server's own database, to arrange states directly."""
-    engine = make_engine(f"sqlite:///{server.data_dir / 'epiplex.db'}")
+    engine = make_engine(server.database_url)
     yield make_session_factory(engine)
     engine.dispose()

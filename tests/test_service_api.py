@@ -24,9 +24,10 @@ MAX_UPLOAD = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, module_database_url):
     with ServiceProcess(tmp_path_factory.mktemp("api"), workers=0,
-                        env={"EPIPLEX_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}) as service:
+                        env={"EPIPLEX_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
+                             "EPIPLEX_DATABASE_URL": module_database_url}) as service:
         yield service
     # Bad input must be answered, never crash a handler: the log holds no errors at all.
     assert '"level": "ERROR"' not in service.log_path.read_text(), service.log_tail()
@@ -134,6 +135,15 @@ def test_an_upload_cut_off_midway_stores_nothing(http, server):
     time.sleep(0.5)
     assert http.get("/v1/datasets").json()["total"] == before
     assert not list((server.data_dir / "tmp").glob("upload-*"))
+
+
+def test_a_long_file_name_is_cut_to_500_characters_and_an_overlong_format_is_422(http):
+    # PostgreSQL enforces column widths that SQLite ignores: both must answer the same.
+    response = http.post("/v1/datasets", files={"file": ("n" * 600 + ".bin", os.urandom(1000))})
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "n" * 500
+    response = upload(http, b'{"f": "x"}\n', format="jsonl:" + "f" * 250)
+    assert response.status_code == 422 and "200 characters" in response.text, response.text
 
 
 def test_upload_at_exactly_the_limit_is_accepted(http):
@@ -280,10 +290,10 @@ def _succeed(http, sessions, data: bytes, name: str, s_bpb: float, h_bpb: float,
     """Upload `data`, queue a job and complete it as a worker would, with the given figures."""
     dataset = upload(http, data, name=name).json()
     job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], **job_settings}).json()
-    claim = store.Claim(job["id"], 1)
+    claim = store.Claim(job["id"], attempt=1, lease=1)
     with sessions() as session, session.begin():  # claim exactly this job, whatever else is queued
         session.execute(update(Job).where(Job.id == job["id"])
-                        .values(status="running", attempts=1, heartbeat_at=utcnow()))
+                        .values(status="running", attempts=1, lease=1, heartbeat_at=utcnow()))
     assert store.complete(sessions, claim, fake_result(dataset["sha256"], len(data), s_bpb, h_bpb), 1.5)
     return http.get(f"/v1/jobs/{job['id']}").json()
 

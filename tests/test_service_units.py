@@ -15,6 +15,9 @@ from app.core.db import head_revision, make_engine, make_session_factory, run_mi
 from app.core.models import Dataset, Job, utcnow
 from app.core.settings import Settings
 from app.jobs import store
+from app.jobs.service import cancel_job, submit_job
+from app.jobs.settings import JobSettings
+from app.services import Services
 from app.storage import BlobStore, BlobTooLarge
 
 
@@ -70,11 +73,9 @@ def test_corrupt_blob_is_detected_on_restore(blobs, tmp_path):
 # --- job state transitions ------------------------------------------------------------------
 
 @pytest.fixture()
-def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
-    run_migrations(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
+def sessions(db):
+    """A fresh migrated database, once on SQLite and once on PostgreSQL (conftest `db`)."""
+    return db
 
 
 def _queue(sessions, *job_ids: str) -> None:
@@ -94,8 +95,8 @@ def _job(sessions, job_id: str) -> Job:
 
 def test_claims_take_oldest_queued_job_first_and_count_attempts(sessions):
     _queue(sessions, "old", "new")
-    assert store.claim_next(sessions) == store.Claim("old", 1)
-    assert store.claim_next(sessions) == store.Claim("new", 1)
+    assert store.claim_next(sessions) == store.Claim("old", attempt=1, lease=1)
+    assert store.claim_next(sessions) == store.Claim("new", attempt=1, lease=1)
     assert store.claim_next(sessions) is None
     assert _job(sessions, "old").status == "running"
 
@@ -111,6 +112,38 @@ def test_a_superseded_attempt_can_no_longer_write(sessions):
     assert store.heartbeat(sessions, second, 0.25, "working")
     job = _job(sessions, "j")
     assert (job.status, job.progress, job.message) == ("running", 0.25, "working")
+
+
+def test_a_resubmitted_job_refuses_every_write_of_the_worker_it_replaced(sessions, tmp_path):
+    """Two workers, one job: A is still dying when the job is canceled, resubmitted and claimed
+    by B. Both hold attempt 1 of the job; only B's lease is current, so A can write nothing."""
+    services = Services(Settings(data_dir=tmp_path), engine=None, sessions=sessions, blobs=None, executor=None)
+    _queue(sessions)  # the dataset only
+    with sessions() as session:
+        job_id = submit_job(session, services, "ds", JobSettings(preset="quick")).job.id
+    worker_a = store.claim_next(sessions)
+    assert store.heartbeat(sessions, worker_a, 0.5, "A working")
+    with sessions() as session:
+        cancel_job(session, job_id)
+        assert submit_job(session, services, "ds", JobSettings(preset="quick")).queued
+    worker_b = store.claim_next(sessions)
+    assert (worker_a.job_id, worker_a.attempt) == (worker_b.job_id, worker_b.attempt) == (job_id, 1)
+    assert worker_b.lease > worker_a.lease
+
+    assert not store.heartbeat(sessions, worker_a)
+    assert not store.heartbeat(sessions, worker_a, 0.99, "A's late progress")
+    assert not store.complete(sessions, worker_a, {"epiplexity_bits": 666.0}, 1.0)
+    assert store.fail_attempt(sessions, worker_a, "A crashed", max_attempts=3) is None
+    assert not store.release(sessions, worker_a)
+    assert not store.still_owned(sessions, worker_a)
+    job = _job(sessions, job_id)
+    assert (job.status, job.progress, job.message, job.error) == ("running", 0.0, "attempt 1 starting", None)
+
+    assert store.heartbeat(sessions, worker_b, 0.25, "B working")
+    assert store.complete(sessions, worker_b, {"epiplexity_bits": 42.0}, 2.0)
+    job = _job(sessions, job_id)
+    assert (job.status, job.result, job.epiplexity_bits, job.attempts) == ("succeeded", {"epiplexity_bits": 42.0},
+                                                                           42.0, 1)
 
 
 def test_a_job_that_keeps_failing_ends_failed_with_the_reason(sessions):
@@ -145,7 +178,8 @@ def test_release_hands_a_job_back_without_spending_an_attempt(sessions):
     claim = store.claim_next(sessions)
     assert store.release(sessions, claim)
     job = _job(sessions, "j")
-    assert (job.status, job.attempts) == ("queued", 0)
+    assert (job.status, job.attempts, job.lease) == ("queued", 0, 1)
+    assert store.claim_next(sessions) == store.Claim("j", attempt=1, lease=2)  # a lease is never handed out twice
 
 
 def test_complete_stores_result_unchanged_and_one_row_per_budget(sessions):

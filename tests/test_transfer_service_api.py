@@ -19,9 +19,9 @@ BUILTIN_NAMES = {f"panel/{name}" for name in ("markov-order1", "markov-order3", 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, module_database_url):
     with ServiceProcess(tmp_path_factory.mktemp("transfer-api"), workers=0,
-                        env={"EPIPLEX_PANEL_BYTES": "2048"}) as service:
+                        env={"EPIPLEX_PANEL_BYTES": "2048", "EPIPLEX_DATABASE_URL": module_database_url}) as service:
         yield service
     # Bad input must be answered, never crash a handler: the log holds no errors at all.
     assert '"level": "ERROR"' not in service.log_path.read_text(), service.log_tail()

@@ -22,11 +22,9 @@ TRANSFER_REVISION = "0002"
 
 
 @pytest.fixture()
-def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'transfer.db'}")
-    run_migrations(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
+def sessions(db):
+    """A fresh migrated database, once on SQLite and once on PostgreSQL (conftest `db`)."""
+    return db
 
 
 def add_dataset(session, name: str, epiplexity_bpb: float | None, panel: bool = False, size: int = 4096) -> str:
@@ -143,7 +141,7 @@ def test_a_measured_row_is_stored_only_by_the_attempt_that_owns_the_job_and_repl
            "budget_flops": 1e9, "model": {"params": 10}}
     assert store.save_transfer(sessions, claim, row)
     assert store.save_transfer(sessions, claim, {**row, "transfer_bits": 200.0, "transfer_bits_per_byte": 0.2})
-    stale = store.Claim(claim.job_id, claim.attempt - 1)
+    stale = store.Claim(claim.job_id, claim.attempt - 1, claim.lease - 1)
     assert not store.save_transfer(sessions, stale, {**row, "transfer_bits_per_byte": 9.0})
     with sessions() as session:
         rows = session.scalars(select(TransferRow)).all()

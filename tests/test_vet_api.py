@@ -42,9 +42,9 @@ def result(size: int, epiplexity_bpb: float, entropy_bpb: float, zstd_bpb: float
 
 def play_worker(sessions, job_id: str, outcome: dict | str) -> None:
     """Run the job as a worker would: complete it with `outcome`, or fail it with that reason."""
-    claim = store.Claim(job_id, 1)
+    claim = store.Claim(job_id, attempt=1, lease=1)
     with sessions() as session, session.begin():
-        session.execute(update(Job).where(Job.id == job_id).values(status="running", attempts=1,
+        session.execute(update(Job).where(Job.id == job_id).values(status="running", attempts=1, lease=1,
                                                                    heartbeat_at=utcnow()))
     if isinstance(outcome, dict):
         assert store.complete(sessions, claim, outcome, 1.0)

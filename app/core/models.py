@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -26,8 +27,9 @@ class Dataset(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     format: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(500))
-    bytes: Mapped[int] = mapped_column(Integer)
-    stored_bytes: Mapped[int] = mapped_column(Integer)
+    # 64-bit: PostgreSQL's INTEGER stops at 2 GiB (SQLite's is 64-bit already).
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     # In the reference panel of transfer targets: "builtin" (estimators.panel) or "operator"; null if not.
     panel_source: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -72,8 +74,11 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-    # attempts doubles as a fencing token: a worker writes only while the row's attempt is its own.
+    # Attempts spent since the job was (re)submitted; a resubmission starts again from 0.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The fencing token: every claim increments it and nothing ever lowers it, so no two attempts
+    # of a job (even across a resubmission) share one; a worker writes only while it is its own.
+    lease: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     worker_pid: Mapped[int | None] = mapped_column(Integer)
     worker_host: Mapped[str | None] = mapped_column(String(255))

@@ -128,11 +128,11 @@ class Dispatcher(Executor):
         if not claims:
             return
         with session_scope(self._factory) as session:
-            rows = session.execute(select(Job.id, Job.attempts, Job.status)
+            rows = session.execute(select(Job.id, Job.lease, Job.status)
                                    .where(Job.id.in_([c.job_id for c in claims]))).all()
-        current = {job_id: (attempts, status) for job_id, attempts, status in rows}
+        current = {job_id: (lease, status) for job_id, lease, status in rows}
         for claim in claims:
             # A worker that has just stored its success is exiting on its own: leave it be.
-            if current.get(claim.job_id) not in ((claim.attempt, "running"), (claim.attempt, "succeeded")):
+            if current.get(claim.job_id) not in ((claim.lease, "running"), (claim.lease, "succeeded")):
                 log.info("stopping worker of a job that is no longer running", extra={"job_id": claim.job_id})
                 self._runners.terminate(claim.job_id)

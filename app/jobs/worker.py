@@ -104,7 +104,8 @@ def run_job(claim: Claim, config: WorkerConfig) -> str | None:
     engine = make_engine(config.database_url)
     factory = make_session_factory(engine)
     blobs = BlobStore(Path(config.blob_dir), Path(config.tmp_dir))
-    data_path = Path(config.tmp_dir) / f"job-{claim.job_id}-{claim.attempt}.data"
+    # Named by lease: a stale worker of the same job must not read or delete this attempt's copy.
+    data_path = Path(config.tmp_dir) / f"job-{claim.job_id}-{claim.lease}.data"
     state_dir = Path(config.state_dir) / claim.job_id
     models_dir = Path(config.models_dir)
     started = time.monotonic()

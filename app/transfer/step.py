@@ -77,7 +77,7 @@ def measure_targets(factory: sessionmaker[Session], claim: Claim, job: Job, mode
             continue
         name, sha256, fmt = found[target_id]
         progress(i / len(targets), f"transfer to {name} ({i + 1} of {len(targets)})")
-        data_path = tmp_dir / f"job-{claim.job_id}-{claim.attempt}.target"
+        data_path = tmp_dir / f"job-{claim.job_id}-{claim.lease}.target"
         try:
             blobs.restore_to(sha256, data_path)
             result = measure(model_path, str(data_path), format=fmt, preset=preset, seed=seed,

@@ -58,7 +58,8 @@ def _validate_content(path, fmt: str) -> None:
 async def upload_dataset(
     request: Request, services: ServicesDep,
     name: Annotated[str | None, Query(max_length=500, description="Display name; defaults to the file name.")] = None,
-    format: Annotated[str, Query(description="bytes | text | jsonl:FIELD | csv:COLUMN | tokens")] = "bytes",
+    format: Annotated[str, Query(max_length=200,  # the column's width (PostgreSQL enforces it)
+                                 description="bytes | text | jsonl:FIELD | csv:COLUMN | tokens")] = "bytes",
 ):
     check_format(format)
     limit = services.settings.max_upload_bytes
@@ -80,7 +81,8 @@ async def upload_dataset(
             raise HTTPException(422, "the upload is empty")
         if writer.raw_path is not None:
             await run_in_threadpool(_validate_content, writer.raw_path, format)
-        return await run_in_threadpool(_record, services, writer, name or filename or "unnamed", format)
+        # A multipart file name has no length limit of its own; the column holds 500 characters.
+        return await run_in_threadpool(_record, services, writer, (name or filename or "unnamed")[:500], format)
     finally:
         writer.close()
 

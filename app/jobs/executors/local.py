@@ -76,7 +76,8 @@ class LocalProcesses:
                 del self._processes[claim.job_id]
         for claim, process in exited:
             process.join()
-            for leftover in self._settings.tmp_dir.glob(f"job-{claim.job_id}-*"):
+            # Only this attempt's leftovers: a newer attempt of the same job may be running.
+            for leftover in self._settings.tmp_dir.glob(f"job-{claim.job_id}-{claim.lease}.*"):
                 leftover.unlink(missing_ok=True)
         return [(claim, process.exitcode) for claim, process in exited]
 
