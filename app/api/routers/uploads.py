@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from app.storage import BlobWriter
 
@@ -60,7 +60,8 @@ class _MultipartFileSink:
 async def stream_body_to(request: Request, writer: BlobWriter) -> str | None:
     """Write the upload's bytes into `writer`; returns the multipart file name, if any.
 
-    Raises HTTPException(422) for a multipart body without a `file` part; BlobTooLarge
+    Raises HTTPException(422) for a multipart body without a `file` part, HTTPException(400) for
+    one cut short (no closing boundary: the file part may be incomplete); BlobTooLarge
     (from the writer) propagates for the caller to answer with 413.
     """
     content_type, options = parse_options_header(request.headers.get("content-type"))
@@ -99,6 +100,9 @@ async def stream_body_to(request: Request, writer: BlobWriter) -> str | None:
     if sink is None:
         return None
     sink.parser.finalize()
+    if sink.parser.state != MultipartState.END:
+        raise HTTPException(400, "multipart body is truncated: it has no closing boundary, so the file part "
+                                 "may be incomplete; nothing was stored")
     if not sink.found_file:
         raise HTTPException(422, "multipart body has no part named 'file'")
     return sink.filename
