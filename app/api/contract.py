@@ -30,7 +30,8 @@ class ValidationErrorOut(BaseModel):
     """422: the request is well-formed HTTP but its values are not acceptable (or its JSON does not parse)."""
 
     detail: str = Field(description="All problems as one sentence.")
-    errors: list[ValidationProblem]
+    errors: list[ValidationProblem] = Field(description="One entry per invalid field; empty when the problem is "
+                                            "the content as a whole (e.g. an upload not matching its format).")
 
 
 UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
@@ -47,6 +48,40 @@ ERRORS = {400: "Malformed request.", 404: "Not found.", 405: "Method not allowed
           413: "Request body too large.", 422: "Invalid values."}
 
 
+# OpenAPI links, so generated clients and stateful tests follow a new resource to what uses it:
+# (path, method, status) -> [(link name, target path, target method, parameters, request body)].
+DATASET_ID = "$response.body#/id"
+LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict, Any]]] = {
+    ("/v1/datasets", "post", status): [
+        ("GetDataset", "/v1/datasets/{dataset_id}", "get", {"dataset_id": DATASET_ID}, None),
+        ("DownloadDataset", "/v1/datasets/{dataset_id}/content", "get", {"dataset_id": DATASET_ID}, None),
+        ("GetDatasetTransfer", "/v1/datasets/{dataset_id}/transfer", "get", {"dataset_id": DATASET_ID}, None),
+        ("ScoreDataset", "/v1/jobs", "post", {}, {"dataset_id": DATASET_ID, "budgets": [1e9]}),
+        ("DeleteDataset", "/v1/datasets/{dataset_id}", "delete", {"dataset_id": DATASET_ID}, None),
+    ] for status in ("200", "201")}
+for _status in ("200", "202"):
+    LINKS[("/v1/jobs", "post", _status)] = [
+        ("GetJob", "/v1/jobs/{job_id}", "get", {"job_id": "$response.body#/id"}, None),
+        ("CancelJob", "/v1/jobs/{job_id}/cancel", "post", {"job_id": "$response.body#/id"}, None),
+    ]
+
+
+def _add_links(spec: dict) -> None:
+    paths = spec.get("paths", {})
+    for (path, method, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        for name, target_path, target_method, parameters, body in links:
+            target = paths.get(target_path, {}).get(target_method)
+            if target is None:
+                continue
+            link: dict[str, Any] = {"operationId": target["operationId"], "parameters": parameters}
+            if body is not None:
+                link["requestBody"] = body
+            response.setdefault("links", {})[name] = link
+
+
 def contract_openapi(app: FastAPI) -> dict:
     """The app's OpenAPI document with error answers documented; cached on the app."""
     if app.openapi_schema:
@@ -61,6 +96,7 @@ def contract_openapi(app: FastAPI) -> dict:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation:  # the body limit applies, and the JSON may not parse
+                responses.setdefault("400", {"description": "The body could not be read (e.g. not UTF-8)."})
                 responses.setdefault("413", {"description": ERRORS[413]})
                 responses.setdefault("422", {"description": ERRORS[422]})
             if "422" in responses:
@@ -70,5 +106,6 @@ def contract_openapi(app: FastAPI) -> dict:
             for code, response in responses.items():
                 if code.startswith("4") and "content" not in response:
                     response["content"] = _ref("ErrorOut")
+    _add_links(spec)
     app.openapi_schema = spec
     return spec

@@ -39,8 +39,17 @@ async def invalid_request(_request: Request, error: RequestValidationError) -> J
         "detail": clip(describe_problems(problems), 2000) or "invalid request", "errors": problems})
 
 
+def error_body(status_code: int, detail: str) -> dict:
+    """`{"detail"}`; a 422 also has `errors` (empty when the problem is not one field's), so that
+    every 422 has the same shape."""
+    body: dict = {"detail": clip(detail, 2000)}
+    if status_code == 422:
+        body["errors"] = []
+    return body
+
+
 async def refused(_request: Request, error: ServiceError) -> JSONResponse:
-    return JSONResponse(status_code=error.status_code, content={"detail": clip(error.detail, 2000)})
+    return JSONResponse(status_code=error.status_code, content=error_body(error.status_code, error.detail))
 
 
 async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -49,9 +58,10 @@ async def http_error(request: Request, error: StarletteHTTPException) -> JSONRes
         allowed = allowed_methods(request)
         return JSONResponse(status_code=405, headers={"Allow": ", ".join(allowed)}, content={
             "detail": f"method {request.method} not allowed here; use {' or '.join(allowed)}"})
-    if isinstance(error.detail, str):
-        error.detail = clip(error.detail, 2000)
-    return await http_exception_handler(request, error)
+    if not isinstance(error.detail, str):
+        return await http_exception_handler(request, error)
+    return JSONResponse(status_code=error.status_code, content=error_body(error.status_code, error.detail),
+                        headers=error.headers)
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -37,6 +37,9 @@ empty `.npy` array).
 """
 
 
+FORMAT_PATTERN = "^(bytes|text|tokens|(jsonl|csv):.+)$"  # documented; check_format says what is wrong
+
+
 def check_format(fmt: str) -> None:
     """422 for a format string the estimators do not know."""
     from estimators.data import DataFormatError, check_format as estimators_check_format
@@ -89,7 +92,8 @@ def check_not_empty(path, fmt: str) -> None:
 async def upload_dataset(
     request: Request, services: ServicesDep,
     name: Annotated[str | None, Query(max_length=500, description="Display name; defaults to the file name.")] = None,
-    format: Annotated[str, Query(description="bytes | text | jsonl:FIELD | csv:COLUMN | tokens")] = "bytes",
+    format: Annotated[str, Query(description="bytes | text | jsonl:FIELD | csv:COLUMN | tokens",
+                                 json_schema_extra={"pattern": FORMAT_PATTERN})] = "bytes",
 ):
     check_format(format)
     limit = services.settings.max_upload_bytes
