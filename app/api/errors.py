@@ -6,13 +6,14 @@ and what, without the offending input, which may be huge or (NaN, Infinity) not 
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Route
 
 from app.core.errors import ServiceError, describe_problems
 
@@ -65,12 +66,27 @@ async def http_error(request: Request, error: StarletteHTTPException) -> JSONRes
 
 
 def allowed_methods(request: Request) -> list[str]:
+    """Methods of every route whose path matches: the API's, read from its OpenAPI paths (routers
+    are nested, so one route only knows its own method), and plain routes such as /docs."""
     methods: set[str] = set()
     for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE and getattr(route, "methods", None):
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
             methods |= set(route.methods)
+    for pattern, path_methods in _path_methods(request.app):
+        if pattern.fullmatch(request.url.path):
+            methods |= path_methods
     return sorted(methods)
+
+
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern, set[str]]]:
+    cached = getattr(app.state, "path_methods", None)
+    if cached is None:
+        cached = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)))
+            cached.append((pattern, {method.upper() for method in operations}))
+        app.state.path_methods = cached
+    return cached
 
 
 async def unexpected(request: Request, _error: Exception) -> JSONResponse:
