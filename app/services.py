@@ -12,6 +12,7 @@ from app.core.db import make_engine, make_session_factory, run_migrations
 from app.core.settings import Settings
 from app.jobs.executors import make_executor
 from app.jobs.executors.base import Executor
+from app.jobs.recovery import requeue_orphans
 from app.storage import BlobStore
 
 log = logging.getLogger("epiplex.service")
@@ -38,6 +39,7 @@ class Services:
         blobs.clear_tmp()
         executor = None
         if run_executor and settings.workers > 0:
+            requeue_orphans(sessions)  # a dead server's jobs run again now, not after the reaper's timeout
             executor = make_executor(settings, sessions)
             executor.start()
         log.info("service started", extra={"data_dir": str(settings.data_dir.resolve()),

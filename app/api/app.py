@@ -1,22 +1,18 @@
-"""The FastAPI application: routers per resource, one error shape, metrics, lifespan."""
+"""The FastAPI application: routers per resource, error answers, limits, metrics, lifespan."""
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app.api.routers import datasets, jobs, leaderboard, ops, panel, transfer, vet
-from app.core.errors import ServiceError, describe_problems
+from app.api.contract import contract_openapi
+from app.api.errors import install_error_handlers
+from app.api.limits import JsonBodyLimit
 from app.core.metrics import HttpMetrics, JobCollector
 from app.core.settings import Settings
 from app.services import Services
-
-log = logging.getLogger("epiplex.api")
 
 DESCRIPTION = """Epiplex scores how much *learnable structure* (epiplexity, S_T) and how much
 *unpredictable noise* (time-bounded entropy, H_T) a dataset holds for a compute-bounded learner.
@@ -41,26 +37,12 @@ def create_app(settings: Settings | None = None, run_executor: bool = True) -> F
     app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.metrics_registry = CollectorRegistry()
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
+    app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     for module in (datasets, jobs, leaderboard, ops, panel, transfer, vet):
         app.include_router(module.router)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
-        # One readable sentence in `detail` (like every other error), the pieces in `errors`.
-        problems = error.errors()
-        return JSONResponse(status_code=422, content={
-            "detail": describe_problems(problems) or "invalid request",
-            "errors": jsonable_encoder(problems, custom_encoder={Exception: str})})
-
-    @app.exception_handler(ServiceError)
-    async def refused(_request: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse(status_code=error.status_code, content={"detail": error.detail})
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, _error: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
-
+    install_error_handlers(app)
+    app.openapi = lambda: contract_openapi(app)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
@@ -29,3 +29,9 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 def not_found(kind: str, item_id: str) -> NotFound:
     return NotFound(kind, item_id)
+
+
+# Bounded so that no page request overflows the database's 64-bit OFFSET (2^63 was a 500).
+MAX_OFFSET = 1_000_000_000
+PageLimit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from app.jobs.settings import JobSettings
+from app.jobs.settings import NOT_PRESET_AND_BUDGETS, JobSettings, present
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 LeaderboardSort = Literal["epiplexity_bits_per_byte", "entropy_bits_per_byte", "epiplexity_bits",
@@ -48,6 +48,8 @@ class DatasetOut(BaseModel):
 
 
 MAX_TRANSFER_TARGETS = 200
+# In the JSON schema (the validator checks it too): a target list holds 1 to 200 ids.
+TARGET_LIST_SIZE = {"minItems": 1, "maxItems": MAX_TRANSFER_TARGETS}
 
 
 def transfer_targets(transfer: bool | list[str] | None) -> bool | list[str] | None:
@@ -70,7 +72,7 @@ class JobCreate(JobSettings):
     transfer: StrictBool | list[str] | None = Field(
         None, description="After scoring, measure transfer from this dataset's trained model: `true` to "
         "every reference panel member, or a list of target dataset ids. Results: "
-        "GET /v1/datasets/{id}/transfer.")
+        "GET /v1/datasets/{id}/transfer.", json_schema_extra=TARGET_LIST_SIZE)
 
     @field_validator("transfer")
     @classmethod
@@ -139,10 +141,16 @@ class Health(BaseModel):
 VetStatus = Literal["passed", "failed", "pending", "error"]
 
 
+THRESHOLD_NAMES = ("min_epiplexity_bits_per_byte", "max_entropy_bits_per_byte", "max_zstd_ratio",
+                   "max_epiplexity_drop_percent", "max_entropy_rise_percent")
+REGRESSION_THRESHOLDS = ("max_epiplexity_drop_percent", "max_entropy_rise_percent")
+
+
 class VetThresholds(BaseModel):
     """Limits a dataset must respect; leave a field out to skip its check. Figures at the largest budget."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={  # at least one is set
+        "anyOf": [present(name, "number") for name in THRESHOLD_NAMES]})
 
     min_epiplexity_bits_per_byte: float | None = Field(
         None, ge=0, allow_inf_nan=False, description="Check `min-epiplexity`: S_T per byte must be at least this.")
@@ -178,7 +186,15 @@ class VetFigures(BaseModel):
 class VetRequest(JobSettings):
     """Vet one dataset: score it (or reuse its cached score) and check it against thresholds."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The rules `_consistent` checks, stated in the JSON schema too.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"not": NOT_PRESET_AND_BUDGETS},
+        {"oneOf": [present("dataset_id", "string"), present("sha256", "string")]},
+        {"not": {"allOf": [present("baseline", "object"), present("baseline_dataset_id", "string")]}},
+        {"anyOf": [{"not": {"required": ["thresholds"], "properties": {"thresholds": {
+            "anyOf": [present(name, "number") for name in REGRESSION_THRESHOLDS]}}}},
+                   present("baseline", "object"), present("baseline_dataset_id", "string")]},
+    ]})
 
     dataset_id: str | None = Field(None, description="Id of an uploaded dataset (as POST /v1/datasets returns).")
     sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$", description="Instead of dataset_id: the SHA-256 of "
@@ -273,7 +289,8 @@ class TransferRequest(JobSettings):
 
     source: str = Field(description="Id of the source dataset.")
     targets: list[str] | Literal["panel"] = Field(
-        description='Target dataset ids, or "panel" for every reference panel member.')
+        description='Target dataset ids, or "panel" for every reference panel member.',
+        json_schema_extra=TARGET_LIST_SIZE)
 
     @field_validator("targets")
     @classmethod

@@ -18,7 +18,9 @@ class NotFound(ServiceError):
     status_code = 404
 
     def __init__(self, kind: str, item_id: str) -> None:
-        super().__init__(f"{kind} {item_id!r} not found")
+        # An id is echoed only in part: a client that sent megabytes does not get them back.
+        shown = item_id if len(item_id) <= 100 else f"{item_id[:100]}..."
+        super().__init__(f"{kind} {shown!r} not found")
 
 
 class Conflict(ServiceError):

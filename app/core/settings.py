@@ -23,6 +23,8 @@ class Settings(BaseSettings):
                                        "(the only executor so far).")
     workers: int = Field(1, ge=0, description="Concurrent local worker processes; 0 runs the API only.")
     max_upload_bytes: int = Field(1 << 30, ge=1, description="Larger uploads are refused with 413.")
+    max_json_body_bytes: int = Field(1 << 20, ge=1024, description="Larger JSON request bodies are refused "
+                                     "with 413 (uploads have max_upload_bytes).")
     zstd_level: int = Field(3, ge=1, le=19, description="Compression level of blobs at rest.")
     device: str = Field("auto", description="Device for training: cpu, cuda or auto.")
     default_preset: str = Field("quick", description="Preset used when a job names neither preset nor budgets.")

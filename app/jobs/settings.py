@@ -9,30 +9,42 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.errors import ServiceError
+from estimators.presets import PRESETS
 
 EstimatorName = Literal["prequential", "requential"]
 MAX_SEEDS = 16
 MAX_BUDGETS = 32
 
 
+def present(field: str, json_type: str) -> dict:
+    """JSON schema: `field` is given and not null (for rules across fields)."""
+    return {"required": [field], "properties": {field: {"type": json_type}}}
+
+
+NOT_PRESET_AND_BUDGETS = {"allOf": [present("preset", "string"), present("budgets", "array")]}
+
+
 class JobSettings(BaseModel):
     """What decides a job's result besides its data."""
 
+    # The JSON schema states what the validators check, so generated clients (and fuzzers) know it.
+    model_config = ConfigDict(json_schema_extra={"not": NOT_PRESET_AND_BUDGETS})
+
     preset: str | None = Field(None, description="Named sweep (quick, standard, deep); the service "
-                               "default when neither preset nor budgets is given.")
+                               "default when neither preset nor budgets is given.",
+                               json_schema_extra={"enum": [*PRESETS, None]})
     budgets: list[float] | None = Field(None, min_length=1, max_length=MAX_BUDGETS,
-                                        description="Compute budgets in FLOPs; replaces the preset's ladder.")
+                                        description="Compute budgets in FLOPs; replaces the preset's ladder.",
+                                        json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0}})
     estimator: EstimatorName = Field("prequential", description="prequential (cheap) or requential (accurate).")
     seeds: int = Field(1, ge=1, le=MAX_SEEDS, description="Independent training seeds; >1 gives 95% intervals.")
 
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, preset: str | None) -> str | None:
-        from estimators.presets import PRESETS
-
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         return preset

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -12,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from app.api.deps import ServicesDep, SessionDep, not_found
+from app.api.contract import UPLOAD_BODY
+from app.api.deps import PageLimit, PageOffset, ServicesDep, SessionDep, not_found
 from app.api.routers.uploads import stream_body_to
 from app.api.schemas import DatasetOut, Page
 from app.core.ids import new_id
@@ -27,9 +29,15 @@ UPLOAD_DOC = """Upload a dataset by streaming it: either the raw request body (a
 multipart form with a `file` part. It is hashed (sha256) and zstd-compressed on the way to disk.
 
 Returns **201** with the new record, or **200** with the existing one when the same bytes were
-already uploaded in the same format. **413** when larger than the configured maximum,
-**422** for an unknown format or content that does not match it (e.g. invalid UTF-8 for `text`).
+already uploaded in the same format. **400** when the body did not arrive whole (a multipart body
+without its closing boundary, or the client hung up): nothing is stored. **413** when larger than
+the configured maximum, **422** for an unknown format, an empty upload, or content that does not
+match its format (e.g. invalid UTF-8 for `text`, a JSONL file without any non-empty value, an
+empty `.npy` array).
 """
+
+
+FORMAT_PATTERN = "^(bytes|text|tokens|(jsonl|csv):.+)$"  # documented; check_format says what is wrong
 
 
 def check_format(fmt: str) -> None:
@@ -47,19 +55,46 @@ def _validate_content(path, fmt: str) -> None:
 
     try:
         validate_file(path, fmt)
+        check_not_empty(path, fmt)
     except DataFormatError as error:
         raise HTTPException(422, f"content does not match format {fmt!r}: {error}") from None
 
 
+def check_not_empty(path, fmt: str) -> None:
+    """DataFormatError when the extracted tokens hold nothing to learn: an empty `.npy` array, or
+    JSONL/CSV whose values are all empty (only the separators between documents remain)."""
+    import numpy as np
+
+    from estimators.data import DOCUMENT_SEPARATOR, DataFormatError, load
+
+    kind = fmt.partition(":")[0]
+    if kind not in ("tokens", "jsonl", "csv"):
+        return
+    data = load(path, fmt, workdir=Path(path).parent)
+    if data.tokens.size == 0:
+        raise DataFormatError("the .npy array holds no tokens")
+    if kind == "tokens":
+        return
+    separator_bytes = np.frombuffer(DOCUMENT_SEPARATOR, dtype=np.uint8)
+    block = 1 << 24  # in blocks, so a large upload is not copied into memory whole
+    for start in range(0, data.tokens.size, block):
+        if not np.isin(data.tokens[start:start + block], separator_bytes).all():
+            return
+    raise DataFormatError(f"every {fmt.partition(':')[2]!r} value is empty")
+
+
 @router.post("", response_model=DatasetOut, status_code=201, description=UPLOAD_DOC,
+             openapi_extra=UPLOAD_BODY,
              responses={200: {"model": DatasetOut, "description": "Already uploaded; the existing record."},
+                        400: {"description": "The body did not arrive whole; nothing stored."},
                         413: {"description": "Upload too large."},
-                        422: {"description": "Unknown format, or content not matching it."}})
+                        422: {"description": "Unknown format, empty upload, or content not matching it."}})
 async def upload_dataset(
     request: Request, services: ServicesDep,
     name: Annotated[str | None, Query(max_length=500, description="Display name; defaults to the file name.")] = None,
     format: Annotated[str, Query(max_length=200,  # the column's width (PostgreSQL enforces it)
-                                 description="bytes | text | jsonl:FIELD | csv:COLUMN | tokens")] = "bytes",
+                                 description="bytes | text | jsonl:FIELD | csv:COLUMN | tokens",
+                                 json_schema_extra={"pattern": FORMAT_PATTERN})] = "bytes",
 ):
     check_format(format)
     limit = services.settings.max_upload_bytes
@@ -75,7 +110,7 @@ async def upload_dataset(
             raise HTTPException(413, str(error)) from None
         except ClientDisconnect:  # nothing is stored from a body that did not arrive whole
             log.info("upload abandoned by the client", extra={"bytes_received": writer.bytes_written})
-            return Response(status_code=400)
+            return JSONResponse({"detail": "the upload did not arrive whole; nothing was stored"}, status_code=400)
         await run_in_threadpool(writer.finish)
         if writer.bytes_written == 0:
             raise HTTPException(422, "the upload is empty")
@@ -111,8 +146,8 @@ def _record(services: Services, writer: BlobWriter, name: str, fmt: str) -> JSON
 
 @router.get("", response_model=Page[DatasetOut])
 def list_datasets(session: SessionDep,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> Page[DatasetOut]:
+                  limit: PageLimit = 50,
+                  offset: PageOffset = 0) -> Page[DatasetOut]:
     """Datasets, newest first."""
     total = session.scalar(select(func.count()).select_from(Dataset))
     rows = session.scalars(select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ServicesDep, SessionDep, not_found
+from app.api.deps import PageLimit, PageOffset, ServicesDep, SessionDep, not_found
 from app.api.schemas import JobCreate, JobOut, JobStatus, Page
 from app.core.models import TERMINAL_STATUSES, Job
 from app.jobs import service
@@ -46,8 +46,8 @@ def list_jobs(session: SessionDep,
               status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
               dataset_id: Annotated[str | None, Query(description="Only jobs of this dataset.")] = None,
               include_result: Annotated[bool, Query(description="Include each job's result.")] = False,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> Page[JobOut]:
+              limit: PageLimit = 50,
+              offset: PageOffset = 0) -> Page[JobOut]:
     """Jobs, newest first; results are left out unless `include_result` is set."""
     query = select(Job)
     if status is not None:

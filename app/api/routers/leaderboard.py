@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
-from app.api.deps import SessionDep
+from app.api.deps import PageLimit, PageOffset, SessionDep
 from app.api.schemas import LeaderboardEntry, LeaderboardSort, Page
 from app.core.models import CurvePointRow, Dataset, Job, TransferRow
 
@@ -22,10 +22,10 @@ def leaderboard(
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     preset: Annotated[str | None, Query(description="Only results of this preset.")] = None,
     estimator: Annotated[str | None, Query(description="Only results of this estimator.")] = None,
-    budget: Annotated[float | None, Query(gt=0, description="Rank by S_T and H_T at this budget (FLOPs); "
-                                          "only results whose curve has it.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    budget: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description="Rank by S_T and H_T at this "
+                                          "budget (FLOPs); only results whose curve has it.")] = None,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> Page[LeaderboardEntry]:
     """One entry per dataset, from its most recent succeeded job that passes the filters.
 

@@ -9,7 +9,8 @@ import asyncio
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from app.storage import BlobWriter
 
@@ -60,7 +61,8 @@ class _MultipartFileSink:
 async def stream_body_to(request: Request, writer: BlobWriter) -> str | None:
     """Write the upload's bytes into `writer`; returns the multipart file name, if any.
 
-    Raises HTTPException(422) for a multipart body without a `file` part; BlobTooLarge
+    Raises HTTPException(422) for a multipart body without a `file` part, HTTPException(400) for
+    one cut short (no closing boundary: the file part may be incomplete); BlobTooLarge
     (from the writer) propagates for the caller to answer with 413.
     """
     content_type, options = parse_options_header(request.headers.get("content-type"))
@@ -73,6 +75,26 @@ async def stream_body_to(request: Request, writer: BlobWriter) -> str | None:
         sink = _MultipartFileSink(boundary, writer)
         feed = sink.parser.write
 
+    try:
+        await _pump(request, feed)
+    except MultipartParseError as error:
+        raise HTTPException(400, f"malformed multipart body: {error}; nothing was stored") from None
+    if sink is None:
+        return None
+    try:
+        sink.parser.finalize()
+    except MultipartParseError as error:
+        raise HTTPException(400, f"malformed multipart body: {error}; nothing was stored") from None
+    if sink.parser.state != MultipartState.END:
+        raise HTTPException(400, "multipart body is truncated: it has no closing boundary, so the file part "
+                                 "may be incomplete; nothing was stored")
+    if not sink.found_file:
+        raise HTTPException(422, "multipart body has no part named 'file'")
+    return sink.filename
+
+
+async def _pump(request: Request, feed: Callable[[bytes], object]) -> None:
+    """Hand the body to `feed` in ~1 MiB batches, each in a worker thread."""
     # One batch is processed in a thread while the next is received: hashing, compressing and
     # writing release the GIL, so receiving and storing overlap (order is kept: one in flight).
     loop = asyncio.get_running_loop()
@@ -96,9 +118,3 @@ async def stream_body_to(request: Request, writer: BlobWriter) -> str | None:
         if in_flight is not None and not in_flight.done():
             # The client went away mid-upload: let the thread finish before the writer is closed.
             await asyncio.wait([in_flight])
-    if sink is None:
-        return None
-    sink.parser.finalize()
-    if not sink.found_file:
-        raise HTTPException(422, "multipart body has no part named 'file'")
-    return sink.filename

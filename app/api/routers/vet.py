@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -12,6 +13,7 @@ from app.api.deps import ServicesDep
 from app.api.schemas import VetOut, VetRequest
 from app.vet import service
 
+log = logging.getLogger("epiplex.api.vet")
 router = APIRouter(prefix="/v1/vet", tags=["vet"])
 
 WAIT_POLL_SECONDS = 0.25
@@ -32,12 +34,15 @@ then answered from the cached result (`cached: true` means nothing was queued or
                               "with the job ids to follow."},
                         404: {"description": "No such dataset (or baseline dataset)."},
                         422: {"description": "Invalid thresholds or settings."}})
-async def vet(body: VetRequest, services: ServicesDep) -> JSONResponse:
+async def vet(body: VetRequest, request: Request, services: ServicesDep) -> JSONResponse:
     submitted = await run_in_threadpool(service.submit, services, body)
     deadline = time.monotonic() + body.wait
     while True:
         out = await run_in_threadpool(service.answer, services, submitted, body)
         if out.status != "pending" or time.monotonic() >= deadline:
             break
+        if await request.is_disconnected():  # nobody is waiting for the answer any more
+            log.info("vet wait abandoned by the client", extra={"job_id": out.job_id})
+            return Response(status_code=204)
         await asyncio.sleep(WAIT_POLL_SECONDS)
     return JSONResponse(out.model_dump(mode="json"), status_code=202 if out.status == "pending" else 200)
