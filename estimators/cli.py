@@ -59,9 +59,8 @@ def estimate_options(args: argparse.Namespace) -> dict:
 def format_table(result: dict) -> str:
     """The curve, the baselines and the warnings as plain text."""
     d = result["dataset"]
-    lines = [f"dataset  {d['bytes']:,} bytes uploaded, {d['bytes_coded']:,} bytes coded "
-             f"(per-byte figures divide by these), {d['tokens']:,} tokens, format {d['format']}, "
-             f"sha256 {d['sha256'][:12]}",
+    lines = [f"dataset  {d['bytes']:,} bytes, {d['bytes_coded']:,} coded (per-byte figures' "
+             f"denominator), {d['tokens']:,} tokens, format {d['format']}, sha256 {d['sha256'][:12]}",
              f"method   {result['estimator']}, preset {result['preset'] or 'custom'}, "
              f"seeds {result['seeds']}, {result['flops_spent']:.2g} FLOPs in "
              f"{result['seconds']:.1f}s on {result['device']}", "",
