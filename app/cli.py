@@ -7,16 +7,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from app.settings import Settings
-from app.vet_cli import add_vet_command
+from app.core.settings import Settings
+from app.vet.cli import add_vet_command
 
 
 def serve(args: argparse.Namespace) -> int:
     """Start the API and the local executor in this process; returns when the server stops."""
     import uvicorn
 
-    from app.api import create_app
-    from app.logs import setup_logging
+    from app.api.app import create_app
+    from app.core.logs import setup_logging
 
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "data_dir": args.data_dir, "workers": args.workers,

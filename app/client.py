@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from app.schemas import (DatasetOut, DatasetTransferOut, JobOut, LeaderboardEntry, Page, PanelMemberOut, VetOut,
+from app.api.schemas import (DatasetOut, DatasetTransferOut, JobOut, LeaderboardEntry, Page, PanelMemberOut, VetOut,
                          VetRequest)
 
 TERMINAL = ("succeeded", "failed", "canceled")

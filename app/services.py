@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.blobs import BlobStore
-from app.db import make_engine, make_session_factory, run_migrations
-from app.queue.base import Executor
-from app.settings import Settings
+from app.core.db import make_engine, make_session_factory, run_migrations
+from app.core.settings import Settings
+from app.jobs.executors import make_executor
+from app.jobs.executors.base import Executor
+from app.storage import BlobStore
 
 log = logging.getLogger("epiplex.service")
 
@@ -37,12 +38,10 @@ class Services:
         blobs.clear_tmp()
         executor = None
         if run_executor and settings.workers > 0:
-            from app.queue.local import LocalExecutor
-
-            executor = LocalExecutor(settings, sessions)
+            executor = make_executor(settings, sessions)
             executor.start()
         log.info("service started", extra={"data_dir": str(settings.data_dir.resolve()),
-                                           "workers": settings.workers})
+                                           "executor": settings.executor, "workers": settings.workers})
         return cls(settings, engine, sessions, blobs, executor)
 
     def stop(self) -> None:

@@ -28,8 +28,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.db import make_engine, make_session_factory  # noqa: E402
-from app.models import CurvePointRow, Dataset, Job, utcnow  # noqa: E402
+from app.core.db import make_engine, make_session_factory  # noqa: E402
+from app.core.models import CurvePointRow, Dataset, Job, utcnow  # noqa: E402
 from app.testing import ServiceProcess  # noqa: E402
 
 MIB = 1 << 20

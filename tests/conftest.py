@@ -2,7 +2,7 @@
 import httpx
 import pytest
 
-from app.db import make_engine, make_session_factory
+from app.core.db import make_engine, make_session_factory
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 """The HTTP API against a real server (no workers): datasets, jobs, errors, operations.
 
 Jobs here never run (workers=0); where a result is needed, the test plays the worker through
-`app.queue.store`, the same functions a real worker calls.
+`app.jobs.store`, the same functions a real worker calls.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 
 from sqlalchemy import update
 
-from app.models import Job, utcnow
-from app.queue import store
+from app.core.models import Job, utcnow
+from app.jobs import store
 from app.testing import ServiceProcess
 
 MAX_UPLOAD = 256 * 1024

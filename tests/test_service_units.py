@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from app.blobs import BlobStore, BlobTooLarge
-from app.db import head_revision, make_engine, make_session_factory, run_migrations, schema_revision
-from app.models import Dataset, Job, utcnow
-from app.queue import store
-from app.settings import Settings
+from app.core.db import head_revision, make_engine, make_session_factory, run_migrations, schema_revision
+from app.core.models import Dataset, Job, utcnow
+from app.core.settings import Settings
+from app.jobs import store
+from app.storage import BlobStore, BlobTooLarge
 
 
 # --- blob store -----------------------------------------------------------------------------
@@ -187,8 +187,8 @@ def test_the_api_process_never_imports_torch(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         from fastapi.testclient import TestClient
-        from app.api import create_app
-        from app.settings import Settings
+        from app.api.app import create_app
+        from app.core.settings import Settings
         with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}, workers=1))) as http:
             ds = http.post("/v1/datasets", params={{"format": "text"}}, content=b"hello").json()
             assert http.post("/v1/jobs", json={{"dataset_id": ds["id"]}}).status_code == 202

@@ -1,7 +1,7 @@
 """The transfer and panel API against a real server with no workers: requests, errors, leaderboard.
 
 Nothing trains here; where measured rows are needed the test writes them the way a worker does,
-through `app.queue.store`, so every figure read back is one that was stored.
+through `app.jobs.store`, so every figure read back is one that was stored.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import os
 import pytest
 from sqlalchemy import select, update
 
-from app.models import Dataset, Job, TransferRow
-from app.queue import store
+from app.core.models import Dataset, Job, TransferRow
+from app.jobs import store
 from app.testing import ServiceProcess
 
 BUILTIN_NAMES = {f"panel/{name}" for name in ("markov-order1", "markov-order3", "eca-rule54", "eca-rule30",

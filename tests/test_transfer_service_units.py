@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from app.db import make_engine, make_session_factory, run_migrations
-from app.models import Dataset, Job, TransferRow, utcnow
-from app.queue import store
-from app.transfer_report import dataset_transfer, fit_predictor
+from app.core.db import make_engine, make_session_factory, run_migrations
+from app.core.models import Dataset, Job, TransferRow, utcnow
+from app.jobs import store
+from app.transfer.report import dataset_transfer, fit_predictor
 
 KEY = "k" * 64
 TRANSFER_REVISION = "0002"
@@ -158,7 +158,7 @@ def test_the_transfer_migration_downgrades_and_upgrades_again(tmp_path):
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from app.db import MIGRATIONS_DIR
+    from app.core.db import MIGRATIONS_DIR
 
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     run_migrations(engine)
@@ -182,8 +182,8 @@ def test_the_api_process_serves_transfer_and_the_panel_without_importing_torch(t
     script = textwrap.dedent(f"""
         import sys
         from fastapi.testclient import TestClient
-        from app.api import create_app
-        from app.settings import Settings
+        from app.api.app import create_app
+        from app.core.settings import Settings
         with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}, workers=0, panel_bytes=1024))) as http:
             members = http.get("/v1/panel").json()["items"]
             assert len(members) == 8, members

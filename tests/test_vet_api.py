@@ -1,6 +1,6 @@
 """POST /v1/vet against a real server with no workers: the test plays the worker.
 
-Jobs complete through `app.queue.store`, the functions a real worker calls, with figures
+Jobs complete through `app.jobs.store`, the functions a real worker calls, with figures
 chosen to sit on either side of the thresholds; the real training path is in test_vet_service.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ import os
 import pytest
 from sqlalchemy import func, select, update
 
+from app.api.schemas import VetOut
 from app.client import EpiplexClient
-from app.models import Job, utcnow
-from app.queue import store
-from app.schemas import VetOut
+from app.core.models import Job, utcnow
+from app.jobs import store
 from app.testing import ServiceProcess
 
 STRUCTURE = {"min_epiplexity_bits_per_byte": 0.01, "max_entropy_bits_per_byte": 7.5}

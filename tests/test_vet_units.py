@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from app import reports
-from app.reports import VetSummary
-from app.vet_config import load_config
-from app.vet_inputs import materialize, resolve
-from app.vetting import Figures, Thresholds, Verdict, VetInputError, evaluate, exit_code, load_baseline
+from app.vet import reports
+from app.vet.config import load_config
+from app.vet.inputs import materialize, resolve
+from app.vet.reports import VetSummary
+from app.vet.vetting import Figures, Thresholds, Verdict, VetInputError, evaluate, exit_code, load_baseline
 
 # Figures with the calibration truths: uniform random bytes (S ~ 0, H = 8 bits/byte, zstd a bit
 # above 8) and an order-1 Markov source (S clearly above zero, H near its entropy rate).

@@ -4,9 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from app.core.errors import NotFound
 from app.services import Services
 
 
@@ -26,5 +27,5 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def not_found(kind: str, item_id: str) -> HTTPException:
-    return HTTPException(status_code=404, detail=f"{kind} {item_id!r} not found")
+def not_found(kind: str, item_id: str) -> NotFound:
+    return NotFound(kind, item_id)

@@ -1,0 +1,1 @@
+"""One FastAPI router per resource; each calls services, never another route."""

@@ -1,0 +1,1 @@
+"""Settings, database, models and migrations, logging, ids and metrics: what every feature uses."""

@@ -1,0 +1,66 @@
+"""The one settings object of the service, read from EPIPLEX_* environment variables."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; `epiplex serve` flags override the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="EPIPLEX_", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Field(Path("data"), description="Holds the SQLite database, blobs and job state.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default is SQLite (WAL) at DATA_DIR/epiplex.db.")
+    executor: Literal["local"] = Field("local", description="Where jobs run: local worker processes "
+                                       "(the only executor so far).")
+    workers: int = Field(1, ge=0, description="Concurrent local worker processes; 0 runs the API only.")
+    max_upload_bytes: int = Field(1 << 30, ge=1, description="Larger uploads are refused with 413.")
+    zstd_level: int = Field(3, ge=1, le=19, description="Compression level of blobs at rest.")
+    device: str = Field("auto", description="Device for training: cpu, cuda or auto.")
+    default_preset: str = Field("quick", description="Preset used when a job names neither preset nor budgets.")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker proves it is alive.")
+    stale_after_seconds: float = Field(60.0, gt=0, description="A running job silent this long is re-queued.")
+    max_attempts: int = Field(3, ge=1, description="Attempts before a repeatedly failing job ends failed.")
+    poll_seconds: float = Field(0.5, gt=0, description="How often the executor looks for queued work.")
+    panel_bytes: int = Field(64 * 1024, ge=1024, le=1 << 26,
+                             description="Size of each built-in reference panel dataset, stored on first use.")
+    log_level: str = Field("INFO")
+    access_log: bool = Field(True, description="Log one line per HTTP request.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'epiplex.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def state_dir(self) -> Path:
+        """Per-job estimator state; completed budget steps saved here let a re-run resume."""
+        return self.data_dir / "state"
+
+    @property
+    def models_dir(self) -> Path:
+        """Trained source models kept from scoring jobs, for measuring transfer without retraining."""
+        return self.data_dir / "models"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    def threads_per_job(self) -> int:
+        """Cores / concurrent jobs: oversubscribed torch threads made jobs 14x slower."""
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.blob_dir, self.state_dir, self.models_dir, self.tmp_dir):
+            path.mkdir(parents=True, exist_ok=True)

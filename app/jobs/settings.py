@@ -1,0 +1,72 @@
+"""One model of a job's settings (preset or budgets, estimator, seeds) and their validation.
+
+The API's requests (jobs, transfer, vet) extend it, and the vet CLI builds it from flags, so a
+setting is checked once, the same way everywhere. Allowed values come from `estimators.presets`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from app.core.errors import ServiceError
+
+EstimatorName = Literal["prequential", "requential"]
+MAX_SEEDS = 16
+MAX_BUDGETS = 32
+
+
+class JobSettings(BaseModel):
+    """What decides a job's result besides its data."""
+
+    preset: str | None = Field(None, description="Named sweep (quick, standard, deep); the service "
+                               "default when neither preset nor budgets is given.")
+    budgets: list[float] | None = Field(None, min_length=1, max_length=MAX_BUDGETS,
+                                        description="Compute budgets in FLOPs; replaces the preset's ladder.")
+    estimator: EstimatorName = Field("prequential", description="prequential (cheap) or requential (accurate).")
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS, description="Independent training seeds; >1 gives 95% intervals.")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str | None) -> str | None:
+        from estimators.presets import PRESETS
+
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        return preset
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive_budgets(cls, budgets: list[float] | None) -> list[float] | None:
+        """Budgets sorted and deduplicated; each must be a positive, finite FLOP count."""
+        if budgets is not None and any(not (b > 0 and b < float("inf")) for b in budgets):
+            raise ValueError("budgets must be positive, finite FLOP counts")
+        return sorted(set(budgets)) if budgets is not None else None
+
+    @model_validator(mode="after")
+    def _preset_or_budgets(self) -> JobSettings:
+        if self.preset is not None and self.budgets is not None:
+            raise ValueError("give either preset or budgets, not both")
+        return self
+
+    def job_settings(self) -> JobSettings:
+        """Only the settings, without whatever a request adds around them."""
+        return JobSettings(preset=self.preset, budgets=self.budgets, estimator=self.estimator, seeds=self.seeds)
+
+    def resolved(self, default_preset: str) -> dict:
+        """The settings that decide a job's result, normalised; their hash (`config_key`) deduplicates jobs."""
+        import estimators
+
+        preset = None if self.budgets is not None else (self.preset or default_preset)
+        if preset is not None and preset not in estimators.PRESETS:  # a misconfigured service default
+            raise ServiceError(f"unknown preset {preset!r}; known: {', '.join(estimators.PRESETS)}")
+        # The estimators' version is part of the key: a new version scores afresh instead of
+        # answering from a result computed by older code.
+        return {"preset": preset, "budgets": self.budgets, "estimator": self.estimator,
+                "seeds": self.seeds, "version": estimators.__version__}
+
+
+def config_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()

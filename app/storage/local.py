@@ -1,0 +1,138 @@
+"""The local-directory blob store: sha256 computed while streaming, zstd-compressed at rest."""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import zstandard
+
+from app.storage.base import BlobTooLarge, StoredBlob
+
+
+class BlobWriter:
+    """Accepts chunks, hashes and compresses them into a temp file; `commit` files it by hash.
+
+    Also keeps a raw copy next to it, so the caller can validate the content against its
+    declared format before the upload is accepted; `close` removes the temp files.
+    """
+
+    def __init__(self, store: BlobStore, max_bytes: int, keep_raw: bool = True) -> None:
+        self._store = store
+        self._max_bytes = max_bytes
+        token = uuid.uuid4().hex
+        self._compressed_path = store.tmp_dir / f"upload-{token}.zst"
+        self.raw_path: Path | None = store.tmp_dir / f"upload-{token}.raw" if keep_raw else None
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self.sha256: str | None = None  # set by finish()
+        self._compressed_file = open(self._compressed_path, "wb")
+        self._raw_file = open(self.raw_path, "wb") if self.raw_path else None
+        self._compressor = zstandard.ZstdCompressor(level=store.zstd_level).compressobj()
+
+    @property
+    def bytes_written(self) -> int:
+        return self._size
+
+    def write(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._max_bytes:
+            raise BlobTooLarge(f"upload exceeds the maximum of {self._max_bytes} bytes")
+        self._hash.update(chunk)
+        self._compressed_file.write(self._compressor.compress(chunk))
+        if self._raw_file:
+            self._raw_file.write(chunk)
+
+    def finish(self) -> str:
+        """Flush everything to disk; returns (and keeps in `sha256`) the hash of what was written."""
+        self._compressed_file.write(self._compressor.flush())
+        self._compressed_file.close()
+        if self._raw_file:
+            self._raw_file.close()
+        self.sha256 = self._hash.hexdigest()
+        return self.sha256
+
+    def commit(self) -> StoredBlob:
+        """Move the compressed file to its content address (a no-op if that blob exists)."""
+        sha256 = self.sha256 or self.finish()
+        target = self._store.path_for(sha256)
+        if target.exists():
+            self._compressed_path.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._compressed_path, "rb") as handle:
+                os.fsync(handle.fileno())  # durable before we tell the client it is stored
+            os.replace(self._compressed_path, target)
+            _fsync_dir(target.parent)  # and the rename with it
+        return StoredBlob(sha256=sha256, bytes=self._size, stored_bytes=target.stat().st_size)
+
+    def close(self) -> None:
+        for handle in (self._compressed_file, self._raw_file):
+            if handle and not handle.closed:
+                handle.close()
+        self._compressed_path.unlink(missing_ok=True)
+        if self.raw_path:
+            self.raw_path.unlink(missing_ok=True)
+
+
+class BlobStore:
+    """Blobs under `root/ab/abcdef...zst`, named by the sha256 of their uncompressed bytes.
+
+    `lock` is held by whoever adds or drops a reference to a blob (commit + insert a dataset,
+    delete a dataset + its unused blob), so a delete never removes a blob a new upload just reused.
+    """
+
+    def __init__(self, root: Path, tmp_dir: Path, zstd_level: int = 3) -> None:
+        self.lock = threading.Lock()
+        self.root = Path(root)
+        self.tmp_dir = Path(tmp_dir)
+        self.zstd_level = zstd_level
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}.zst"
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).exists()
+
+    def writer(self, max_bytes: int, keep_raw: bool = True) -> BlobWriter:
+        return BlobWriter(self, max_bytes, keep_raw)
+
+    def iter_chunks(self, sha256: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The original bytes, decompressed on the fly."""
+        with open(self.path_for(sha256), "rb") as handle:
+            reader = zstandard.ZstdDecompressor().stream_reader(handle)
+            while chunk := reader.read(chunk_size):
+                yield chunk
+
+    def restore_to(self, sha256: str, destination: Path) -> Path:
+        """Decompress a blob to `destination` (for libraries that want a path) and verify it."""
+        digest = hashlib.sha256()
+        with open(destination, "wb") as out:
+            for chunk in self.iter_chunks(sha256):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise OSError(f"blob {sha256} is corrupt: content hashes to {digest.hexdigest()}")
+        return destination
+
+    def delete(self, sha256: str) -> None:
+        self.path_for(sha256).unlink(missing_ok=True)
+
+    def clear_tmp(self) -> None:
+        """Remove leftovers of uploads interrupted by a crash."""
+        for path in self.tmp_dir.glob("upload-*"):
+            path.unlink(missing_ok=True)
+
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
