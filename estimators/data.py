@@ -159,12 +159,10 @@ def read_token_array(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if array.size == 0:
         raise DataFormatError("the token array is empty")
     flat = array.reshape(-1)
-    low, high = None, None
-    for i in range(0, flat.size, CHUNK):
-        block = flat[i:i + CHUNK]
-        b_low, b_high = int(block.min()), int(block.max())
-        low = b_low if low is None else min(low, b_low)
-        high = b_high if high is None else max(high, b_high)
+    # Block by block, so each block is read from disk once for both its minimum and maximum.
+    ranges = [(int(b.min()), int(b.max()))
+              for b in (flat[i:i + CHUNK] for i in range(0, flat.size, CHUNK))]
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     if low < 0:
         raise DataFormatError(f"token ids must be non-negative, found {low}")
     if high >= MAX_VOCAB:

@@ -28,7 +28,9 @@ multipart form with a `file` part. It is hashed (sha256) and zstd-compressed on 
 
 Returns **201** with the new record, or **200** with the existing one when the same bytes were
 already uploaded in the same format. **413** when larger than the configured maximum,
-**422** for an unknown format or content that does not match it (e.g. invalid UTF-8 for `text`).
+**422** for an unknown format or content that does not match it (e.g. invalid UTF-8 for `text`,
+JSONL/CSV whose selected values are all empty, or `.npy` tokens that are not non-negative integers
+below the vocabulary cap of 65,536 ids), with a message saying what to fix.
 """
 
 
