@@ -3,13 +3,31 @@
 Importing this package does not import torch; `estimate` loads it on first call,
 so a web process can read presets, formats and result types without it.
 """
+import functools
+import hashlib
+from pathlib import Path
+
 from estimators.presets import PRESETS, Preset
 from estimators.result import CurvePoint, DatasetInfo, EstimateResult, ModelSize
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # for people; caches are keyed by `code_hash`, which no one has to bump
 
-__all__ = ["estimate", "PRESETS", "Preset", "EstimateResult", "CurvePoint", "DatasetInfo",
-           "ModelSize", "__version__"]
+__all__ = ["estimate", "code_hash", "PRESETS", "Preset", "EstimateResult", "CurvePoint",
+           "DatasetInfo", "ModelSize", "__version__"]
+
+
+@functools.lru_cache(maxsize=1)
+def code_hash() -> str:
+    """sha256 over the source of every module of this package (paths and bytes, in path order).
+
+    Presets live in the package, so settings are covered too. Saved runs and cached results are
+    keyed by it: any change to the estimators scores afresh instead of serving stale figures."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def estimate(source, **options) -> EstimateResult:

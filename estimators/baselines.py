@@ -11,14 +11,17 @@ SAMPLE_BYTES = 16 << 20  # beyond this, compress a prefix and scale: level 19 ru
 
 
 def compressor_baselines(data: TokenData) -> dict:
-    """zstd (level 19) and lzma (preset 9) bits per uploaded byte of the modelled stream."""
-    sample_tokens = SAMPLE_BYTES // data.tokens.itemsize
+    """zstd (level 19) and lzma (preset 9) bits per byte coded, over the stream the learner codes.
+
+    Tokens are packed at the token width (see `TokenData.modelled_bytes`), so a compressor sees
+    the same content and the same denominator as the learner, whatever dtype was uploaded."""
+    sample_tokens = SAMPLE_BYTES // data.token_bytes
     stream = data.modelled_bytes(limit=sample_tokens)
     scale = max(1.0, len(data.tokens) / sample_tokens)
     zstd_bits = 8 * len(zstandard.ZstdCompressor(level=19).compress(stream)) * scale
     lzma_bits = 8 * len(lzma.compress(stream, preset=9)) * scale
     return {
-        "zstd_bits_per_byte": zstd_bits / data.bytes,
-        "lzma_bits_per_byte": lzma_bits / data.bytes,
+        "zstd_bits_per_byte": zstd_bits / data.bytes_coded,
+        "lzma_bits_per_byte": lzma_bits / data.bytes_coded,
         "sampled_bytes": len(stream),
     }

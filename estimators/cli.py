@@ -73,8 +73,8 @@ def model_name(point: dict) -> str:
 def format_table(result: dict) -> str:
     """The curve, the baselines and the warnings as plain text."""
     d = result["dataset"]
-    lines = [f"dataset  {d['bytes']:,} bytes, {d['tokens']:,} tokens, format {d['format']}, "
-             f"sha256 {d['sha256'][:12]}",
+    lines = [f"dataset  {d['bytes']:,} bytes, {d['bytes_coded']:,} coded (per-byte figures' "
+             f"denominator), {d['tokens']:,} tokens, format {d['format']}, sha256 {d['sha256'][:12]}",
              f"method   {result['estimator']}, preset {result['preset'] or 'custom'}, "
              f"seeds {result['seeds']}, {result['flops_spent']:.2g} FLOPs in "
              f"{result['seconds']:.1f}s on {result['device']}", "",
@@ -147,12 +147,15 @@ def run_transfer(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows))
         return 0
-    print(f"{'target':<28} {'saved bits':>12} {'bits/B':>8} {'scratch b/B':>11} {'from A b/B':>10}")
+    print(f"{'target':<28} {'saved bits':>12} {'bits/B':>8} {'scratch b/B':>11} "
+          f"{'from A b/B':>10} {'warm start b/B':>14}")
     for row in rows:
         n = row["target_bytes_coded"]
         print(f"{str(row['target'])[-28:]:<28} {row['transfer_bits']:>12,.0f} "
               f"{row['transfer_bits_per_byte']:>8.4f} {row['scratch_code_bits'] / n:>11.4f} "
-              f"{row['transfer_code_bits'] / n:>10.4f}")
+              f"{row['transfer_code_bits'] / n:>10.4f} {row['warm_start_bits_per_byte']:>14.4f}")
+    print("saved bits: what holding A saves (never below -1 bit); warm start: starting from A's "
+          "model instead of scratch (negative: A's habits cost bits)")
     return 0
 
 

@@ -2,6 +2,12 @@
 
 Torch-free, so the web process can validate uploads. Bytes are modelled as tokens
 0..255 by default; every other format is turned into a token file once and memory-mapped.
+
+Per-byte figures divide by the bytes *coded*, not the bytes uploaded: for text and bytes they
+are the same; for JSONL/CSV only the selected field's text (documents joined by a two-byte
+separator, which is coded too); for `.npy` tokens, tokens times the token width, the bytes of
+the smallest unsigned integer holding every id (1 up to 256 ids, 2 up to the cap). So the same
+tokens saved as int64 or uint16 score the same.
 """
 from __future__ import annotations
 
@@ -19,6 +25,9 @@ import numpy as np
 
 CHUNK = 1 << 20
 DOCUMENT_SEPARATOR = b"\n\n"
+# The embedding and the readout grow with the vocabulary, and so do the logits of every batch
+# (quick: 4,096 tokens x 65,536 ids x 4 bytes = 1 GiB); ids must fit in 16 bits, as GPT-2's do.
+MAX_VOCAB = 1 << 16
 
 
 class DataFormatError(ValueError):
@@ -51,14 +60,28 @@ class TokenData:
 
     tokens: np.ndarray  # 1-D integer array, usually a read-only memory map
     vocab_size: int
-    bytes: int  # size of the dataset as uploaded; per-byte figures divide by this
+    bytes: int  # size of the dataset as uploaded
     sha256: str
     format: str
+    token_bytes: int = 1  # width of one token in the coded stream, see `token_width`
+
+    @property
+    def bytes_coded(self) -> int:
+        """The denominator of every per-byte figure: the bytes of the stream the learner codes."""
+        return len(self.tokens) * self.token_bytes
 
     def modelled_bytes(self, limit: int | None = None) -> bytes:
-        """The byte stream the learner models (for compressor baselines)."""
-        view = self.tokens if limit is None else self.tokens[:limit]
-        return np.ascontiguousarray(view).tobytes()
+        """The stream the learner codes, `token_bytes` little-endian bytes per token
+        (what the compressor baselines compress, so they are per byte coded too)."""
+        view = np.asarray(self.tokens if limit is None else self.tokens[:limit])
+        if self.token_bytes == 1:
+            return view.astype(np.uint8, copy=False).tobytes()
+        return view.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :self.token_bytes].tobytes()
+
+
+def token_width(vocab_size: int) -> int:
+    """Bytes of the smallest unsigned integer that holds every id below `vocab_size`."""
+    return max(1, ((max(vocab_size, 2) - 1).bit_length() + 7) // 8)
 
 
 def _sha256(path: Path) -> str:
@@ -118,17 +141,42 @@ def _iter_csv(path: Path, column: str) -> Iterator[bytes]:
             raise DataFormatError(f"not valid CSV: {e}") from None
 
 
-def load_token_array(path: str | os.PathLike) -> np.ndarray:
-    """A .npy file of non-negative integer tokens, memory-mapped and flattened."""
+def read_token_array(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """A `.npy` file of token ids, memory-mapped and flattened, and its largest id.
+
+    Reads the header and streams the values once for their range, so a large upload is
+    checked without being loaded into memory."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # numpy raises several types for a bad header
         raise DataFormatError(f"not a .npy array: {e}") from None
     if array.dtype.kind not in "iu":
-        raise DataFormatError(f"tokens must be an integer array, got dtype {array.dtype}")
-    if array.size and int(array.min()) < 0:
-        raise DataFormatError("tokens must be non-negative")
-    return array.reshape(-1)
+        raise DataFormatError(f"tokens must be an integer array, got dtype {array.dtype}: "
+                              "save the ids with an integer dtype such as uint16 or int64")
+    if array.ndim not in (1, 2):
+        raise DataFormatError(f"tokens must be a 1-D array (or 2-D, rows read in order), got "
+                              f"shape {array.shape}: reshape it before saving")
+    if array.size == 0:
+        raise DataFormatError("the token array is empty")
+    flat = array.reshape(-1)
+    # Block by block, so each block is read from disk once for both its minimum and maximum.
+    ranges = [(int(b.min()), int(b.max()))
+              for b in (flat[i:i + CHUNK] for i in range(0, flat.size, CHUNK))]
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if low < 0:
+        raise DataFormatError(f"token ids must be non-negative, found {low}")
+    if high >= MAX_VOCAB:
+        raise DataFormatError(
+            f"token id {high:,} is above the largest allowed id, {MAX_VOCAB - 1:,}: "
+            f"vocabularies are capped at {MAX_VOCAB:,} ids because the model grows with the "
+            "vocabulary. Remap the ids you use to 0..N-1 (e.g. numpy.unique(tokens, "
+            "return_inverse=True)) or use a tokenizer with a smaller vocabulary")
+    return flat, high
+
+
+def load_token_array(path: str | os.PathLike) -> np.ndarray:
+    """A `.npy` file of token ids, checked (see `read_token_array`), memory-mapped and flat."""
+    return read_token_array(path)[0]
 
 
 def _documents(path: Path, fmt: Format) -> Iterator[bytes]:
@@ -144,10 +192,17 @@ def validate_file(path: str | os.PathLike, spec: str) -> None:
         for _ in _iter_text(path):
             pass
     elif fmt.kind in ("jsonl", "csv"):
-        if sum(1 for _ in _documents(path, fmt)) == 0:
+        records, text_bytes = 0, 0
+        for document in _documents(path, fmt):
+            records, text_bytes = records + 1, text_bytes + len(document)
+        if records == 0:
             raise DataFormatError(f"no {fmt.kind} records with {fmt.field!r} found")
+        if text_bytes == 0:
+            raise DataFormatError(f"every {fmt.field!r} value is empty: there is nothing to code")
     elif fmt.kind == "tokens":
-        load_token_array(path)
+        read_token_array(path)
+    if path.stat().st_size == 0:
+        raise DataFormatError("the dataset is empty")
 
 
 def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
@@ -181,11 +236,14 @@ def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
             pass
         return TokenData(np.memmap(path, dtype=np.uint8, mode="r"), 256, size, sha, str(fmt))
     if fmt.kind == "tokens":
-        tokens = load_token_array(path)
-        inferred = int(tokens.max()) + 1 if tokens.size else 1
-        if vocab_size is not None and inferred > vocab_size:
-            raise DataFormatError(f"token {inferred - 1} is outside the vocabulary of {vocab_size}")
-        return TokenData(tokens, vocab_size or inferred, size, sha, str(fmt))
+        tokens, largest = read_token_array(path)
+        if vocab_size is not None and largest >= vocab_size:
+            raise DataFormatError(f"token {largest} is outside the vocabulary of {vocab_size}")
+        if vocab_size is not None and vocab_size > MAX_VOCAB:
+            raise DataFormatError(f"a vocabulary of {vocab_size:,} is above the cap of "
+                                  f"{MAX_VOCAB:,} ids")
+        vocab = vocab_size or largest + 1
+        return TokenData(tokens, vocab, size, sha, str(fmt), token_width(vocab))
 
     # jsonl / csv: extract the field into a byte file once, then memory-map it.
     with tempfile.NamedTemporaryFile(dir=workdir, suffix=".tokens", delete=False) as out:
@@ -197,7 +255,7 @@ def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
         if first:
             raise DataFormatError(f"no {fmt.kind} records with {fmt.field!r} found")
         if os.path.getsize(out.name) == 0:
-            raise DataFormatError(f"every {fmt.field!r} value is empty")
+            raise DataFormatError(f"every {fmt.field!r} value is empty: there is nothing to code")
         return TokenData(np.memmap(out.name, dtype=np.uint8, mode="r"), 256, size, sha, str(fmt))
     finally:
         os.unlink(out.name)

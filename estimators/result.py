@@ -31,7 +31,11 @@ class CurvePoint:
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """What was scored: `bytes` as uploaded, `bytes_coded` the per-byte figures' denominator
+    (the selected field's text, or tokens x token width; see `estimators.data`)."""
+
     bytes: int
+    bytes_coded: int
     tokens: int
     sha256: str
     format: str
@@ -55,6 +59,7 @@ class EstimateResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     version: str = ""
+    code_hash: str = ""  # sha256 of the estimators' source: what caches are keyed by
     preset: str | None = None
     model_family: str = "gpt-prenorm-mup"
     tokenizer: str = "bytes"

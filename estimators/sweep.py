@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from estimators import __version__
+from estimators import __version__, code_hash
 from estimators.baselines import compressor_baselines
 from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, heldout_sequences,
                              load, split)
@@ -143,7 +143,8 @@ class _Sweep:
         """What a saved model needs beside its weights to be trained on further (transfer)."""
         return {"learning_rate": cfg.learning_rate, "batch_sequences": cfg.batch_sequences,
                 "hidden_learning_rate": cfg.hidden_learning_rate, "seed": cfg.seed,
-                "dataset_sha256": self.data.sha256, "version": __version__}
+                "dataset_sha256": self.data.sha256, "version": __version__,
+                "code_hash": code_hash()}
 
     def keep_untrained(self, path: Path, seed: int) -> None:
         """No trained model beat the uniform code by more than noise: the data taught nothing,
@@ -169,7 +170,7 @@ class _Sweep:
         width, depth, context = size
         cfg = self.run_config(size, cap, seed)
         key = {"sha256": self.data.sha256, "format": self.data.format, "estimator": self.estimator,
-               "config": asdict(cfg), "heldout": self.preset.heldout_tokens, "version": __version__}
+               "config": asdict(cfg), "heldout": self.preset.heldout_tokens, "code": code_hash()}
         path = self._state_file(key)
         label = f"{self.estimator} {width}x{depth} seed {seed}"
         saved_model = path.with_suffix(".pt") if path else None
@@ -350,9 +351,9 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         per_seed.append(_points(seed_runs, prior, first_run=len(runs)) + shared)
         runs.extend(seed_runs)
 
-    curve = _read_curve(per_seed, ladder, runs, data.bytes)
+    curve = _read_curve(per_seed, ladder, runs, data.bytes_coded)
     by_family = {name: _read_curve([[p for p in points if _family_of(runs, p) in (name, UNIFORM)]
-                                    for points in per_seed], ladder, runs, data.bytes)
+                                    for points in per_seed], ladder, runs, data.bytes_coded)
                  for name in family_names}
     if curve[-1].family == UNIFORM and runs:
         sweep.warnings.append("epiplexity is zero: no trained model of any family coded the "
@@ -380,12 +381,12 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         epiplexity_bits_per_byte=final.epiplexity_bits_per_byte,
         entropy_bits_per_byte=final.entropy_bits_per_byte,
         curve=curve, baselines=compressor_baselines(data),
-        dataset=DatasetInfo(data.bytes, len(data.tokens), data.sha256, data.format,
-                            data.vocab_size),
+        dataset=DatasetInfo(data.bytes, data.bytes_coded, len(data.tokens), data.sha256,
+                            data.format, data.vocab_size),
         estimator=estimator, seeds=seed_list,
         flops_spent=float(sum(r["flops_spent"] for r in runs)),
         seconds=time.perf_counter() - started, warnings=sweep.warnings, version=__version__,
-        preset=chosen.name if not budgets else None,
+        code_hash=code_hash(), preset=chosen.name if not budgets else None,
         tokenizer="bytes" if data.format != "tokens" else f"tokens (vocabulary {data.vocab_size})",
         device=str(dev), runs=runs,
         frontier=[{"compute_flops": p.compute_flops, "epiplexity_bits": p.epiplexity_bits,

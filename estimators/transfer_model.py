@@ -13,16 +13,23 @@ import numpy as np
 
 MIN_PAIRS = 8
 RIDGE = 1.0
-FEATURES = ("source_epiplexity_bits_per_byte", "source_entropy_bits_per_byte", "source_log2_bytes",
-            "target_epiplexity_bits_per_byte", "target_entropy_bits_per_byte", "target_log2_bytes")
+FEATURES = ("source_epiplexity_bits_per_byte", "source_entropy_bits_per_byte",
+            "source_log2_bytes_coded", "target_epiplexity_bits_per_byte",
+            "target_entropy_bits_per_byte", "target_log2_bytes_coded")
+
+
+def _log2_size(result: dict) -> float:
+    """log2 of the bytes coded; results from before `bytes_coded` existed carry only `bytes`."""
+    dataset = result["dataset"]
+    return math.log2(max(1, dataset.get("bytes_coded") or dataset["bytes"]))
 
 
 def features(source: dict, target: dict) -> list[float]:
     """Feature vector from two results' top-level figures (the scoring JSON contract)."""
     return [source["epiplexity_bits_per_byte"], source["entropy_bits_per_byte"],
-            math.log2(max(1, source["dataset"]["bytes"])),
+            _log2_size(source),
             target["epiplexity_bits_per_byte"], target["entropy_bits_per_byte"],
-            math.log2(max(1, target["dataset"]["bytes"]))]
+            _log2_size(target)]
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

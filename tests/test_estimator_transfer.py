@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import math
+
 import numpy as np
 import pytest
 
@@ -14,16 +16,37 @@ OTHER = synthetic.MarkovSource(order=1, alphabet=16, seed=12)
 
 @pytest.fixture(scope="module")
 def from_markov():
-    targets = [SOURCE.sample(48 * 1024, seed=2), OTHER.sample(48 * 1024, seed=3)]
+    targets = [SOURCE.sample(48 * 1024, seed=2), OTHER.sample(48 * 1024, seed=3),
+               synthetic.random_bytes(48 * 1024, seed=3)]
     return transfer.measure_from_source(SOURCE.sample(96 * 1024, seed=1), targets)
 
 
 def test_shared_structure_transfers_positively_and_more_than_unrelated_data(from_markov):
-    same, unrelated = from_markov
+    same, unrelated, _ = from_markov
     assert same.transfer_bits > 0 and same.transfer_bits_per_byte > 0.05
     assert same.transfer_bits_per_byte > unrelated.transfer_bits_per_byte
-    assert same.transfer_bits == pytest.approx(same.scratch_code_bits - same.transfer_code_bits)
+    assert same.warm_start_bits == pytest.approx(same.scratch_code_bits - same.transfer_code_bits)
+    # when A's start wins clearly, the mixture's price is the one bit that says so
+    assert same.transfer_bits == pytest.approx(same.warm_start_bits - 1.0)
     assert same.target_bytes_coded == same.target_tokens_coded > 0
+    assert same.model["family"] == "transformer"
+
+
+def test_a_source_that_never_saw_most_byte_values_costs_random_targets_nothing(from_markov):
+    noise = from_markov[2]
+    # Starting from A's model is much worse on bytes A never saw: the raw warm start shows it...
+    assert noise.warm_start_bits_per_byte < -0.5
+    assert noise.transfer_code_bits > noise.scratch_code_bits
+    # ...but a coder holding A loses at most the bit that says to ignore A: transfer ~ 0.
+    assert -1.0 <= noise.transfer_bits <= 0.0
+    assert abs(noise.transfer_bits_per_byte) < 1e-4
+
+
+def test_the_mixture_code_is_within_one_bit_of_the_better_code():
+    assert transfer.mixture_code_bits(500.0, 500.0) == pytest.approx(500.0)
+    assert transfer.mixture_code_bits(10.0, 12.0) == pytest.approx(11.0 - math.log2(1.25))
+    assert transfer.mixture_code_bits(3e5, 1e5) == pytest.approx(1e5 + 1.0)
+    assert transfer.mixture_code_bits(1e5, 3e5) == transfer.mixture_code_bits(3e5, 1e5)
 
 
 def test_random_bytes_as_a_source_transfer_nothing():
@@ -47,7 +70,7 @@ def test_cli_prints_one_json_object_per_target(tmp_path):
     assert done.returncode == 0, done.stderr
     row = json.loads(done.stdout)
     assert set(row) >= {"transfer_bits", "transfer_bits_per_byte", "scratch_code_bits",
-                        "transfer_code_bits"}
+                        "transfer_code_bits", "warm_start_bits", "warm_start_bits_per_byte"}
 
 
 def test_the_panel_builds_offline_from_generators_and_pythons_own_files():

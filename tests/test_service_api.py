@@ -6,18 +6,22 @@ Jobs here never run (workers=0); where a result is needed, the test plays the wo
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import socket
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from sqlalchemy import update
 
+import estimators
 from app.core.models import Job, utcnow
 from app.jobs import store
+from app.jobs.settings import JobSettings, config_key
 from app.testing import ServiceProcess
 
 MAX_UPLOAD = 256 * 1024
@@ -364,3 +368,74 @@ def test_client_score_uploads_queues_and_gives_up_waiting_after_its_timeout(serv
         with pytest.raises(EpiplexError) as missing:
             client.get_job("job_missing")
         assert missing.value.status_code == 404 and "job_missing" in missing.value.detail
+
+
+# --- units and caches -----------------------------------------------------------------------
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("array,message", [
+    (np.array([0, 1, 70_000], dtype=np.int64), "token id 70,000 is above the largest allowed id, 65,535"),
+    (np.array([5, 2 ** 40], dtype=np.int64), "token id 1,099,511,627,776 is above the largest allowed id"),
+    (np.array([1, -2], dtype=np.int32), "token ids must be non-negative, found -2"),
+    (np.array([0.5, 1.0]), "tokens must be an integer array, got dtype float64"),
+    (np.zeros(0, dtype=np.uint16), "the token array is empty"),
+])
+def test_token_uploads_outside_the_vocabulary_contract_are_422_at_upload(http, array, message):
+    response = upload(http, _npy(array), format="tokens")
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+
+
+def test_the_vocabulary_cap_answer_says_how_to_fix_the_data(http):
+    detail = upload(http, _npy(np.array([3, 5_000_000])), format="tokens").json()["detail"]
+    assert "capped at 65,536 ids" in detail and "Remap the ids you use to 0..N-1" in detail
+    at_the_cap = upload(http, _npy(np.array([0, 65_535, 7], dtype=np.uint16)), format="tokens")
+    assert at_the_cap.status_code == 201, at_the_cap.text
+
+
+@pytest.mark.parametrize("fmt,data", [
+    ("jsonl:text", b'{"text": ""}\n{"text": ""}\n'),
+    ("csv:body", b"id,body\n1,\n2,\n"),
+])
+def test_records_whose_values_are_all_empty_are_422(http, fmt, data):
+    response = upload(http, data, format=fmt)
+    assert response.status_code == 422, response.text
+    assert "value is empty: there is nothing to code" in response.json()["detail"]
+
+
+def test_a_result_cached_by_other_estimator_code_is_not_served(http, sessions):
+    data = os.urandom(1100)
+    dataset = upload(http, data, name="stale-code").json()
+    current = JobSettings(preset="quick").resolved("quick")
+    assert current["code"] == estimators.code_hash()
+    stale = config_key({**current, "code": "0" * 64})
+    with sessions() as session:
+        session.add(Job(id="job_stale_code", dataset_id=dataset["id"], config_key=stale, score_key=stale,
+                        preset="quick", estimator="prequential", seeds=1, status="succeeded", progress=1.0,
+                        attempts=1, finished_at=utcnow(),
+                        result=fake_result(dataset["sha256"], len(data), 0.5, 7.0)))
+        session.commit()
+    response = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "quick"})
+    assert response.status_code == 202 and response.json()["id"] != "job_stale_code"
+    with sessions() as session:
+        assert session.get(Job, response.json()["id"]).config_key == config_key(current)
+
+
+def test_leaderboard_shows_the_bytes_coded_beside_the_upload_size(http, sessions):
+    data = b'{"text": "abcd", "id": 12345}\n' * 50
+    dataset = upload(http, data, name="lb-coded", format="jsonl:text").json()
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "preset": "deep"}).json()
+    result = fake_result(dataset["sha256"], len(data), 0.5, 2.0)
+    result["dataset"] |= {"bytes_coded": 4 * 50 + 2 * 49, "tokens": 4 * 50 + 2 * 49, "format": "jsonl:text"}
+    with sessions() as session, session.begin():
+        session.execute(update(Job).where(Job.id == job["id"])
+                        .values(status="running", attempts=1, heartbeat_at=utcnow()))
+    assert store.complete(sessions, store.Claim(job["id"], 1), result, 1.0)
+    entry = http.get("/v1/leaderboard", params={"preset": "deep"}).json()["items"][0]
+    assert (entry["name"], entry["bytes"], entry["bytes_coded"]) == ("lb-coded", len(data), 298)
+    assert http.get(f"/v1/jobs/{job['id']}").json()["result"]["dataset"]["bytes_coded"] == 298

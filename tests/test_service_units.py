@@ -217,6 +217,46 @@ def test_migrations_reach_head_and_are_safe_to_rerun(tmp_path):
     engine.dispose()
 
 
+def _migrate_to(engine, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from app.core.db import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def test_migration_0003_restates_stored_transfer_as_the_mixture_of_both_runs(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    _migrate_to(engine, "0002")
+    with engine.begin() as connection:
+        for name in ("src", "helped", "hurt"):
+            connection.exec_driver_sql(
+                "INSERT INTO datasets (id, sha256, format, name, bytes, stored_bytes, created_at) "
+                f"VALUES ('ds_{name}', '{name}', 'bytes', '{name}', 100, 50, '2026-11-29 00:00:00')")
+        # rows as the old code stored them: transfer = scratch - warm start, signed
+        for target, scratch, warm in (("helped", 50_000.0, 40_000.0), ("hurt", 30_000.0, 130_000.0)):
+            connection.exec_driver_sql(
+                "INSERT INTO transfer_results (source_dataset_id, target_dataset_id, score_key, preset, seed, "
+                "transfer_bits, transfer_bits_per_byte, scratch_code_bits, transfer_code_bits, "
+                "target_bytes_coded, target_tokens_coded, budget_flops, model, measured_at) VALUES "
+                f"('ds_src', 'ds_{target}', 'k', 'quick', 0, {scratch - warm}, {(scratch - warm) / 10_000}, "
+                f"{scratch}, {warm}, 10000, 10000, 1e9, '{{}}', '2026-11-29 00:00:00')")
+    run_migrations(engine)
+    with engine.connect() as connection:
+        rows = {r[0]: tuple(r[1:]) for r in connection.exec_driver_sql(
+            "SELECT target_dataset_id, transfer_bits, transfer_bits_per_byte, scratch_code_bits, "
+            "transfer_code_bits FROM transfer_results")}
+        assert "bytes_coded" in {c[1] for c in connection.exec_driver_sql("PRAGMA table_info(jobs)")}
+    assert rows["ds_helped"] == pytest.approx((9_999.0, 0.9999, 50_000.0, 40_000.0))
+    assert rows["ds_hurt"] == pytest.approx((-1.0, -0.0001, 30_000.0, 130_000.0))
+    engine.dispose()
+
+
 def test_the_api_process_never_imports_torch(tmp_path):
     script = textwrap.dedent(f"""
         import sys

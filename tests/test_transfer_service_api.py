@@ -50,8 +50,21 @@ def scored_result(sha256: str, size: int, epiplexity_bpb: float, entropy_bpb: fl
             "version": "test", "preset": "quick"}
 
 
+def transfer_row(warm_start_bpb: float, coded: int = 1000, scratch: float = 5000.0) -> dict:
+    """Figures of a measured pair as `estimators.transfer.measure` reports them, for a warm start that
+    saves `warm_start_bpb` bits per byte over scratch (negative: it cost bits)."""
+    from estimators.transfer import mixture_code_bits
+
+    warm = scratch - warm_start_bpb * coded
+    saved = scratch - mixture_code_bits(scratch, warm)
+    return {"transfer_bits": saved, "transfer_bits_per_byte": saved / coded, "scratch_code_bits": scratch,
+            "transfer_code_bits": warm, "target_bytes_coded": coded, "target_tokens_coded": coded}
+
+
 def play_worker(sessions, job_id: str, epiplexity_bpb: float, transfer_rows: dict[str, float] = {}) -> None:
-    """Claim the job, store transfer rows for it and complete it with a result, as a worker would."""
+    """Claim the job, store transfer rows for it and complete it with a result, as a worker would.
+
+    `transfer_rows` maps each target to the warm start's bits per byte (see `transfer_row`)."""
     with sessions() as session:
         session.execute(update(Job).where(Job.status == "queued", Job.id != job_id).values(status="canceled"))
         job = session.get(Job, job_id)
@@ -62,9 +75,7 @@ def play_worker(sessions, job_id: str, epiplexity_bpb: float, transfer_rows: dic
     for target_id, bpb in transfer_rows.items():
         assert store.save_transfer(sessions, claim, {
             "source_dataset_id": job.dataset_id, "target_dataset_id": target_id, "preset": "quick", "seed": 0,
-            "score_key": job.score_key, "transfer_bits": bpb * 1000, "transfer_bits_per_byte": bpb,
-            "scratch_code_bits": 5000.0, "transfer_code_bits": 5000.0 - bpb * 1000, "target_bytes_coded": 1000,
-            "target_tokens_coded": 1000, "budget_flops": 1e9, "model": {"params": 10}})
+            "score_key": job.score_key, **transfer_row(bpb), "budget_flops": 1e9, "model": {"params": 10}})
     assert store.complete(sessions, claim, scored_result(dataset.sha256, dataset.bytes, epiplexity_bpb, 7.0), 1.0)
 
 
@@ -175,9 +186,13 @@ def test_measured_rows_and_a_predictor_that_declines_with_too_few_pairs(http, se
     play_worker(sessions, job["id"], 0.4, {near["id"]: 0.3, far["id"]: -0.2})
     body = http.get(f"/v1/datasets/{source['id']}/transfer").json()
     assert [(r["target_name"], r["transfer_bits_per_byte"], r["job_id"], r["preset"]) for r in body["measured"]] == \
-        [("far", -0.2, job["id"], "quick"), ("near", 0.3, job["id"], "quick")]
-    near_row = body["measured"][1]
-    assert near_row["transfer_bits"] == 300 and near_row["scratch_code_bits"] - near_row["transfer_code_bits"] == 300
+        [("far", pytest.approx(-0.001), job["id"], "quick"), ("near", pytest.approx(0.299), job["id"], "quick")]
+    far_row, near_row = body["measured"]
+    assert near_row["transfer_bits"] == pytest.approx(299) and near_row["warm_start_bits"] == 300
+    assert near_row["scratch_code_bits"] - near_row["transfer_code_bits"] == 300
+    # the warm start cost `far` bits; a coder holding the source ignores it for one bit
+    assert (far_row["warm_start_bits"], far_row["warm_start_bits_per_byte"]) == (-200, -0.2)
+    assert far_row["transfer_bits"] == pytest.approx(-1.0)
     assert body["predictor"]["ready"] is False and body["predictor"]["quality"] is None
     assert "too few measured pairs" in body["predictor"]["message"]
     predicted = {p["target_dataset_id"]: p for p in body["predicted"]}
@@ -190,7 +205,9 @@ def test_measured_rows_and_a_predictor_that_declines_with_too_few_pairs(http, se
 def test_the_leaderboard_sorts_by_mean_transfer_to_the_panel_with_unmeasured_last(http, sessions):
     members = list(panel_ids(http).values())[:2]
     good, poor, unmeasured = upload(http, name="good"), upload(http, name="poor"), upload(http, name="none")
-    for dataset, rows in ((good, {members[0]: 0.5, members[1]: 0.3}), (poor, {members[0]: -0.1}), (unmeasured, {})):
+    mixed = upload(http, name="mixed")  # helps one member; the other has byte values it never saw
+    for dataset, rows in ((good, {members[0]: 0.5, members[1]: 0.3}), (poor, {members[0]: -0.1}), (unmeasured, {}),
+                          (mixed, {members[0]: 0.5, members[1]: -3.3})):
         body = {"dataset_id": dataset["id"], "preset": "deep"}
         if rows:
             body["transfer"] = list(rows)
@@ -198,10 +215,13 @@ def test_the_leaderboard_sorts_by_mean_transfer_to_the_panel_with_unmeasured_las
         play_worker(sessions, job["id"], 0.2, rows)
     board = http.get("/v1/leaderboard", params={"sort": "mean_transfer_bits_per_byte", "preset": "deep"}).json()
     entries = [(e["name"], e["mean_transfer_bits_per_byte"], e["transfer_panel_targets"]) for e in board["items"]]
-    assert entries == [("good", pytest.approx(0.4), 2), ("poor", -0.1, 1), ("none", None, 0)]
+    # The mean is of the bits holding the model saves: a -3.3 bits/byte warm start counts as the
+    # one bit of ignoring the model, not as -3.3.
+    assert entries == [("good", pytest.approx(0.399), 2), ("mixed", pytest.approx((0.499 - 0.001) / 2), 2),
+                       ("poor", pytest.approx(-0.001), 1), ("none", None, 0)]
     ascending = http.get("/v1/leaderboard", params={"sort": "mean_transfer_bits_per_byte", "order": "asc",
                                                     "preset": "deep"}).json()
-    assert [e["name"] for e in ascending["items"]] == ["poor", "good", "none"]
+    assert [e["name"] for e in ascending["items"]] == ["poor", "mixed", "good", "none"]
     with sessions() as session:  # the rows are real rows, one per pair
-        assert session.scalar(select(TransferRow.transfer_bits_per_byte).where(
-            TransferRow.source_dataset_id == poor["id"])) == -0.1
+        assert session.scalar(select(TransferRow.transfer_code_bits).where(
+            TransferRow.source_dataset_id == poor["id"])) == 5100.0

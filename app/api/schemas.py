@@ -102,8 +102,9 @@ class JobOut(BaseModel):
     seconds: float | None = Field(None, description="Wall-clock seconds of the successful attempt.")
     result: dict[str, Any] | None = Field(
         None, description="The estimator's result contract, unchanged: epiplexity_bits, entropy_bits, "
-        "their per-byte figures, the curve over budgets, baselines (zstd, lzma bits/byte), dataset, "
-        "estimator, seeds, flops_spent, seconds, warnings, version, preset. All units are bits.")
+        "their per-byte figures (per byte coded: dataset.bytes_coded), the curve over budgets, baselines "
+        "(zstd, lzma bits/byte), dataset, estimator, seeds, flops_spent, seconds, warnings, version, "
+        "code_hash, preset. All units are bits.")
     transfer: dict[str, Any] | None = Field(
         None, description="Transfer asked of this job: `targets` (dataset ids) and the `preset` it is measured "
         "with; the measured rows are at GET /v1/datasets/{dataset_id}/transfer.")
@@ -115,17 +116,22 @@ class LeaderboardEntry(BaseModel):
     rank: int = Field(description="1-based position under the requested sort.")
     dataset_id: str
     name: str
-    bytes: int = Field(description="Dataset size in bytes.")
-    epiplexity_bits_per_byte: float = Field(description="Structure extracted, bits per byte (S_T / bytes).")
-    entropy_bits_per_byte: float = Field(description="Time-bounded entropy, bits per byte (H_T / bytes).")
+    bytes: int = Field(description="Dataset size in bytes, as uploaded.")
+    bytes_coded: int | None = Field(None, description="Bytes the learner coded, the per-byte figures' "
+                                    "denominator: the selected JSONL field or CSV column's text, or tokens x "
+                                    "token width; null for results from before it was recorded.")
+    epiplexity_bits_per_byte: float = Field(description="Structure extracted, bits per byte coded "
+                                            "(S_T / bytes_coded).")
+    entropy_bits_per_byte: float = Field(description="Time-bounded entropy, bits per byte coded "
+                                         "(H_T / bytes_coded).")
     epiplexity_bits: float = Field(description="Total epiplexity S_T in bits.")
     entropy_bits: float = Field(description="Total time-bounded entropy H_T in bits.")
     zstd_bits_per_byte: float | None = Field(None, description="zstd baseline, bits per byte.")
     budget_flops: float | None = Field(None, description="Budget the figures are read at; null = the "
                                        "job's largest budget.")
     mean_transfer_bits_per_byte: float | None = Field(
-        None, description="Mean measured transfer from this result's model to the reference panel members "
-        "measured so far, bits saved per byte of target; null when none is measured.")
+        None, description="Mean measured transfer (transfer_bits_per_byte) from this result's model to the "
+        "reference panel members measured so far, bits saved per byte of target; null when none is measured.")
     transfer_panel_targets: int = Field(0, description="Panel members the mean is taken over.")
     preset: str | None = None
     estimator: str
@@ -304,9 +310,13 @@ class MeasuredTransfer(BaseModel):
     target_dataset_id: str
     target_name: str
     target_panel: bool = Field(description="The target is a reference panel member.")
-    transfer_bits: float = Field(description="Bits saved coding the target's tokens when training starts from "
-                                 "the source model instead of from scratch (negative: the source hurt).")
+    transfer_bits: float = Field(description="Bits a coder holding the source model saves on the target: the "
+                                 "scratch code minus the code of a Bayes mixture of the scratch and warm-started "
+                                 "runs. Never below -1 bit; this is what means and rankings use.")
     transfer_bits_per_byte: float = Field(description="transfer_bits per byte of the target coded.")
+    warm_start_bits: float = Field(description="scratch_code_bits - transfer_code_bits, signed: negative when "
+                                   "starting from the source model cost bits (interference). Not averaged.")
+    warm_start_bits_per_byte: float = Field(description="warm_start_bits per byte of the target coded.")
     scratch_code_bits: float = Field(description="Prequential code length of the target from scratch, bits.")
     transfer_code_bits: float = Field(description="Prequential code length of the target from the source model, bits.")
     target_bytes_coded: int
@@ -314,7 +324,8 @@ class MeasuredTransfer(BaseModel):
     budget_flops: float = Field(description="Training FLOPs of each of the two runs on the target.")
     preset: str = Field(description="Preset the measurement used (its transfer budget).")
     seed: int
-    model: dict[str, Any] = Field(description="The source model: params, width, depth, context.")
+    model: dict[str, Any] = Field(description="The source model: family (the transformer), params, width, "
+                                  "depth, context.")
     job_id: str | None = Field(None, description="The job that measured it.")
     measured_at: UtcDatetime
 

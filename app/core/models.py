@@ -95,6 +95,8 @@ class Job(Base):
     epiplexity_bits_per_byte: Mapped[float | None] = mapped_column(Float)
     entropy_bits_per_byte: Mapped[float | None] = mapped_column(Float)
     zstd_bits_per_byte: Mapped[float | None] = mapped_column(Float)
+    # The per-byte figures' denominator: the bytes the learner coded (null for older results).
+    bytes_coded: Mapped[int | None] = mapped_column(Integer)
 
     dataset: Mapped[Dataset] = relationship(back_populates="jobs")
     curve_points: Mapped[list[CurvePointRow]] = relationship(cascade="all, delete-orphan",

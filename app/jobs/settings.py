@@ -74,10 +74,10 @@ class JobSettings(BaseModel):
         preset = None if self.budgets is not None else (self.preset or default_preset)
         if preset is not None and preset not in estimators.PRESETS:  # a misconfigured service default
             raise ServiceError(f"unknown preset {preset!r}; known: {', '.join(estimators.PRESETS)}")
-        # The estimators' version is part of the key: a new version scores afresh instead of
-        # answering from a result computed by older code.
+        # The hash of the estimators' code (presets included) is part of the key: any change to
+        # them scores afresh instead of answering from a result computed by older code.
         return {"preset": preset, "budgets": self.budgets, "estimator": self.estimator,
-                "seeds": self.seeds, "version": estimators.__version__}
+                "seeds": self.seeds, "code": estimators.code_hash()}
 
 
 def config_key(settings: dict) -> str:

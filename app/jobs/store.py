@@ -103,7 +103,8 @@ def complete(factory: sessionmaker[Session], claim: Claim, result: dict, seconds
             entropy_bits=result.get("entropy_bits"),
             epiplexity_bits_per_byte=result.get("epiplexity_bits_per_byte"),
             entropy_bits_per_byte=result.get("entropy_bits_per_byte"),
-            zstd_bits_per_byte=baselines.get("zstd_bits_per_byte"))).rowcount == 1
+            zstd_bits_per_byte=baselines.get("zstd_bits_per_byte"),
+            bytes_coded=(result.get("dataset") or {}).get("bytes_coded"))).rowcount == 1
         if done:
             seen: set[float] = set()
             for point in result.get("curve") or []:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.models import Dataset, Job, TransferRow
@@ -26,8 +26,9 @@ class _ScoredFigures:
     """Headline figures of succeeded jobs: by (dataset, scoring settings), and each dataset's newest."""
 
     def __init__(self, session: Session, dataset_ids: set[str] | None = None) -> None:
+        # Size is the bytes coded; results from before it was recorded fall back to the upload size.
         query = (select(Job.dataset_id, Job.score_key, Job.epiplexity_bits_per_byte, Job.entropy_bits_per_byte,
-                        Dataset.bytes)
+                        func.coalesce(Job.bytes_coded, Dataset.bytes))
                  .join(Dataset, Dataset.id == Job.dataset_id)
                  .where(Job.status == "succeeded", Job.epiplexity_bits_per_byte.is_not(None),
                         Job.entropy_bits_per_byte.is_not(None))
@@ -37,8 +38,7 @@ class _ScoredFigures:
         self.by_key: dict[tuple[str, str | None], Figures] = {}
         self.newest: dict[str, tuple[str | None, Figures]] = {}
         for dataset_id, score_key, s_bpb, h_bpb, size in session.execute(query):
-            figures = {"epiplexity_bits_per_byte": s_bpb, "entropy_bits_per_byte": h_bpb,
-                       "dataset": {"bytes": size}}
+            figures = _unflatten(s_bpb, h_bpb, size)
             self.by_key[(dataset_id, score_key)] = figures
             self.newest[dataset_id] = (score_key, figures)
 
@@ -64,11 +64,11 @@ def training_pairs(session: Session) -> list[tuple[Figures, Figures, float]]:
 
 
 def _flatten(figures: Figures) -> tuple[float, float, int]:
-    return figures["epiplexity_bits_per_byte"], figures["entropy_bits_per_byte"], figures["dataset"]["bytes"]
+    return figures["epiplexity_bits_per_byte"], figures["entropy_bits_per_byte"], figures["dataset"]["bytes_coded"]
 
 
 def _unflatten(s_bpb: float, h_bpb: float, size: int) -> Figures:
-    return {"epiplexity_bits_per_byte": s_bpb, "entropy_bits_per_byte": h_bpb, "dataset": {"bytes": size}}
+    return {"epiplexity_bits_per_byte": s_bpb, "entropy_bits_per_byte": h_bpb, "dataset": {"bytes_coded": size}}
 
 
 @lru_cache(maxsize=8)
@@ -116,6 +116,8 @@ def dataset_transfer(session: Session, dataset: Dataset, extra_targets: list[Dat
         target_dataset_id=target.id, target_name=target.name, target_panel=target.panel,
         transfer_bits=row.transfer_bits, transfer_bits_per_byte=row.transfer_bits_per_byte,
         scratch_code_bits=row.scratch_code_bits, transfer_code_bits=row.transfer_code_bits,
+        warm_start_bits=row.scratch_code_bits - row.transfer_code_bits,
+        warm_start_bits_per_byte=(row.scratch_code_bits - row.transfer_code_bits) / max(1, row.target_bytes_coded),
         target_bytes_coded=row.target_bytes_coded, target_tokens_coded=row.target_tokens_coded,
         budget_flops=row.budget_flops, preset=row.preset, seed=row.seed, model=row.model, job_id=row.job_id,
         measured_at=row.measured_at) for row, target in rows]

@@ -32,8 +32,9 @@ Returns **201** with the new record, or **200** with the existing one when the s
 already uploaded in the same format. **400** when the body did not arrive whole (a multipart body
 without its closing boundary, or the client hung up): nothing is stored. **413** when larger than
 the configured maximum, **422** for an unknown format, an empty upload, or content that does not
-match its format (e.g. invalid UTF-8 for `text`, a JSONL file without any non-empty value, an
-empty `.npy` array).
+match its format (e.g. invalid UTF-8 for `text`, JSONL/CSV whose selected values are all
+empty, an empty `.npy` array, or `.npy` tokens that are not non-negative integers below the
+vocabulary cap of 65,536 ids), with a message saying what to fix.
 """
 
 

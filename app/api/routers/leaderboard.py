@@ -30,12 +30,15 @@ def leaderboard(
     """One entry per dataset, from its most recent succeeded job that passes the filters.
 
     `mean_transfer_bits_per_byte` is the mean measured transfer from that job's model (its scoring
-    settings) to the reference panel members measured so far; entries without one sort last."""
+    settings) to the reference panel members measured so far; entries without one sort last. It
+    averages `transfer_bits_per_byte`, the bits a coder holding the model saves (never below -1 bit
+    per target), not the signed warm-start difference, so one target the source never saw the
+    byte values of cannot swamp the mean."""
     figures = CurvePointRow if budget is not None else Job
     newest_first = func.row_number().over(partition_by=Job.dataset_id,
                                           order_by=(Job.finished_at.desc(), Job.id.desc()))
     columns = [Job.id.label("job_id"), Job.dataset_id, Job.score_key, Job.preset, Job.estimator, Job.finished_at,
-               Job.zstd_bits_per_byte, figures.epiplexity_bits, figures.entropy_bits,
+               Job.zstd_bits_per_byte, Job.bytes_coded, figures.epiplexity_bits, figures.entropy_bits,
                figures.epiplexity_bits_per_byte, figures.entropy_bits_per_byte, newest_first.label("newest")]
     if budget is not None:
         columns.append(CurvePointRow.budget_flops)
@@ -67,6 +70,7 @@ def leaderboard(
     rows = session.execute(ranked.order_by(key, latest.c.dataset_id).limit(limit).offset(offset)).mappings().all()
     entries = [LeaderboardEntry(
         rank=offset + i + 1, dataset_id=row["dataset_id"], name=row["name"], bytes=row["bytes"],
+        bytes_coded=row["bytes_coded"],
         epiplexity_bits_per_byte=row["epiplexity_bits_per_byte"], entropy_bits_per_byte=row["entropy_bits_per_byte"],
         epiplexity_bits=row["epiplexity_bits"], entropy_bits=row["entropy_bits"],
         zstd_bits_per_byte=row["zstd_bits_per_byte"], budget_flops=row.get("budget_flops"),
