@@ -253,7 +253,7 @@ def _count_family_runs(sweep: _Sweep, progress: ProgressCallback | None,
                 progress(min(share, share * done / planned), label)
 
         key = {"sha256": data.sha256, "format": data.format, "family": count_family.FAMILY,
-               "config": asdict(cfg), "budget": budget, "version": __version__}
+               "config": asdict(cfg), "budget": budget, "code": code_hash()}
         path = sweep._state_file(key)
         if path and path.exists():
             run = json.loads(path.read_text())
