@@ -14,3 +14,8 @@ def count_params(vocab_size: int, width: int, depth: int, context: int) -> int:
     """Parameters of `models.GPT` without building it (embeddings, blocks, norms, readout)."""
     block = 12 * width * width + 4 * width  # qkv, proj, up, down; two LayerNorms
     return 2 * vocab_size * width + context * width + depth * block + 2 * width
+
+
+def sample_flops(params: int, tokens: int) -> float:
+    """Drawing tokens one at a time with cached keys and values: one forward pass each."""
+    return 2.0 * params * tokens
