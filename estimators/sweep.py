@@ -292,12 +292,18 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
             out.append(f"the loss curve has not flattened at {budget:.2g} FLOPs (held-out loss "
                        f"{before:.3f} -> {last:.3f} bits/token over the last doubling of data): "
                        "more data or compute would lower H further")
-    last = cps[-1]
     if run["estimator"] == "requential":
-        preq = last["extra"]["prequential_epiplexity_bits"]
-        if last["epiplexity_bits"] > max(preq, 0.0) + 2 * last["heldout_stderr"] * last["tokens_trained"]:
-            out.append(f"requential S ({last['epiplexity_bits']:.0f} bits) exceeds the prequential "
-                       f"S of its own teacher ({preq:.0f} bits); the student lagged")
+        # Like with like: the checkpoint the budget chose, against the prequential code of the
+        # same teacher after the same tokens (the requential code should never be longer).
+        chosen = min((c for c in cps if c["compute_flops"] <= budget),
+                     key=lambda c: c["epiplexity_bits"] + c["entropy_bits"], default=cps[-1])
+        preq = chosen["extra"]["prequential_epiplexity_bits"]
+        noise = 2 * chosen["heldout_stderr"] * chosen["tokens_trained"]
+        if chosen["epiplexity_bits"] > max(preq, 0.0) + noise:
+            out.append(f"requential S ({chosen['epiplexity_bits']:.0f} bits) exceeds the "
+                       f"prequential S of its own teacher after the same "
+                       f"{chosen['tokens_trained']} tokens ({preq:.0f} bits) at "
+                       f"{budget:.2g} FLOPs: the student lagged, so S_req <= S_preq fails here")
     return out
 
 
