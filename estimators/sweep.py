@@ -137,7 +137,8 @@ class _Sweep:
             held = heldout_sequences(sequences, context, preset.heldout_tokens)
             batch = max(1, preset.batch_tokens // context)
 
-            def spend(count: int, epochs: int = 0) -> float:
+            def spend(count: int, epochs: int = 0, n=n, context=context, held=held,
+                      batch=batch) -> float:  # this size's values, not the loop's last
                 return cost(batch_schedule(count, batch), context, n, held, epochs)
 
             cheapest = min(cheapest or math.inf, spend(1))
