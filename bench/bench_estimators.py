@@ -1,10 +1,13 @@
-"""Estimator speed: training throughput and model-FLOP utilisation per preset size, and the
-wall time of `epiplex score --preset quick` on 1 MiB.
+"""Estimator speed: training throughput and model-FLOP utilisation per preset size, the
+trainer end to end at one thread (fp32 against bf16 autocast, fused against per-tensor Adam,
+the share of checkpoint evaluations), and the wall time of `epiplex score` on 1 MiB at the
+quick and standard presets.
 
-    .venv/bin/python bench/bench_estimators.py [--threads N] [--device cpu|cuda]
+    .venv/bin/python bench/bench_estimators.py [--threads N] [--device cpu|cuda] [--skip-presets]
 
-MFU = 6*N*tokens/s divided by this machine's own matmul peak, measured in the same run
-(a large fp32 matmul on CPU, bf16 on a GPU).
+MFU = FLOPs/s divided by this machine's own matmul peak, measured in the same run (a large
+fp32 matmul on CPU, bf16 on a GPU). On a shared machine absolute figures move with the load;
+ratios measured within one run are the reliable part.
 """
 from __future__ import annotations
 
@@ -18,9 +21,12 @@ import time
 
 import torch
 
-from estimators import PRESETS, synthetic
+import numpy as np
+
+from estimators import PRESETS, prequential, synthetic
+from estimators.data import split
 from estimators.models import GPT, GPTConfig
-from estimators.training import make_optimizer, pick_device, token_bits
+from estimators.training import cpu_has_bf16_matmul, make_optimizer, pick_device, token_bits
 
 
 def machine() -> str:
@@ -83,15 +89,72 @@ finally:
 """
 
 
-def quick_wall_time() -> tuple[float, float]:
-    """(seconds, peak resident MiB) of `epiplex score --preset quick` on 1 MiB of text."""
+def end_to_end(device: torch.device, precision: str, evaluate: bool = True,
+               size: int = 512 * 1024) -> tuple[float, float, float]:
+    """(FLOPs/s counted, training FLOPs/s, final held-out loss) of one pass of the 128x2x256
+    trainer over `size` bytes of a Markov source, with its checkpoint evaluations."""
+    os.environ["EPIPLEX_PRECISION"] = precision
+    tokens = np.frombuffer(synthetic.MarkovSource(order=2, seed=0).sample(size), dtype=np.uint8)
+    data = split(tokens, 256, 0, 65536)
+    cfg = prequential.RunConfig(GPTConfig(256, 128, 2, 256), 0, 3e-2, 2e-3, 32, 10 ** 12,
+                                len(tokens))
+    prequential.run(split(tokens[:16384], 256, 0, 1024), cfg, device)  # warm up kernels
+    result = prequential.run(data, cfg, device, evaluate=evaluate)
+    os.environ.pop("EPIPLEX_PRECISION")
+    trained = 6 * result.params * result.tokens_trained
+    final = result.checkpoints[-1].heldout_bits_per_token if evaluate else float("nan")
+    return result.flops_spent / result.seconds, trained / result.seconds, final
+
+
+def adam_kernels(device: torch.device, steps: int = 12) -> tuple[float, float]:
+    """(fused / per-tensor Adam step time ratio, largest weight difference after `steps`)."""
+    times, weights = [], []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(256, 128, 2, 256)).to(device)
+        opt = torch.optim.Adam(model.param_groups(3e-2, 2e-3), betas=(0.9, 0.95), eps=1e-10,
+                               fused=fused, foreach=None if fused else True)
+        x = torch.randint(0, 256, (32, 257), generator=torch.Generator().manual_seed(1)).to(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = token_bits(model(x[:, :-1]), x[:, 1:]).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+        weights.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    return times[0] / times[1], (weights[0] - weights[1]).abs().max().item()
+
+
+def trainer_table(device: torch.device, peak: float) -> None:
+    print(f"\ntrainer end to end, 128x2x256, one pass over 512 KiB, {torch.get_num_threads()} "
+          "thread(s):")
+    print(f"{'variant':<34} {'GFLOP/s':>8} {'MFU':>6} {'train MFU':>9} {'held-out':>9}")
+    rows = [("fp32, fused Adam, with evaluations", "fp32", True),
+            ("fp32, fused Adam, no evaluations", "fp32", False)]
+    if device.type == "cuda" or cpu_has_bf16_matmul():
+        rows.append(("bf16 autocast, with evaluations", "bf16", True))
+    for name, precision, evaluate in rows:
+        counted, trained, final = end_to_end(device, precision, evaluate)
+        print(f"{name:<34} {counted / 1e9:>8.1f} {counted / peak:>6.1%} {trained / peak:>9.1%} "
+              f"{final:>9.4f}")
+    if len(rows) == 2:
+        print("(bf16 autocast: this CPU has neither avx512_bf16 nor AMX, so it runs fp32)")
+    speedup, difference = adam_kernels(device)
+    print(f"fused Adam: {speedup:.2f}x the per-tensor step; weights differ by at most "
+          f"{difference:.1e} after 12 steps")
+
+
+def preset_wall_time(preset: str) -> tuple[float, float]:
+    """(seconds, peak resident MiB) of `epiplex score --preset PRESET` on 1 MiB of text."""
     with tempfile.NamedTemporaryFile(suffix=".txt") as f:
         f.write(synthetic.MarkovSource(order=2, seed=0).sample(1 << 20))
         f.flush()
         start = time.perf_counter()
         # The child reports its own peak: RUSAGE_CHILDREN would count this process's pages too.
         done = subprocess.run([sys.executable, "-c", REPORT_PEAK, "score", f.name, "--preset",
-                               "quick", "--json"], check=True, capture_output=True, text=True)
+                               preset, "--json"], check=True, capture_output=True, text=True)
         peak_kib = int(done.stderr.strip().splitlines()[-1])
         return time.perf_counter() - start, peak_kib / 1024
 
@@ -100,6 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--skip-presets", action="store_true",
+                        help="skip the quick and standard wall times (minutes)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -117,9 +182,15 @@ def main() -> None:
             achieved = 6 * params * rate
             print(f"{preset.name:<9} {f'{width}x{depth}x{context}':<12} {params:>10,} "
                   f"{rate:>10,.0f} {achieved / 1e9:>8.1f} {achieved / peak:>6.1%}")
-    seconds, peak_mib = quick_wall_time()
-    print(f"\nepiplex score --preset quick on 1 MiB: {seconds:.1f} s wall, "
-          f"peak memory {peak_mib:.0f} MiB")
+    torch.set_num_threads(1)
+    trainer_table(device, matmul_peak(device))
+    torch.set_num_threads(args.threads)
+    if args.skip_presets:
+        return
+    for preset in ("quick", "standard"):
+        seconds, peak_mib = preset_wall_time(preset)
+        print(f"\nepiplex score --preset {preset} on 1 MiB: {seconds:.1f} s wall, "
+              f"peak memory {peak_mib:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ def count_params(vocab_size: int, width: int, depth: int, context: int) -> int:
     return 2 * vocab_size * width + context * width + depth * block + 2 * width
 
 
+def sample_flops(params: int, tokens: int) -> float:
+    """Drawing tokens one at a time with cached keys and values: one forward pass each."""
+    return 2.0 * params * tokens
+
+
 # The count-based family (estimators/context_mixing.py) goes on the same axis, counted in
 # operations rather than multiply-adds of matrices: every load, compare, shift, add and
 # multiply of its kernel counts one, per binary decision (eight per byte). Per decision and

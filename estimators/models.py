@@ -106,13 +106,16 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def sample(self, batch: int, length: int, generator: torch.Generator,
-               first: torch.Tensor) -> torch.Tensor:
-        """Draw `batch` sequences of `length` tokens, each starting from `first` (batch,)."""
+               first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw `batch` sequences of `length` tokens, each starting from `first` (batch,), and
+        the logits each token was drawn from (batch, length - 1, vocab): one forward pass per
+        token, so scoring the sample again would cost nothing new."""
         out = torch.empty(batch, length, dtype=torch.long, device=first.device)
         out[:, 0] = first
+        logits = torch.empty(batch, length - 1, self.cfg.vocab_size, device=first.device)
         caches = [[] for _ in self.blocks]
         for t in range(length - 1):
-            logits = self.forward(out[:, t:t + 1], caches, offset=t)[:, -1].float()
-            probs = torch.softmax(logits, -1)
+            logits[:, t] = self.forward(out[:, t:t + 1], caches, offset=t)[:, -1].float()
+            probs = torch.softmax(logits[:, t], -1)
             out[:, t + 1] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        return out
+        return out, logits

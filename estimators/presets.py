@@ -8,6 +8,10 @@ from dataclasses import dataclass
 class Preset:
     """A budget ladder (FLOPs) and the model sizes (width, depth, context) that serve it.
 
+    Each size gets a single pass capped by the top budget; where the data is too small for a
+    rung, the largest size that fits makes a replay run for that rung (more epochs over the
+    coded prefix). Each preset includes the runs of the one below it.
+
     Sizes keep context near 2x width at most, so attention's share of the work stays small and
     6*N*D (N with embeddings) is within 10% of the FLOPs the matmuls actually do."""
 
@@ -19,6 +23,10 @@ class Preset:
     hidden_learning_rate: float  # Adam LR of hidden matrices at the base width; muP scales it
     heldout_tokens: int  # cap on the held-out slice used for the final loss
     transfer_tokens: int  # target tokens coded when measuring transfer (a fixed small budget)
+    # A smaller preset whose runs this one makes too (with that preset's settings), so that on
+    # the same data and budget it never reports a longer code than the smaller one.
+    includes: str | None = None
+    max_replay_epochs: int = 16  # most epochs over the coded prefix per block (small data)
 
 
 PRESETS: dict[str, Preset] = {
@@ -29,13 +37,13 @@ PRESETS: dict[str, Preset] = {
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,
                transfer_tokens=65536),
         Preset("standard", budgets=(1e10, 1e11, 1e12, 1e13),
-               sizes=((64, 2, 128), (128, 3, 256), (256, 4, 256)),
+               sizes=((128, 2, 256), (192, 3, 256)),
                batch_tokens=8192, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=65536,
-               transfer_tokens=262144),
+               transfer_tokens=262144, includes="quick"),
         Preset("deep", budgets=(1e12, 1e13, 1e14, 1e15, 1e16),
-               sizes=((128, 4, 256), (256, 6, 256), (512, 8, 512), (768, 12, 768)),
+               sizes=((256, 6, 256), (512, 8, 512), (768, 12, 768)),
                batch_tokens=65536, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=262144,
-               transfer_tokens=1 << 20),
+               transfer_tokens=1 << 20, includes="standard"),
     )
 }
 

@@ -1,14 +1,19 @@
 """Requential estimate: the cost of teaching a student what the teacher learned.
 
 A teacher trains on the real data (exactly the prequential run). A student with the same
-architecture and initialisation sees only sequences sampled from an EMA of the teacher; sending
-each sampled batch to someone who holds the student costs about KL(teacher || student) bits per
-token (relative-entropy coding), so the model's description length is
-    S = sum over student tokens of KL(P_teacher || P_student)   (bits)
+architecture and initialisation sees only sequences sampled from an EMA of the teacher, and
+learns from them as a receiver could: cross-entropy on the sampled tokens, nothing else (the
+teacher's full distribution would hand it the model for free). Sending each sampled token to
+someone who holds the student costs about KL(teacher || student) bits (relative-entropy
+coding), charged before the student learns from it, so
+    S = sum over sampled positions of KL(P_teacher || P_student)   (bits)
     H = D * (student's held-out loss on real data)
-While the running KL exceeds `max_kl` the teacher is frozen and the student catches up,
-which keeps the code short. A fixed teacher would make this the prequential code again,
-so on the same run S_req <= S_preq.
+While the running KL exceeds `max_kl` the teacher is frozen and the student catches up, as
+far as the run's budget allows. A fixed teacher would make this the prequential code again,
+so S_req <= S_preq is expected; the sweep warns where it fails.
+
+Per teacher token the run spends 6N (teacher) + 2N (sampling, which also scores the sample)
++ 6N (student), and two held-out evaluations at each checkpoint.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ import torch
 from estimators import flops
 from estimators.data import Split
 from estimators.prequential import Learner, Progress, RunConfig, RunResult, train_schedule
-from estimators.training import LN2, Checkpoint, autocast, checkpoint_steps, heldout_loss, token_bits
+from estimators.training import (LN2, Checkpoint, autocast, checkpoint_steps, eval_sequences,
+                                 heldout_loss, token_bits)
 
 MAX_KL_BITS = 0.1  # running KL per token above which the teacher waits for the student
 SAMPLER_SEED_OFFSET = 7919  # sampling randomness is shared with the receiver, so it is free
@@ -30,6 +36,31 @@ def kl_bits(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch
     t = torch.log_softmax(teacher_logits.float(), -1)
     s = torch.log_softmax(student_logits.float(), -1)
     return (t.exp() * (t - s)).sum(-1) / LN2
+
+
+def student_step_flops(params: int, tokens: int) -> float:
+    """Sampling `tokens` from the teacher (their logits come with them) and training on them."""
+    return flops.sample_flops(params, tokens) + flops.train_flops(params, tokens)
+
+
+def planned_steps(sizes: list[int], context: int, params: int, heldout_count: int) -> list[float]:
+    """FLOPs spent by the end of each teacher step when the teacher never waits."""
+    spent, used, out = 0.0, 0, []
+    boundaries = checkpoint_steps(sizes, context)
+    for step, size in enumerate(sizes):
+        used += size
+        spent += flops.train_flops(params, size * context) + student_step_flops(params, size * context)
+        if step in boundaries:
+            count = eval_sequences(heldout_count, context, used * context)
+            spent += 2 * flops.eval_flops(params, count * context)
+        out.append(spent)
+    return out
+
+
+def planned_flops(sizes: list[int], context: int, params: int, heldout_count: int,
+                  replay_epochs: int = 0) -> float:
+    """What a run over `sizes` spends: catch-up steps only use what its budget leaves over."""
+    return planned_steps(sizes, context, params, heldout_count)[-1]
 
 
 def _first_tokens(previous: torch.Tensor | None, size: int, vocab_size: int,
@@ -48,19 +79,24 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
     """Train teacher and student side by side and log (compute, S_req, H) at log-spaced steps."""
     start = time.perf_counter()
     teacher, student = Learner(cfg, device), Learner(cfg, device)
-    n = teacher.model.num_params()
+    n, context = teacher.model.num_params(), split.context
     sampler = torch.Generator(device=device).manual_seed(cfg.seed + SAMPLER_SEED_OFFSET)
     sizes = train_schedule(split, cfg)
-    checkpoints_at = checkpoint_steps(sizes, split.context)
+    checkpoints_at = checkpoint_steps(sizes, context)
+    planned = planned_steps(sizes, context, n, len(split.heldout))
     max_student_steps = 2 * len(sizes)
-    teacher_bits = kl_total = running_kl = 0.0
+    teacher_bits = kl_total = running_kl = spent = 0.0
     trained = student_tokens = offset = step = 0
-    spent = 0.0
     checkpoints: list[Checkpoint] = []
     sample = None
     while step < len(sizes):
         size = sizes[step]
-        frozen = running_kl > max_kl and student.steps < max_student_steps - (len(sizes) - step)
+        # The teacher waits while the student lags, if the rest of the plan still fits.
+        still_planned = planned[-1] - (planned[step - 1] if step else 0.0)
+        frozen = (running_kl > max_kl
+                  and student.steps < max_student_steps - (len(sizes) - step)
+                  and spent + student_step_flops(n, size * context) + still_planned
+                  <= cfg.budget_flops)
         if not frozen:
             seq = torch.from_numpy(split.sequences(split.train[offset:offset + size])).to(device)
             offset += size
@@ -76,21 +112,21 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
 
         first = _first_tokens(sample, size, cfg.model.vocab_size, sampler, device)
         with torch.no_grad(), autocast(device):
-            sample = teacher.ema.model.sample(size, split.context + 1, sampler, first)
-            target = teacher.ema.model(sample[:, :-1])
+            sample, target = teacher.ema.model.sample(size, context + 1, sampler, first)
         with autocast(device):
             predicted = student.model(sample[:, :-1])
-        kl = kl_bits(target, predicted)
-        kl_total += kl.sum().item()  # coded before the student learns from it
-        student.step(kl.mean())
+        kl = kl_bits(target, predicted.detach())  # charged before the student learns from it
+        kl_total += kl.sum().item()
+        student.step(token_bits(predicted, sample[:, 1:]).mean())
         running_kl = 0.9 * running_kl + 0.1 * kl.mean().item()
         student_tokens += kl.numel()
-        spent += flops.train_flops(n, kl.numel()) + 2 * flops.eval_flops(n, kl.numel())
+        spent += student_step_flops(n, kl.numel())
 
         if not frozen and step in checkpoints_at:
-            final, stderr = heldout_loss(student.ema.model, split, device)
-            teacher_final, _ = heldout_loss(teacher.ema.model, split, device)
-            spent += 2 * flops.eval_flops(n, split.heldout_tokens)
+            count = eval_sequences(len(split.heldout), context, trained)
+            final, stderr = heldout_loss(student.ema.model, split, device, count)
+            teacher_final, _ = heldout_loss(teacher.ema.model, split, device, count)
+            spent += 2 * flops.eval_flops(n, count * context)
             checkpoints.append(Checkpoint(
                 tokens_trained=trained,
                 compute_flops=spent,

@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,8 +20,8 @@ import numpy as np
 
 from estimators import __version__, code_hash
 from estimators.baselines import compressor_baselines
-from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, heldout_sequences,
-                             load, split)
+from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, batch_schedule,
+                             heldout_sequences, load, split)
 from estimators.frontier import (UNIFORM, Point, best_within, check_families, lower_hull,
                                  untrained_point)
 from estimators.presets import ESTIMATORS, PRESETS, Preset
@@ -29,8 +29,8 @@ from estimators.result import CurvePoint, DatasetInfo, EstimateResult
 from estimators import flops
 
 ProgressCallback = Callable[[float, str], None]
-# Warn when one pass of the largest model spends less than this share of the top budget
-# (budgets are usually a decade apart, so within a factor of two the curve is representative).
+# Warn when no run can spend more than this share of the top budget (budgets are usually a
+# decade apart, so within a factor of two the curve is representative).
 UNREACHABLE_FRACTION = 0.5
 FLAT_TOLERANCE = 0.01  # relative fall of held-out loss over the last doubling of data
 FLAT_FLOOR_BITS = 0.005  # ...and at least this many bits/token, so a solved task counts as flat
@@ -67,6 +67,27 @@ def _interval(values: list[float]) -> dict:
     return {"low": mean - half, "high": mean + half}
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run of a sweep, before it runs: whose settings, what size, how far."""
+
+    preset: Preset  # settings (batch, learning rates, held-out slice); an included preset's own
+    size: tuple[int, int, int]  # width, depth, context
+    cap: int  # training tokens: one pass over the data at most
+    replay_epochs: int  # epochs over the coded prefix at each block boundary (0: one pass)
+    budget_flops: float  # the budget it serves: everything it spends fits within it
+    planned_flops: float  # what it spends if early stopping never cuts a replay short
+
+
+def _largest(fits: Callable[[int], bool], most: int) -> int:
+    """The largest k in [0, most] with fits(k), for `fits` true up to a point and false after."""
+    low, high = 0, most
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
+
+
 class _Sweep:
     """Everything one `estimate` call shares: data, settings, progress and saved runs."""
 
@@ -76,53 +97,94 @@ class _Sweep:
         self.data, self.preset, self.budgets = data, preset, budgets
         self.estimator, self.seeds, self.device = estimator, seeds, device
         self.progress, self.state_dir = progress, state_dir
+        self.custom_budgets = list(preset.budgets) != budgets
         self.warnings: list[str] = []
         self.plan = self._plan()
-        self.total_tokens = sum(cap for _, cap in self.plan) * len(seeds) or 1
-        self.done_tokens = 0
+        self._unreachable_warning()
+        self.total_flops = sum(r.planned_flops for r in self.plan) * len(seeds) or 1.0
+        self.done_flops = 0.0
 
-    def _plan(self) -> list[tuple[tuple[int, int, int], int]]:
-        """Model sizes that fit the data and the largest budget, with their token caps."""
-        plan, top, cheapest = [], self.budgets[-1], None
-        for width, depth, context in self.preset.sizes:
+    def _plan(self) -> list[PlannedRun]:
+        """The runs to make: those of the included smaller presets, then this preset's own."""
+        plan: list[PlannedRun] = []
+        preset, ladder, reasons = self.preset, self.budgets, []
+        while preset is not None:
+            own, reason = self._plan_preset(preset, ladder)
+            plan = [run for run in own if run not in plan] + plan
+            reasons.append(reason)
+            base = PRESETS[preset.includes] if preset.includes else None
+            if base is not None and not self.custom_budgets:
+                ladder = list(base.budgets)
+            preset = base
+        for reason in reasons[:1] if not plan else []:
+            self.warnings.append(reason)
+        return plan
+
+    def _plan_preset(self, preset: Preset, ladder: list[float]) -> tuple[list[PlannedRun], str]:
+        """One preset's runs for `ladder`: a pass per size capped so that everything it spends,
+        evaluations included, fits the top budget; then, for each rung more than one pass
+        above the data, a replay run of the largest size that can buy epochs with it."""
+        from estimators import prequential, requential
+
+        cost = (requential if self.estimator == "requential" else prequential).planned_flops
+        top, plan, cheapest, full_passes = ladder[-1], [], None, []
+        for width, depth, context in preset.sizes:
             n = flops.count_params(self.data.vocab_size, width, depth, context)
             sequences = (len(self.data.tokens) - 1) // context
             if sequences < MIN_SEQUENCES:
                 self.warnings.append(f"skipped the {width}x{depth} model: the data has fewer "
                                      f"than {MIN_SEQUENCES * context + 1} tokens it needs")
                 continue
-            heldout = heldout_sequences(sequences, context, self.preset.heldout_tokens)
-            least = flops.train_flops(n, context) + flops.eval_flops(n, heldout * context)
-            cheapest = least if cheapest is None else min(cheapest, least)
-            affordable = (top - flops.eval_flops(n, heldout * context)) / (6 * n)
-            if affordable < context:
+            held = heldout_sequences(sequences, context, preset.heldout_tokens)
+            batch = max(1, preset.batch_tokens // context)
+
+            def spend(count: int, epochs: int = 0, n=n, context=context, held=held,
+                      batch=batch) -> float:  # this size's values, not the loop's last
+                return cost(batch_schedule(count, batch), context, n, held, epochs)
+
+            cheapest = min(cheapest or math.inf, spend(1))
+            usable = sequences - held
+            count = _largest(lambda c: spend(c) <= top, usable)
+            if count == 0:
                 continue  # too large for every budget
-            plan.append(((width, depth, context),
-                         int(min(affordable, (sequences - heldout) * context))))
+            plan.append(PlannedRun(preset, (width, depth, context), count * context, 0, top,
+                                   spend(count)))
+            if count == usable:
+                full_passes.append(((width, depth, context), usable, spend))
         if cheapest is None:
             raise DataFormatError("the dataset is too small to train any model of the preset: "
-                                  f"give at least {MIN_SEQUENCES * self.preset.sizes[0][2] + 1} "
-                                  "tokens")
+                                  f"give at least {MIN_SEQUENCES * preset.sizes[0][2] + 1} tokens")
         if not plan:
-            self.warnings.append(
+            return plan, (
                 f"the largest budget ({top:.2g} FLOPs) is below the cheapest run of the preset "
                 f"({cheapest:.2g} FLOPs to train one batch and evaluate): the result is the "
                 "untrained model's code. Raise the budget.")
-            return plan
-        (w, d, c), cap = plan[-1]
-        one_pass = flops.train_flops(flops.count_params(self.data.vocab_size, w, d, c), cap)
-        if one_pass < top * UNREACHABLE_FRACTION:
-            self.warnings.append(
-                f"data too small for the budget: one pass of the largest model ({w}x{d}) costs "
-                f"{one_pass:.2g} FLOPs, below the {top:.2g} asked; training longer would need "
-                "more than one pass, which a prequential code forbids, so the curve is flat "
-                "beyond that. Add data or lower the budget.")
-        return plan
+        if self.estimator == "prequential":
+            for budget in ladder:
+                for size, usable, spend in reversed(full_passes):
+                    epochs = _largest(lambda e: spend(usable, e) <= budget,
+                                      preset.max_replay_epochs)
+                    if epochs:
+                        plan.append(PlannedRun(preset, size, usable * size[2], epochs, budget,
+                                               spend(usable, epochs)))
+                        break
+        return plan, ""
 
-    def _tick(self, tokens: int, label: str) -> None:
-        self.done_tokens += tokens
+    def _unreachable_warning(self) -> None:
+        """Warn when no run of the preset can spend most of the top budget."""
+        top = self.budgets[-1]
+        spent = max((r.planned_flops for r in self.plan), default=0.0)
+        if self.plan and spent < top * UNREACHABLE_FRACTION:
+            self.warnings.append(
+                f"data too small for the budget: the most any run can spend is {spent:.2g} "
+                f"FLOPs (one pass, or at most {self.preset.max_replay_epochs} replay epochs), "
+                f"below the {top:.2g} asked, so the curve is flat beyond that. Add data or "
+                "lower the budget.")
+
+    def _tick(self, planned_flops: float, label: str) -> None:
+        self.done_flops += planned_flops
         if self.progress:
-            self.progress(min(1.0, self.done_tokens / self.total_tokens), label)
+            self.progress(min(1.0, self.done_flops / self.total_flops), label)
 
     def _state_file(self, key: dict) -> Path | None:
         if self.state_dir is None:
@@ -130,14 +192,15 @@ class _Sweep:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return self.state_dir / f"run-{digest}.json"
 
-    def run_config(self, size: tuple[int, int, int], cap: int, seed: int):
+    def run_config(self, run: PlannedRun, seed: int):
         from estimators.models import GPTConfig
         from estimators.prequential import RunConfig
 
-        width, depth, context = size
+        width, depth, context = run.size
         return RunConfig(GPTConfig(self.data.vocab_size, width, depth, context), seed,
-                         self.preset.learning_rate, self.preset.hidden_learning_rate,
-                         max(1, self.preset.batch_tokens // context), cap, len(self.data.tokens))
+                         run.preset.learning_rate, run.preset.hidden_learning_rate,
+                         max(1, run.preset.batch_tokens // context), run.cap,
+                         len(self.data.tokens), run.replay_epochs, run.budget_flops)
 
     def model_meta(self, cfg) -> dict:
         """What a saved model needs beside its weights to be trained on further (transfer)."""
@@ -154,34 +217,42 @@ class _Sweep:
         from estimators.models import GPT
         from estimators.training import save_model
 
-        size = self.plan[-1][0] if self.plan else self.preset.sizes[0]
-        cfg = self.run_config(size, 0, seed)
+        run = self.model_run() or PlannedRun(self.preset, self.preset.sizes[0], 0, 0, 0.0, 0.0)
+        cfg = self.run_config(run, seed)
         torch.manual_seed(seed)
         save_model(GPT(cfg.model), path, **self.model_meta(cfg), untrained=True)
 
-    def run_one(self, size: tuple[int, int, int], cap: int, seed: int,
-                model_out: Path | None = None) -> dict:
+    def model_run(self) -> PlannedRun | None:
+        """The run whose model is kept for transfer: the largest single pass of the plan."""
+        passes = [r for r in self.plan if r.replay_epochs == 0]
+        return passes[-1] if passes else None
+
+    def run_one(self, run: PlannedRun, seed: int, model_out: Path | None = None) -> dict:
         """One training run as a plain dict, reloaded from `state_dir` when already done.
 
         With `model_out`, the run's trained (EMA) model is written there too."""
         from estimators import prequential, requential
-        from estimators.training import save_model
+        from estimators.training import precision, save_model
 
-        width, depth, context = size
-        cfg = self.run_config(size, cap, seed)
+        width, depth, context = run.size
+        cfg = self.run_config(run, seed)
         key = {"sha256": self.data.sha256, "format": self.data.format, "estimator": self.estimator,
-               "config": asdict(cfg), "heldout": self.preset.heldout_tokens, "code": code_hash()}
+               "config": asdict(cfg), "heldout": run.preset.heldout_tokens,
+               "precision": precision(self.device), "code": code_hash()}
         path = self._state_file(key)
-        label = f"{self.estimator} {width}x{depth} seed {seed}"
+        label = f"{self.estimator} {width}x{depth}" + \
+            (f" replay {run.replay_epochs}" if run.replay_epochs else "") + f" seed {seed}"
         saved_model = path.with_suffix(".pt") if path else None
         if path and path.exists() and (model_out is None or saved_model.exists()):
-            self._tick(cap, f"{label} (saved)")
+            self._tick(run.planned_flops, f"{label} (saved)")
             if model_out is not None:
                 shutil.copyfile(saved_model, model_out)
             return json.loads(path.read_text())
-        data_split = split(self.data.tokens, context, seed, self.preset.heldout_tokens)
+        data_split = split(self.data.tokens, context, seed, run.preset.heldout_tokens)
         module = requential if self.estimator == "requential" else prequential
-        result = module.run(data_split, cfg, self.device, lambda t: self._tick(t, label),
+        per_token = run.planned_flops / run.cap
+        result = module.run(data_split, cfg, self.device,
+                            lambda t: self._tick(t * per_token, label),
                             keep_model=model_out is not None)
         if model_out is not None:
             save_model(result.model, model_out, **self.model_meta(cfg))
@@ -191,7 +262,9 @@ class _Sweep:
             "estimator": self.estimator, "seed": seed, "params": result.params,
             "model": {"params": result.params, "width": width, "depth": depth, "context": context},
             "tokens_trained": result.checkpoints[-1].tokens_trained,
-            "dataset_tokens": len(self.data.tokens),
+            "dataset_tokens": len(self.data.tokens), "preset": run.preset.name,
+            "replay_epochs": run.replay_epochs, "budget_flops": run.budget_flops,
+            "precision": precision(self.device),
             "flops_spent": result.flops_spent, "seconds": result.seconds,
             "checkpoints": [asdict(c) for c in result.checkpoints],
         }
@@ -222,12 +295,18 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
             out.append(f"the loss curve has not flattened at {budget:.2g} FLOPs (held-out loss "
                        f"{before:.3f} -> {last:.3f} bits/token over the last doubling of data): "
                        "more data or compute would lower H further")
-    last = cps[-1]
     if run["estimator"] == "requential":
-        preq = last["extra"]["prequential_epiplexity_bits"]
-        if last["epiplexity_bits"] > max(preq, 0.0) + 2 * last["heldout_stderr"] * last["tokens_trained"]:
-            out.append(f"requential S ({last['epiplexity_bits']:.0f} bits) exceeds the prequential "
-                       f"S of its own teacher ({preq:.0f} bits); the student lagged")
+        # Like with like: the checkpoint the budget chose, against the prequential code of the
+        # same teacher after the same tokens (the requential code should never be longer).
+        chosen = min((c for c in cps if c["compute_flops"] <= budget),
+                     key=lambda c: c["epiplexity_bits"] + c["entropy_bits"], default=cps[-1])
+        preq = chosen["extra"]["prequential_epiplexity_bits"]
+        noise = 2 * chosen["heldout_stderr"] * chosen["tokens_trained"]
+        if chosen["epiplexity_bits"] > max(preq, 0.0) + noise:
+            out.append(f"requential S ({chosen['epiplexity_bits']:.0f} bits) exceeds the "
+                       f"prequential S of its own teacher after the same "
+                       f"{chosen['tokens_trained']} tokens ({preq:.0f} bits) at "
+                       f"{budget:.2g} FLOPs: the student lagged, so S_req <= S_preq fails here")
     return out
 
 
@@ -342,10 +421,9 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     shared = _points(runs, prior, first_run=0)[1:]  # deterministic: every seed pools them
     per_seed: list[list[Point]] = []
     for s in seed_list:
-        keep = [Path(model_out) if model_out and s == seed and i == len(sweep.plan) - 1 else None
-                for i in range(len(sweep.plan))]
-        seed_runs = [sweep.run_one(size, cap, s, out)
-                     for (size, cap), out in zip(sweep.plan, keep)]
+        keep = [Path(model_out) if model_out and s == seed and run is sweep.model_run() else None
+                for run in sweep.plan]
+        seed_runs = [sweep.run_one(run, s, out) for run, out in zip(sweep.plan, keep)]
         for run in seed_runs:
             run["family"] = "transformer"  # its model stays as saved: width, depth, context
         per_seed.append(_points(seed_runs, prior, first_run=len(runs)) + shared)

@@ -15,6 +15,7 @@ from estimators.models import GPT
 
 LN2 = math.log(2.0)
 EVAL_BATCH_TOKENS = 16384
+MIN_EVAL_TOKENS = 2048
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -27,9 +28,31 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is
+    emulated and slower than fp32."""
+    if "AMX" in torch.backends.cpu.get_cpu_capability():
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision(device: torch.device) -> str:
+    """The matmul precision training runs in: "bf16" (autocast) or "fp32"."""
+    if os.environ.get("EPIPLEX_PRECISION") == "fp32":  # a switch for benchmarks and checks
+        return "fp32"
+    return "bf16" if device.type == "cuda" or cpu_has_bf16_matmul() else "fp32"
+
+
 def autocast(device: torch.device):
-    """bf16 matmuls on a GPU; fp32 on the CPU, where bf16 is slower or missing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """bf16 matmuls on a GPU and on CPUs with bf16 hardware; fp32 elsewhere, where bf16 is
+    slower. Losses and optimiser state stay fp32 either way."""
+    return torch.autocast(device.type, dtype=torch.bfloat16,
+                          enabled=precision(device) == "bf16")
 
 
 def cap_threads(threads: int | None) -> None:
@@ -63,7 +86,10 @@ def checkpoint_steps(batch_sizes: list[int], context: int) -> set[int]:
 
 
 def make_optimizer(model: GPT, lr: float, hidden_lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.param_groups(lr, hidden_lr), betas=(0.9, 0.95), eps=1e-10)
+    """Adam with the fused kernel (one pass over each parameter; the same update as the
+    per-tensor loop, measured in bench/)."""
+    return torch.optim.Adam(model.param_groups(lr, hidden_lr), betas=(0.9, 0.95), eps=1e-10,
+                            fused=True)
 
 
 def set_lr(opt: torch.optim.Optimizer, base: list[float], step: int, warmup: int) -> None:
@@ -93,19 +119,34 @@ def token_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") / LN2
 
 
-@torch.no_grad()
-def heldout_loss(model: GPT, split: Split, device: torch.device) -> tuple[float, float]:
-    """Mean bits per token on the held-out slice, and its standard error."""
+def eval_sequences(heldout_count: int, context: int, trained_tokens: int) -> int:
+    """Held-out sequences a checkpoint evaluates: as many tokens as were trained (at least
+    MIN_EVAL_TOKENS), up to the whole slice. Early checkpoints are cheap and many, so a full
+    evaluation would cost more than their training; the stderr records the extra noise."""
+    wanted = max(MIN_EVAL_TOKENS, trained_tokens) // context
+    return max(1, min(heldout_count, wanted))
+
+
+@torch.inference_mode()
+def mean_bits(model: GPT, split: Split, starts: np.ndarray,
+              device: torch.device) -> tuple[float, float]:
+    """Mean bits per token of `model` on the sequences at `starts`, and its standard error."""
     per_sequence = []
     step = max(1, EVAL_BATCH_TOKENS // split.context)
-    for i in range(0, len(split.heldout), step):
-        seq = torch.from_numpy(split.sequences(split.heldout[i:i + step])).to(device)
+    for i in range(0, len(starts), step):
+        seq = torch.from_numpy(split.sequences(starts[i:i + step])).to(device)
         with autocast(device):
             logits = model(seq[:, :-1])
         per_sequence.append(token_bits(logits, seq[:, 1:]).mean(1).cpu())
     losses = torch.cat(per_sequence).double()
     stderr = losses.std().item() / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
     return losses.mean().item(), stderr
+
+
+def heldout_loss(model: GPT, split: Split, device: torch.device,
+                 sequences: int | None = None) -> tuple[float, float]:
+    """Mean bits per token on (the first `sequences` of) the held-out slice, and its stderr."""
+    return mean_bits(model, split, split.heldout[:sequences], device)
 
 
 def save_model(model: GPT, path, **meta) -> None:

@@ -31,3 +31,16 @@ def test_several_seeds_give_a_mean_and_an_interval():
     for point in result.curve:
         ci = point.ci95["entropy_bits"]
         assert ci["low"] <= point.entropy_bits <= ci["high"]
+
+
+def test_a_requential_code_longer_than_its_teachers_prequential_code_is_flagged():
+    from estimators.sweep import _run_warnings
+
+    checkpoint = {"compute_flops": 1e9, "epiplexity_bits": 5000.0, "entropy_bits": 1e5,
+                  "heldout_bits_per_token": 3.0, "heldout_stderr": 0.001, "tokens_trained": 1000,
+                  "extra": {"prequential_epiplexity_bits": 2000.0}}
+    run = {"estimator": "requential", "checkpoints": [checkpoint]}
+    warnings = _run_warnings(run, 1e9)
+    assert len(warnings) == 1 and "S_req <= S_preq fails" in warnings[0]
+    honest = dict(checkpoint, epiplexity_bits=1500.0)
+    assert _run_warnings({"estimator": "requential", "checkpoints": [honest]}, 1e9) == []

@@ -1,0 +1,114 @@
+"""Budgets are true: a checkpoint's compute counts everything spent to reach it, no run spends
+past the budget it serves, the count matches the matmuls done, and a larger preset never
+reports a longer code than a smaller one."""
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import estimators
+from estimators import PRESETS, flops, prequential, requential, synthetic
+from estimators.data import load, split
+from estimators.models import GPTConfig
+from estimators.sweep import _Sweep, resolve
+
+MARKOV = synthetic.MarkovSource(order=1, alphabet=16, seed=21)
+DATA = MARKOV.sample(40 * 1024, seed=22)
+CPU = torch.device("cpu")
+
+
+def assert_honest(run: dict) -> None:
+    computes = [c["compute_flops"] for c in run["checkpoints"]]
+    assert computes == sorted(computes) and computes[0] > 0
+    assert computes[-1] == run["flops_spent"]
+    assert run["flops_spent"] <= run["budget_flops"]
+
+
+@pytest.mark.parametrize("estimator", ["prequential", "requential"])
+def test_every_checkpoint_counts_all_spent_and_no_run_passes_its_budget(estimator):
+    budgets = [3e9, 3e10, 2e11]
+    result = estimators.estimate(DATA, estimator=estimator, budgets=budgets)
+    for run in result.runs:
+        assert_honest(run)
+    assert result.flops_spent == pytest.approx(sum(r["flops_spent"] for r in result.runs))
+    if estimator == "prequential":  # data smaller than the top budget: replay spends it
+        assert any(r["replay_epochs"] > 0 and r["flops_spent"] > 0.3 * budgets[-1]
+                   for r in result.runs)
+
+
+def test_a_requential_run_is_planned_at_its_real_cost():
+    # 3e9 FLOPs buy less than a pass: the plan must spend most of it, and not a FLOP more.
+    result = estimators.estimate(DATA, estimator="requential", budgets=[3e9])
+    for run in result.runs:
+        assert_honest(run)
+        assert run["flops_spent"] > 0.7 * 3e9
+
+
+def small_split(kib: int = 12, context: int = 128):
+    tokens = np.frombuffer(MARKOV.sample(kib * 1024, seed=23), dtype=np.uint8)
+    return split(tokens, context, 0, 1024)
+
+
+def config(replay_epochs: int = 0, context: int = 128) -> prequential.RunConfig:
+    return prequential.RunConfig(GPTConfig(256, 64, 2, context), 0, 3e-2, 2e-3, 8, 10 ** 9,
+                                 12 * 1024, replay_epochs)
+
+
+# Requential samples token by token, so it gets less data and a shorter context.
+@pytest.mark.parametrize("module,replay_epochs,kib,context", [
+    (prequential, 0, 12, 128), (prequential, 3, 12, 128), (requential, 0, 4, 96)])
+def test_counted_flops_match_the_matmuls_of_the_whole_run(module, replay_epochs, kib, context):
+    data_split, cfg = small_split(kib, context), config(replay_epochs, context)
+    with FlopCounterMode(display=False) as counter:  # every linear layer, fwd + bwd
+        result = module.run(data_split, cfg, CPU)
+    n, depth, width = result.params, 2, 64
+    # As in test_estimator_flops: attention's fused kernel is invisible to the counter, and
+    # costs 2*depth*context*width per forward token; each 2N counted is one forward token.
+    attention = result.flops_spent / (2 * n) * 2 * depth * context * width
+    actual = counter.get_total_flops() + attention
+    assert abs(result.flops_spent - actual) / actual < 0.10
+
+
+@pytest.mark.parametrize("module,budget", [(prequential, math.inf), (requential, 0.0)])
+def test_a_one_pass_run_spends_exactly_what_was_planned(module, budget):
+    # A zero budget leaves the requential teacher no room to wait for its student.
+    data_split, cfg = small_split(4, 64), replace(config(context=64), budget_flops=budget)
+    result = module.run(data_split, cfg, CPU)
+    planned = module.planned_flops(prequential.train_schedule(data_split, cfg), 64,
+                                   result.params, len(data_split.heldout))
+    assert result.flops_spent == pytest.approx(planned, rel=1e-12)
+
+
+def plan(preset: str, data: bytes, budgets=None) -> list:
+    chosen, ladder = resolve(preset, budgets)
+    return _Sweep(load(data), chosen, ladder, "prequential", [0], CPU, None, None).plan
+
+
+@pytest.mark.parametrize("size", [64 * 1024, 1 << 20, 16 << 20])
+def test_each_preset_makes_every_run_of_the_one_it_includes(size):
+    data = synthetic.constant_bytes(size)
+    for preset in PRESETS.values():
+        if preset.includes:
+            assert set(plan(preset.includes, data)) <= set(plan(preset.name, data))
+            assert set(plan(preset.includes, data, [1e10, 1e11])) <= \
+                set(plan(preset.name, data, [1e10, 1e11]))
+
+
+def test_a_rung_above_one_pass_buys_replay_epochs():
+    runs = plan("quick", synthetic.constant_bytes(256 * 1024))
+    top = PRESETS["quick"].budgets[-1]
+    assert any(r.replay_epochs > 0 and 0.5 * top < r.planned_flops <= top for r in runs)
+
+
+def test_the_larger_preset_never_reports_a_longer_code():
+    budgets = [1e9, 1e10]
+    small = estimators.estimate(DATA[:24 * 1024], preset="quick", budgets=budgets)
+    large = estimators.estimate(DATA[:24 * 1024], preset="standard", budgets=budgets)
+    strip = lambda runs: [{k: v for k, v in r.items() if k != "seconds"} for r in runs]  # noqa
+    assert all(run in strip(large.runs) for run in strip(small.runs))
+    assert len(large.runs) > len(small.runs)
+    for a, b in zip(small.curve, large.curve):
+        assert b.epiplexity_bits + b.entropy_bits <= a.epiplexity_bits + a.entropy_bits
