@@ -1,7 +1,7 @@
 """postgres: a never-reused fencing token on jobs (lease), 64-bit dataset sizes
 
-Revision ID: 0003_postgres
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-29
 """
 from alembic import op
