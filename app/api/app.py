@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from app.api.routers import datasets, jobs, leaderboard, ops, panel, transfer, vet
+from app import web
 from app.core.errors import ServiceError, describe_problems
 from app.core.metrics import HttpMetrics, JobCollector
 from app.core.settings import Settings
@@ -38,11 +39,14 @@ def create_app(settings: Settings | None = None, run_executor: bool = True) -> F
         finally:
             services.stop()
 
-    app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    # docs_url/redoc_url off: app.web serves /docs and /redoc with local assets (no CDN).
+    app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.metrics_registry = CollectorRegistry()
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
     for module in (datasets, jobs, leaderboard, ops, panel, transfer, vet):
         app.include_router(module.router)
+    web.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
