@@ -14,7 +14,9 @@ def swagger_ui(request: Request) -> HTMLResponse:
     return get_swagger_ui_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} API",
                                swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
                                swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
-                               swagger_favicon_url="/static/favicon.svg")
+                               swagger_favicon_url="/static/favicon.svg",
+                               # the online validator badge would send the spec's URL to another host
+                               swagger_ui_parameters={"validatorUrl": None})
 
 
 @router.get("/redoc", response_class=HTMLResponse)
