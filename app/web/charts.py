@@ -109,9 +109,11 @@ def curve_chart(title: str, series: list[Series], y_label: str, levels: list[Lev
     body = _axes(frame, x_label, y_label, x_ticks, _ticks(frame.y0, top), _power_of_ten)
     for i, level in enumerate(levels):
         y = frame.y(level.y)
+        # Alternate ends, so two close levels (zstd and lzma often are) keep readable labels.
+        label_x, anchor = (WIDTH - RIGHT - 4, "end") if i % 2 == 0 else (LEFT + 4, "start")
         body.append(f'<g class="level level-{i}"><title>{escape(level.name)}: {level.y:.4f} bits/byte</title>'
                     f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>'
-                    f'<text x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">{escape(level.name)}</text></g>')
+                    f'<text x="{label_x:.0f}" y="{y - 4:.1f}" text-anchor="{anchor}">{escape(level.name)}</text></g>')
     for i, s in enumerate(series):
         colour = f"series-{i % PALETTE}"
         if s.band:
@@ -145,8 +147,11 @@ def scatter_chart(title: str, dots: list[Dot], x_label: str, y_label: str) -> Ma
     y_top = max(ys) * 1.1 if max(ys) > 0 else 1.0
     frame = _Frame((0.0, x_top), (0.0, y_top), log_x=False)
     body = _axes(frame, x_label, y_label, _ticks(0.0, x_top), _ticks(0.0, y_top), lambda t: f"{t:g}")
+    labelled = len(dots) <= 30  # beyond that, names would cover each other; each dot keeps its <title>
     for d in dots:
+        label = (f'<text class="dot-label" x="{frame.x(d.x) + 7:.1f}" y="{frame.y(d.y) - 6:.1f}">'
+                 f'{escape(d.label[:24])}</text>') if labelled else ""
         body.append(f'<a href="{escape(d.href)}"><circle class="dot point" cx="{frame.x(d.x):.1f}" '
                     f'cy="{frame.y(d.y):.1f}" r="5"><title>{escape(d.label)}: S {d.x:.4f} bits/byte, '
-                    f'H {d.y:.4f} bits/byte</title></circle></a>')
+                    f'H {d.y:.4f} bits/byte</title></circle>{label}</a>')
     return _svg(title, body, "scatter")
