@@ -165,6 +165,8 @@ async def vet_page(request: Request, services: ServicesDep) -> HTMLResponse:
         import estimators
 
         settings = {"where": "server", **vet_request.job_settings().model_dump(exclude_none=True)}
+        if "budgets" not in settings:
+            settings.setdefault("preset", services.settings.default_preset)
         name = get_dataset_name(services, out.dataset_id)
         summary = reports.VetSummary([vet_service.verdict_of(name, out, cached=out.cached, job_id=out.job_id,
                                                              dataset_id=out.dataset_id)],
