@@ -10,6 +10,7 @@ from app.api.routers import datasets, jobs, leaderboard, ops, panel, transfer, v
 from app.api.contract import contract_openapi
 from app.api.errors import install_error_handlers
 from app.api.limits import JsonBodyLimit
+from app import web
 from app.core.metrics import HttpMetrics, JobCollector
 from app.core.settings import Settings
 from app.services import Services
@@ -34,12 +35,15 @@ def create_app(settings: Settings | None = None, run_executor: bool = True) -> F
         finally:
             services.stop()
 
-    app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    # docs_url/redoc_url off: app.web serves /docs and /redoc with local assets (no CDN).
+    app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.metrics_registry = CollectorRegistry()
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     for module in (datasets, jobs, leaderboard, ops, panel, transfer, vet):
         app.include_router(module.router)
+    web.install(app)
 
     install_error_handlers(app)
     app.openapi = lambda: contract_openapi(app)

@@ -10,7 +10,8 @@ from app.jobs.settings import NOT_PRESET_AND_BUDGETS, JobSettings, present
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 LeaderboardSort = Literal["epiplexity_bits_per_byte", "entropy_bits_per_byte", "epiplexity_bits",
-                          "mean_transfer_bits_per_byte"]
+                          "mean_transfer_bits_per_byte",
+                          "entropy_bits", "total_bits", "total_bits_per_byte"]
 
 T = TypeVar("T")
 
@@ -126,6 +127,10 @@ class LeaderboardEntry(BaseModel):
                                          "(H_T / bytes_coded).")
     epiplexity_bits: float = Field(description="Total epiplexity S_T in bits.")
     entropy_bits: float = Field(description="Total time-bounded entropy H_T in bits.")
+    total_bits: float | None = Field(None, description="S_T + H_T in bits: the two-part code length.")
+    total_bits_per_byte: float | None = Field(None, description="(S_T + H_T) per byte.")
+    family: str | None = Field(None, description="Observer family the figures are read from; null = the "
+                               "headline (the minimum over every family pooled).")
     zstd_bits_per_byte: float | None = Field(None, description="zstd baseline, bits per byte.")
     budget_flops: float | None = Field(None, description="Budget the figures are read at; null = the "
                                        "job's largest budget.")
@@ -137,6 +142,15 @@ class LeaderboardEntry(BaseModel):
     estimator: str
     job_id: str = Field(description="The job whose result is shown.")
     finished_at: UtcDatetime
+
+
+class LeaderboardPage(Page[LeaderboardEntry]):
+    """A page of the leaderboard, saying whether its rows were all scored the same way."""
+
+    settings: list[str] = Field(default_factory=list, description="Each distinct preset (or budget list) and "
+                                "estimator among the ranked results.")
+    comparable: bool = Field(True, description="False when the ranking mixes settings (see `settings`): "
+                             "filter by preset or budget, and estimator, for rows that compare.")
 
 
 class Health(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,27 @@ def submit_job(session: Session, services: Services, dataset_id: str, settings: 
         if session.scalar(select(Job.id).where(Job.dataset_id == target_id, Job.score_key == score_key)) is None:
             _get_or_create(session, target_id, resolved, score_key, score_key, None)
     return submitted
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    """The job, or NotFound (404)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+def list_jobs(session: Session, status: str | None = None, dataset_id: str | None = None,
+              limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+    """Jobs newest first, optionally of one status or dataset, and how many match over all pages."""
+    query = select(Job)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if dataset_id is not None:
+        query = query.where(Job.dataset_id == dataset_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+    return list(jobs), total
 
 
 def cancel_job(session: Session, job_id: str) -> Job:

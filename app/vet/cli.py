@@ -20,7 +20,7 @@ from app.vet import reports
 from app.vet.config import load_config
 from app.vet.inputs import DatasetSource, materialize, resolve, sha256_of
 from app.vet.reports import VetSummary
-from app.vet.vetting import Check, Figures, Thresholds, Verdict, VetInputError, load_baseline
+from app.vet.vetting import Figures, Thresholds, Verdict, VetInputError, load_baseline
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 SERVER_POLL_SECONDS = 1.0
@@ -278,12 +278,9 @@ def _vet_on_server(plan: Plan, client, source: DatasetSource, path: Path, deadli
                 "verdict, or raise --timeout", files=files, job_id=out.job_id, dataset_id=out.dataset_id, sha256=sha)
         time.sleep(SERVER_POLL_SECONDS)
     about = {"files": files, "cached": cached, "job_id": out.job_id, "dataset_id": out.dataset_id, "sha256": sha}
-    if out.status == "error":
-        return Verdict.failed_to_run(source.name, out.error or "the server could not vet it", **about)
-    return Verdict(source.name, out.status, [Check(**check.model_dump()) for check in out.checks],
-                   Figures.from_dict(out.figures.model_dump()),
-                   Figures.from_dict(out.baseline.model_dump()) if out.baseline else None,
-                   warnings=out.warnings, **about)
+    from app.vet.service import verdict_of
+
+    return verdict_of(source.name, out, **about)
 
 
 def _api_thresholds(thresholds: Thresholds) -> dict[str, float]:

@@ -145,8 +145,13 @@ def _maybe(value: Any, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def html_report(summary: VetSummary) -> str:
-    """A self-contained HTML page (no external assets)."""
+HTML_STYLE = ("table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:.3em .6em}"
+              ".num{text-align:right;font-variant-numeric:tabular-nums}tr.fail{background:#ffebe9}"
+              "tr.error{background:#fff8c5}tr.pass{background:#dafbe1}.meta{color:#57606a}")
+
+
+def html_fragment(summary: VetSummary) -> str:
+    """The report's content as HTML elements (no page around it): the CLI's file and the web page share it."""
     e = html.escape
     color = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#9a6700"}
     body = [f"<h1 style='color:{color[summary.status]}'>Epiplex vet: {e(summary.headline())}</h1>",
@@ -172,13 +177,16 @@ def html_report(summary: VetSummary) -> str:
     if summary.baseline_source:
         body.append(f"<p>Baseline: {e(summary.baseline_source)}</p>")
     body.append(f"<p class='meta'>epiplex {e(summary.version)}, {summary.seconds:.1f} s</p>")
-    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
-             "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:.3em .6em}"
-             ".num{text-align:right;font-variant-numeric:tabular-nums}tr.fail{background:#ffebe9}"
-             "tr.error{background:#fff8c5}tr.pass{background:#dafbe1}.meta{color:#57606a}")
+    return "\n".join(body)
+
+
+def html_report(summary: VetSummary) -> str:
+    """A self-contained HTML page (no external assets)."""
+    e = html.escape
+    style = "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}" + HTML_STYLE
     return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>Epiplex vet: "
             f"{e(summary.status)}</title><style>{style}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            + html_fragment(summary) + "\n</body></html>\n")
 
 
 def junit(summary: VetSummary) -> str:

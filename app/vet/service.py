@@ -17,7 +17,7 @@ from app.core.errors import Conflict, NotFound, ServiceError
 from app.core.models import Dataset, Job
 from app.jobs.service import submit_job
 from app.services import Services
-from app.vet.vetting import Figures, Thresholds, Verdict, VetInputError
+from app.vet.vetting import Check, Figures, Thresholds, Verdict, VetInputError
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,13 @@ def answer(services: Services, submitted: Submitted, body: VetRequest) -> VetOut
     return out
 
 
+
+
+def verdict_of(name: str, out: VetOut, **about) -> Verdict:
+    """The report writers' Verdict for a service answer that is not pending (passed, failed or error)."""
+    if out.status == "error":
+        return Verdict.failed_to_run(name, out.error or "the server could not vet it", **about)
+    return Verdict(name, out.status, [Check(**check.model_dump()) for check in out.checks],
+                   Figures.from_dict(out.figures.model_dump()),
+                   Figures.from_dict(out.baseline.model_dump()) if out.baseline else None,
+                   warnings=out.warnings, **about)

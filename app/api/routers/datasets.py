@@ -18,6 +18,7 @@ from app.api.deps import PageLimit, PageOffset, ServicesDep, SessionDep, not_fou
 from app.api.routers.uploads import stream_body_to
 from app.api.schemas import DatasetOut, Page
 from app.core.ids import new_id
+from app.datasets import service as datasets_service
 from app.core.models import Dataset
 from app.services import Services
 from app.storage import BlobTooLarge, BlobWriter
@@ -158,10 +159,7 @@ def list_datasets(session: SessionDep,
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses={404: {"description": "No such dataset."}})
 def get_dataset(dataset_id: str, session: SessionDep) -> DatasetOut:
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise not_found("dataset", dataset_id)
-    return DatasetOut.model_validate(dataset)
+    return DatasetOut.model_validate(datasets_service.get_dataset(session, dataset_id))
 
 
 @router.get("/{dataset_id}/content", response_class=StreamingResponse,

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PageLimit, PageOffset, ServicesDep, SessionDep, not_found
@@ -49,13 +48,7 @@ def list_jobs(session: SessionDep,
               limit: PageLimit = 50,
               offset: PageOffset = 0) -> Page[JobOut]:
     """Jobs, newest first; results are left out unless `include_result` is set."""
-    query = select(Job)
-    if status is not None:
-        query = query.where(Job.status == status)
-    if dataset_id is not None:
-        query = query.where(Job.dataset_id == dataset_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+    jobs, total = service.list_jobs(session, status=status, dataset_id=dataset_id, limit=limit, offset=offset)
     items = [JobOut.model_validate(job) for job in jobs]
     if not include_result:
         items = [item.model_copy(update={"result": None}) for item in items]
@@ -64,10 +57,7 @@ def list_jobs(session: SessionDep,
 
 @router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "No such job."}})
 def get_job(job_id: str, session: SessionDep) -> JobOut:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise not_found("job", job_id)
-    return JobOut.model_validate(job)
+    return JobOut.model_validate(service.get_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut,

@@ -1,0 +1,1 @@
+"""Datasets as the API and the pages read them."""
