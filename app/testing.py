@@ -13,8 +13,9 @@ import httpx
 
 from app.client import EpiplexClient
 
-# Short timings so crash and restart scenarios play out in seconds, not minutes.
-FAST_TIMINGS = {"EPIPLEX_HEARTBEAT_SECONDS": "0.5", "EPIPLEX_STALE_AFTER_SECONDS": "5",
+# Short timings so crash and restart scenarios play out in seconds, not minutes; stale after
+# 20 s because a worker on a busy 2-core machine can take 5 s or more to import torch.
+FAST_TIMINGS = {"EPIPLEX_HEARTBEAT_SECONDS": "0.5", "EPIPLEX_STALE_AFTER_SECONDS": "20",
                 "EPIPLEX_POLL_SECONDS": "0.1", "EPIPLEX_DEVICE": "cpu"}
 
 
