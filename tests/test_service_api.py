@@ -33,7 +33,7 @@ def server(tmp_path_factory):
 
 
 def upload(http, data: bytes, **params) -> httpx.Response:
-    return http.post("/v1/datasets", params=params, content=data)
+    return http.post("/v1/datasets", params=params, content=data, headers={"content-type": "application/octet-stream"})
 
 
 def fake_result(sha256: str, size: int, epiplexity_bpb: float, entropy_bpb: float) -> dict:
@@ -119,7 +119,8 @@ def test_delete_removes_record_jobs_and_unshared_blob(http, server):
 
 def test_oversize_upload_is_413_with_a_message(http):
     for send in (lambda d: upload(http, d),  # Content-Length known up front
-                 lambda d: http.post("/v1/datasets", content=iter([d[:1000], d[1000:]])),  # chunked
+                 lambda d: http.post("/v1/datasets", content=iter([d[:1000], d[1000:]]),  # chunked
+                                     headers={"content-type": "application/octet-stream"}),
                  lambda d: http.post("/v1/datasets", files={"file": ("big", d)})):
         response = send(os.urandom(MAX_UPLOAD + 1))
         assert response.status_code == 413, response.text
@@ -137,7 +138,8 @@ def test_an_upload_cut_off_midway_stores_nothing(http, server):
 
 
 def test_upload_at_exactly_the_limit_is_accepted(http):
-    assert http.post("/v1/datasets", content=iter([os.urandom(MAX_UPLOAD)])).status_code == 201
+    assert http.post("/v1/datasets", content=iter([os.urandom(MAX_UPLOAD)]),
+                     headers={"content-type": "application/octet-stream"}).status_code == 201
 
 
 @pytest.mark.parametrize("fmt", ["weird", "jsonl", "csv:", "bytes:x"])

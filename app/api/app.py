@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from app.auth.guard import AccessGuard
+from app.auth.openapi import route_options
 from app.api.routers import datasets, jobs, leaderboard, ops, panel, transfer, vet
 from app.core.errors import ServiceError, describe_problems
 from app.core.metrics import HttpMetrics, JobCollector
@@ -40,9 +42,10 @@ def create_app(settings: Settings | None = None, run_executor: bool = True) -> F
 
     app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.metrics_registry = CollectorRegistry()
+    app.add_middleware(AccessGuard, settings=settings)
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
     for module in (datasets, jobs, leaderboard, ops, panel, transfer, vet):
-        app.include_router(module.router)
+        app.include_router(module.router, **route_options(module.router))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None, run_executor: bool = True) -> F
 
     @app.exception_handler(ServiceError)
     async def refused(_request: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse(status_code=error.status_code, content={"detail": error.detail})
+        return JSONResponse(status_code=error.status_code, content={"detail": error.detail}, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, _error: Exception) -> JSONResponse:

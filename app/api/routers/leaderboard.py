@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
-from app.api.deps import SessionDep
+from app.api.deps import CallerDep, SessionDep
 from app.api.schemas import LeaderboardEntry, LeaderboardSort, Page
+from app.auth.access import visible_datasets
 from app.core.models import CurvePointRow, Dataset, Job, TransferRow
 
 router = APIRouter(prefix="/v1/leaderboard", tags=["leaderboard"])
@@ -17,7 +18,7 @@ BUDGET_RELATIVE_TOLERANCE = 1e-6  # budgets arrive as floats; 1e12 and 1.0000000
 
 @router.get("", response_model=Page[LeaderboardEntry])
 def leaderboard(
-    session: SessionDep,
+    session: SessionDep, caller: CallerDep,
     sort: Annotated[LeaderboardSort, Query(description="Figure to rank by.")] = "epiplexity_bits_per_byte",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     preset: Annotated[str | None, Query(description="Only results of this preset.")] = None,
@@ -27,7 +28,8 @@ def leaderboard(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[LeaderboardEntry]:
-    """One entry per dataset, from its most recent succeeded job that passes the filters.
+    """One entry per dataset the caller may see (public ones and its own), from its most recent
+    succeeded job that passes the filters.
 
     `mean_transfer_bits_per_byte` is the mean measured transfer from that job's model (its scoring
     settings) to the reference panel members measured so far; entries without one sort last."""
@@ -60,7 +62,7 @@ def leaderboard(
               .join(Dataset, Dataset.id == latest.c.dataset_id)
               .outerjoin(transfer, (transfer.c.source_dataset_id == latest.c.dataset_id)
                          & (transfer.c.score_key == latest.c.score_key))
-              .where(latest.c.newest == 1))
+              .where(latest.c.newest == 1, visible_datasets(caller)))
     total = session.scalar(select(func.count()).select_from(ranked.subquery()))
     key = transfer.c[sort] if sort == "mean_transfer_bits_per_byte" else latest.c[sort]
     key = (key.desc() if order == "desc" else key.asc()).nulls_last()
