@@ -130,7 +130,8 @@ def test_oversize_upload_is_413_with_a_message(http):
 def test_an_upload_cut_off_midway_stores_nothing(http, server):
     before = http.get("/v1/datasets").json()["total"]
     with socket.create_connection(("127.0.0.1", server.port)) as raw:
-        raw.sendall(b"POST /v1/datasets?name=cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        raw.sendall(b"POST /v1/datasets?name=cut HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n")
         raw.sendall(os.urandom(30_000))
     time.sleep(0.5)
     assert http.get("/v1/datasets").json()["total"] == before
