@@ -63,3 +63,13 @@ def test_migration_0003_keeps_old_datasets_public_and_makes_dedup_per_owner(tmp_
         command.downgrade(config, "0002")
         assert connection.execute(text("SELECT id FROM datasets")).scalars().all() == ["ds_old"]
     engine.dispose()
+
+
+def test_the_github_action_passes_its_api_key_input_to_epiplex_vet_as_EPIPLEX_API_KEY():
+    import yaml
+
+    action = yaml.safe_load((MIGRATIONS_DIR.parents[2] / ".github/actions/epiplex-vet/action.yml").read_text())
+    assert action["inputs"]["api-key"]["default"] == ""
+    vet_step = next(step for step in action["runs"]["steps"] if step.get("id") == "vet")
+    assert vet_step["env"]["EPIPLEX_API_KEY"] == "${{ inputs.api-key }}"
+    assert "api-key" not in vet_step["run"], "the key must not reach a command line"
