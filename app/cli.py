@@ -1,4 +1,6 @@
-"""The `epiplex` command: `serve` runs the service; `keys` manages API keys; `vet` checks datasets for CI; `score` (from estimators) scores a file locally."""
+"""The `epiplex` command: `serve` runs the service; `vet` checks datasets for CI; `score` (from estimators) scores a file locally.
+
+`keys` manages the service's API keys (app.auth)."""
 from __future__ import annotations
 
 import argparse

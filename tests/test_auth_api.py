@@ -53,7 +53,8 @@ def create_key(data_dir: Path, name: str, admin: bool = False) -> str:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("auth")
-    return data_dir, {name: create_key(data_dir, name, admin=name == "root") for name in ("alice", "bob", "root", "temp")}
+    names = ("alice", "bob", "root", "temp")
+    return data_dir, {name: create_key(data_dir, name, admin=name == "root") for name in names}
 
 
 @pytest.fixture(scope="module")

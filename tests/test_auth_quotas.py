@@ -69,17 +69,19 @@ def test_the_active_jobs_quota_counts_queued_and_running_jobs(as_):
     assert job(as_["jobs"], ids[2], 1e9).status_code == 202
 
 
-def test_the_flops_per_day_quota_counts_every_job_submitted_in_24_hours(as_):
-    ids = [upload(as_["flops"], 100).json()["id"] for _ in range(3)]
-    for dataset_id in ids[:2]:
-        submitted = job(as_["flops"], dataset_id)
-        assert submitted.status_code == 202
-        assert as_["flops"].post(f"/v1/jobs/{submitted.json()['id']}/cancel").status_code == 200
-    refused = job(as_["flops"], ids[2])
-    # The oldest job leaves the 24 h window in just under a day: that is when there is room again.
-    assert_429(refused, "FLOPs-per-day quota: key 'flops' planned 2e+12 FLOPs", 86000, 86400)
+def test_the_flops_per_day_quota_charges_every_queueing_in_24_hours(as_):
+    ids = [upload(as_["flops"], 100).json()["id"] for _ in range(2)]
+    first = job(as_["flops"], ids[0])
+    assert first.status_code == 202
+    assert as_["flops"].post(f"/v1/jobs/{first.json()['id']}/cancel").status_code == 200
+    again = job(as_["flops"], ids[0])  # the canceled job queued again: charged again
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+    assert as_["flops"].post(f"/v1/jobs/{first.json()['id']}/cancel").status_code == 200
+    refused = job(as_["flops"], ids[1])
+    # The oldest charge leaves the 24 h window in just under a day: that is when there is room again.
+    assert_429(refused, "FLOPs-per-day quota: key 'flops' queued jobs planning 2e+12 FLOPs", 86000, 86400)
     assert "limit of 2.5e+12 (EPIPLEX_QUOTA_FLOPS_PER_DAY)" in refused.json()["detail"]
-    assert as_["flops"].get("/v1/jobs", params={"dataset_id": ids[2]}).json()["total"] == 0
+    assert as_["flops"].get("/v1/jobs", params={"dataset_id": ids[1]}).json()["total"] == 0
 
 
 def test_the_request_rate_is_limited_per_key(as_):

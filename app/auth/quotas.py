@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.access import Caller
 from app.core.errors import ServiceError
-from app.core.models import Dataset, Job, utcnow
+from app.core.models import Dataset, FlopsCharge, Job, utcnow
 from app.core.settings import Settings
 
 DAY = timedelta(days=1)
@@ -55,8 +55,15 @@ def check_stored_bytes(session: Session, settings: Settings, caller: Caller, add
                             "delete datasets to make room", STORED_BYTES_RETRY_SECONDS)
 
 
+def charge_job(session: Session, caller: Caller, job_id: str, flops: float) -> None:
+    """Record that a key queued (or re-queued) a job planning `flops`; committed with the job."""
+    if caller.key_id is not None:
+        session.add(FlopsCharge(owner_id=caller.owner_id, job_id=job_id, flops=flops, charged_at=utcnow()))
+
+
 def check_new_job(session: Session, settings: Settings, caller: Caller, flops: float) -> None:
-    """QuotaExceeded when one more job would pass the active-jobs or the FLOPs-per-day quota."""
+    """QuotaExceeded when one more job would pass the active-jobs or the FLOPs-per-day quota
+    (every queueing counts, so cancelling and queueing again is charged again)."""
     if _limited(caller, settings.quota_active_jobs):
         active = session.scalar(select(func.count()).select_from(Job).where(
             Job.owner_id == caller.owner_id, Job.status.in_(("queued", "running"))))
@@ -68,11 +75,12 @@ def check_new_job(session: Session, settings: Settings, caller: Caller, flops: f
     if not _limited(caller, limit):
         return
     since = utcnow() - DAY
-    rows = session.execute(select(Job.created_at, Job.planned_flops).where(
-        Job.owner_id == caller.owner_id, Job.created_at >= since).order_by(Job.created_at)).all()
+    rows = session.execute(select(FlopsCharge.charged_at, FlopsCharge.flops)
+                           .where(FlopsCharge.owner_id == caller.owner_id, FlopsCharge.charged_at >= since)
+                           .order_by(FlopsCharge.charged_at)).all()
     used = sum(flops_ for _, flops_ in rows)
     if used + flops > limit:
-        # Room comes back as the oldest jobs leave the 24 h window: wait until enough have.
+        # Room comes back as the oldest charges leave the 24 h window: wait until enough have.
         retry, freed = DAY.total_seconds(), 0.0
         for created_at, job_flops in rows:
             freed += job_flops
@@ -80,7 +88,7 @@ def check_new_job(session: Session, settings: Settings, caller: Caller, flops: f
                 created_at = created_at if created_at.tzinfo else created_at.replace(tzinfo=since.tzinfo)
                 retry = (created_at + DAY - utcnow()).total_seconds()
                 break
-        raise QuotaExceeded(f"FLOPs-per-day quota: {caller.describe()} planned {used:.3g} FLOPs in the last "
-                            f"24 h and this job plans {flops:.3g}, over the limit of {limit:.3g} "
+        raise QuotaExceeded(f"FLOPs-per-day quota: {caller.describe()} queued jobs planning {used:.3g} FLOPs in "
+                            f"the last 24 h and this job plans {flops:.3g}, over the limit of {limit:.3g} "
                             "(EPIPLEX_QUOTA_FLOPS_PER_DAY); use a smaller preset, fewer budgets or seeds, or wait",
                             retry)

@@ -71,9 +71,8 @@ class Job(Base):
     transfer: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     # The source model for transfer, relative to the models dir (settings.models_dir).
     model_path: Mapped[str | None] = mapped_column(String(500))
-    # The API key that submitted it ("" without keys), and the FLOPs it plans to spend (quota).
+    # The API key that submitted it ("" without keys).
     owner_id: Mapped[str] = mapped_column(String(32), default="", server_default="", index=True)
-    planned_flops: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     status: Mapped[str] = mapped_column(String(20), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -161,6 +160,19 @@ class ApiKey(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FlopsCharge(Base):
+    """FLOPs a key's job planned when it was queued (again): the FLOPs-per-day quota sums a day of these."""
+
+    __tablename__ = "flops_charges"
+    __table_args__ = (Index("ix_flops_charges_owner_at", "owner_id", "charged_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str] = mapped_column(String(32))
+    flops: Mapped[float] = mapped_column(Float)
+    charged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ServiceState(Base):

@@ -59,6 +59,9 @@ class _QuotaCharge:
     def check(self, session: Session) -> None:
         quotas.check_new_job(session, self.services.settings, self.caller, self.flops)
 
+    def record(self, session: Session, job_id: str) -> None:
+        quotas.charge_job(session, self.caller, job_id, self.flops)
+
 
 def cancel_job(session: Session, caller: Caller, job_id: str) -> Job:
     """Cancel a queued or running job; a running worker is stopped within a second or so.
@@ -107,6 +110,7 @@ def _get_or_create(session: Session, charge: _QuotaCharge, dataset_id: str, reso
     if existing is not None:
         if existing.status in ("failed", "canceled"):
             charge.check(session)
+            charge.record(session, existing.id)
             existing.status, existing.attempts, existing.progress = "queued", 0, 0.0
             existing.error = existing.finished_at = existing.message = None
             session.commit()
@@ -116,8 +120,9 @@ def _get_or_create(session: Session, charge: _QuotaCharge, dataset_id: str, reso
     job = Job(id=new_id("job"), dataset_id=dataset_id, config_key=key, score_key=score_key,
               preset=resolved["preset"], budgets=resolved["budgets"], estimator=resolved["estimator"],
               seeds=resolved["seeds"], transfer=transfer, status="queued", progress=0.0, attempts=0,
-              created_at=utcnow(), owner_id=charge.caller.owner_id, planned_flops=charge.flops)
+              created_at=utcnow(), owner_id=charge.caller.owner_id)
     session.add(job)
+    charge.record(session, job.id)
     try:
         session.commit()
     except IntegrityError:  # an identical request won the race

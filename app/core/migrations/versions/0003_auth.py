@@ -1,4 +1,4 @@
-"""auth: API keys, owner and visibility of datasets, owner and planned FLOPs of jobs
+"""auth: API keys, owner and visibility of datasets, owner of jobs, FLOPs charged per key
 
 Revision ID: 0003_auth
 Revises: 0002
@@ -37,14 +37,27 @@ def upgrade() -> None:
 
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('owner_id', sa.String(length=32), server_default='', nullable=False))
-        batch_op.add_column(sa.Column('planned_flops', sa.Float(), server_default='0', nullable=False))
         batch_op.create_index(batch_op.f('ix_jobs_owner_id'), ['owner_id'], unique=False)
+
+    op.create_table('flops_charges',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('owner_id', sa.String(length=32), nullable=False),
+    sa.Column('job_id', sa.String(length=32), nullable=False),
+    sa.Column('flops', sa.Float(), nullable=False),
+    sa.Column('charged_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('flops_charges', schema=None) as batch_op:
+        batch_op.create_index('ix_flops_charges_owner_at', ['owner_id', 'charged_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('flops_charges', schema=None) as batch_op:
+        batch_op.drop_index('ix_flops_charges_owner_at')
+    op.drop_table('flops_charges')
+
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_jobs_owner_id'))
-        batch_op.drop_column('planned_flops')
         batch_op.drop_column('owner_id')
 
     with op.batch_alter_table('datasets', schema=None) as batch_op:
