@@ -63,9 +63,16 @@ def test_the_active_jobs_quota_counts_queued_and_running_jobs(as_):
     ids = [upload(as_["jobs"], 100).json()["id"] for _ in range(3)]
     first, second = job(as_["jobs"], ids[0], 1e9), job(as_["jobs"], ids[1], 1e9)  # small: FLOPs stay in quota
     assert (first.status_code, second.status_code) == (202, 202)
-    assert_429(job(as_["jobs"], ids[2], 1e9), "active-jobs quota: key 'jobs' has 2 queued or running jobs", 60, 60)
+    assert_429(job(as_["jobs"], ids[2], 1e9), "active-jobs quota: key 'jobs' has 2 queued or running jobs "
+               "and this request queues 1", 60, 60)
     assert job(as_["jobs"], ids[0], 1e9).status_code == 200  # an existing job costs nothing
     assert as_["jobs"].post(f"/v1/jobs/{first.json()['id']}/cancel").status_code == 200
+    # Transfer to two unscored targets would queue three jobs: none is queued, not the first one.
+    targets = [upload(as_["jobs"], 100).json()["id"] for _ in range(2)]
+    plan = {"dataset_id": ids[2], "budgets": [1e9], "transfer": targets}
+    assert_429(as_["jobs"].post("/v1/jobs", json=plan), "active-jobs quota: key 'jobs' has 1 queued or running "
+               "jobs and this request queues 3", 60, 60)
+    assert as_["jobs"].get("/v1/jobs", params={"dataset_id": ids[2]}).json()["total"] == 0
     assert job(as_["jobs"], ids[2], 1e9).status_code == 202
 
 

@@ -61,15 +61,18 @@ def charge_job(session: Session, caller: Caller, job_id: str, flops: float) -> N
         session.add(FlopsCharge(owner_id=caller.owner_id, job_id=job_id, flops=flops, charged_at=utcnow()))
 
 
-def check_new_job(session: Session, settings: Settings, caller: Caller, flops: float) -> None:
-    """QuotaExceeded when one more job would pass the active-jobs or the FLOPs-per-day quota
-    (every queueing counts, so cancelling and queueing again is charged again)."""
+def check_new_job(session: Session, settings: Settings, caller: Caller, flops: float, jobs: int = 1) -> None:
+    """QuotaExceeded when `jobs` more jobs planning `flops` each would pass the active-jobs or the
+    FLOPs-per-day quota (every queueing counts, so cancelling and queueing again is charged again)."""
+    if jobs <= 0:
+        return
+    flops *= jobs
     if _limited(caller, settings.quota_active_jobs):
         active = session.scalar(select(func.count()).select_from(Job).where(
             Job.owner_id == caller.owner_id, Job.status.in_(("queued", "running"))))
-        if active + 1 > settings.quota_active_jobs:
-            raise QuotaExceeded(f"active-jobs quota: {caller.describe()} has {active} queued or running jobs, "
-                                f"the limit is {settings.quota_active_jobs} (EPIPLEX_QUOTA_ACTIVE_JOBS); wait "
+        if active + jobs > settings.quota_active_jobs:
+            raise QuotaExceeded(f"active-jobs quota: {caller.describe()} has {active} queued or running jobs "
+                                f"and this request queues {jobs}, the limit is {settings.quota_active_jobs} (EPIPLEX_QUOTA_ACTIVE_JOBS); wait "
                                 "for one to end or cancel one", ACTIVE_JOBS_RETRY_SECONDS)
     limit = settings.quota_flops_per_day
     if not _limited(caller, limit):
@@ -89,6 +92,6 @@ def check_new_job(session: Session, settings: Settings, caller: Caller, flops: f
                 retry = (created_at + DAY - utcnow()).total_seconds()
                 break
         raise QuotaExceeded(f"FLOPs-per-day quota: {caller.describe()} queued jobs planning {used:.3g} FLOPs in "
-                            f"the last 24 h and this job plans {flops:.3g}, over the limit of {limit:.3g} "
+                            f"the last 24 h and this request plans {flops:.3g}, over the limit of {limit:.3g} "
                             "(EPIPLEX_QUOTA_FLOPS_PER_DAY); use a smaller preset, fewer budgets or seeds, or wait",
                             retry)

@@ -41,10 +41,15 @@ def submit_job(session: Session, services: Services, caller: Caller, dataset_id:
     score_key = config_key(resolved)
     key = config_key({**resolved, "transfer": transfer_plan}) if transfer_plan else score_key
     charge = _QuotaCharge(services, caller, quotas.planned_flops(resolved))
+    unscored = [target_id for target_id in (transfer_plan or {}).get("targets", ())
+                if session.scalar(select(Job.id).where(Job.dataset_id == target_id,
+                                                       Job.score_key == score_key)) is None]
+    existing = session.scalar(select(Job.status).where(Job.dataset_id == dataset_id, Job.config_key == key))
+    # All or nothing: a request over quota queues none of its jobs, not the first few.
+    charge.check(session, jobs=len(unscored) + (existing in (None, "failed", "canceled")))
     submitted = _get_or_create(session, charge, dataset_id, resolved, key, score_key, transfer_plan)
-    for target_id in (transfer_plan or {}).get("targets", ()):
-        if session.scalar(select(Job.id).where(Job.dataset_id == target_id, Job.score_key == score_key)) is None:
-            _get_or_create(session, charge, target_id, resolved, score_key, score_key, None)
+    for target_id in unscored:
+        _get_or_create(session, charge, target_id, resolved, score_key, score_key, None)
     return submitted
 
 
@@ -56,8 +61,8 @@ class _QuotaCharge:
     caller: Caller
     flops: float
 
-    def check(self, session: Session) -> None:
-        quotas.check_new_job(session, self.services.settings, self.caller, self.flops)
+    def check(self, session: Session, jobs: int = 1) -> None:
+        quotas.check_new_job(session, self.services.settings, self.caller, self.flops, jobs)
 
     def record(self, session: Session, job_id: str) -> None:
         quotas.charge_job(session, self.caller, job_id, self.flops)
