@@ -35,6 +35,10 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_TYPES = ("application/json", "multipart/form-data", "application/octet-stream")
 
 
+# Probes and metrics: never keyed, and never made to wait for the database by the guard.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 def requires_key(path: str) -> bool:
     """Every /v1 route needs a key once keys are on; health, metrics and pages do not."""
     return path == "/v1" or path.startswith("/v1/")
@@ -56,6 +60,8 @@ class AccessGuard:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         refusal = self._check_host(headers)
+        if refusal is None and scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
         caller = OPEN
         if refusal is None:
             caller, refusal = await self._authenticate(scope, headers)
