@@ -1,6 +1,10 @@
 # Epiplex service on its embedded default: API + local workers, SQLite and blobs under /data.
+# It binds 0.0.0.0 inside the container, which `epiplex serve` refuses without an API key, so
+# create one in the data volume first (the key is the last line printed; keep it secret):
 #   docker build -t epiplex .
+#   docker run --rm -v epiplex-data:/data epiplex epiplex keys create admin --admin
 #   docker run -p 8000:8000 -v epiplex-data:/data epiplex
+# Clients send it as `Authorization: Bearer KEY` (the CLI and the Python client read EPIPLEX_API_KEY).
 # torch is pinned to 2.13.0; to keep the image small on a machine without a GPU, point pip
 # at a CPU-only wheel index with --build-arg PIP_EXTRA_ARGS="--index-url ... --extra-index-url ...".
 FROM python:3.11-slim

@@ -1,13 +1,18 @@
-"""The `epiplex` command: `serve` runs the service; `vet` checks datasets for CI; `score` (from estimators) scores a file locally."""
+"""The `epiplex` command: `serve` runs the service; `vet` checks datasets for CI; `score` (from estimators) scores a file locally.
+
+`keys` manages the service's API keys (app.auth)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from app.core.db import DatabaseUnreachable, check_reachable
+from app.auth.cli import add_keys_command, open_bind_refusal
+from app.auth.loopback import is_loopback
 from app.core.settings import Settings
 from app.vet.cli import add_vet_command
 
@@ -21,11 +26,15 @@ def serve(args: argparse.Namespace) -> int:
 
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "data_dir": args.data_dir, "workers": args.workers,
+        "insecure_no_auth": args.insecure_no_auth or None,
     }.items() if value is not None}
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
         print(f"epiplex serve: invalid settings:\n{error}", file=sys.stderr)
+        return 2
+    if refusal := open_bind_refusal(settings):
+        print(f"epiplex serve: {refusal}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
     settings.ensure_dirs()
@@ -34,6 +43,10 @@ def serve(args: argparse.Namespace) -> int:
     except DatabaseUnreachable as error:
         print(f"epiplex serve: {error}", file=sys.stderr)
         return 1
+    if settings.insecure_no_auth and not is_loopback(settings.host):
+        logging.getLogger("epiplex.auth").warning(
+            "INSECURE: serving %s with --insecure-no-auth; without API keys anyone who reaches the port may read, "
+            "delete and queue anything", settings.host)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 access_log=settings.access_log, timeout_graceful_shutdown=10)
@@ -51,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"database, blobs and job state (default ./{defaults['data_dir'].default}, env EPIPLEX_DATA_DIR)")
     run.add_argument("--workers", type=int,
                      help=f"concurrent worker processes (default {defaults['workers'].default}, env EPIPLEX_WORKERS)")
+    run.add_argument("--insecure-no-auth", action="store_true",
+                     help="serve a non-loopback --host without any API key (anyone reaching it may do anything; "
+                     "env EPIPLEX_INSECURE_NO_AUTH)")
     run.set_defaults(func=serve)
+    add_keys_command(commands)
     add_vet_command(commands)
     from estimators.cli import add_score_command, add_transfer_command
 

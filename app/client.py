@@ -32,12 +32,21 @@ class JobTimeout(TimeoutError):
         self.job = job
 
 
+API_KEY_ENV = "EPIPLEX_API_KEY"
+# Raw uploads declare their type: the server refuses keyless bodies a browser could forge (text/plain, forms).
+RAW = {"Content-Type": "application/octet-stream"}
+
+
 class EpiplexClient:
-    """`EpiplexClient("http://127.0.0.1:8000")`; usable as a context manager."""
+    """`EpiplexClient("http://127.0.0.1:8000")`; usable as a context manager.
+
+    `api_key` (default: the EPIPLEX_API_KEY environment variable) is sent as `Authorization: Bearer`."""
 
     def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+                 transport: httpx.BaseTransport | None = None, api_key: str | None = None) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "").strip()
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport, headers=headers)
 
     def __enter__(self) -> EpiplexClient:
         return self
@@ -59,19 +68,21 @@ class EpiplexClient:
         return response
 
     def upload(self, source: str | os.PathLike | bytes | BinaryIO, name: str | None = None,
-               format: str = "bytes") -> DatasetOut:
-        """Stream a file (path or open binary file) or bytes; returns the new or existing dataset."""
-        params = {"format": format}
+               format: str = "bytes", visibility: str | None = None) -> DatasetOut:
+        """Stream a file (path or open binary file) or bytes; returns the new or existing dataset.
+        `visibility` public or private (with a key the server's default is private)."""
+        params = {"format": format, **({"visibility": visibility} if visibility else {})}
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             params["name"] = name or path.name
             with open(path, "rb") as handle:
-                response = self._request("POST", "/v1/datasets", params=params, content=_chunks(handle))
+                response = self._request("POST", "/v1/datasets", params=params, content=_chunks(handle),
+                                         headers=RAW)
         else:
             if name:
                 params["name"] = name
             content = source if isinstance(source, bytes) else _chunks(source)
-            response = self._request("POST", "/v1/datasets", params=params, content=content)
+            response = self._request("POST", "/v1/datasets", params=params, content=content, headers=RAW)
         return DatasetOut.model_validate(response.json())
 
     def get_dataset(self, dataset_id: str) -> DatasetOut:
@@ -83,6 +94,11 @@ class EpiplexClient:
 
     def download(self, dataset_id: str) -> bytes:
         return self._request("GET", f"/v1/datasets/{dataset_id}/content").content
+
+    def set_visibility(self, dataset_id: str, visibility: str) -> DatasetOut:
+        """Publish (public) or hide (private) a dataset you own."""
+        response = self._request("PATCH", f"/v1/datasets/{dataset_id}", json={"visibility": visibility})
+        return DatasetOut.model_validate(response.json())
 
     def delete_dataset(self, dataset_id: str) -> None:
         self._request("DELETE", f"/v1/datasets/{dataset_id}")

@@ -38,7 +38,7 @@ def server(tmp_path_factory, module_database_url):
 
 
 def upload(http, data: bytes, **params) -> httpx.Response:
-    return http.post("/v1/datasets", params=params, content=data)
+    return http.post("/v1/datasets", params=params, content=data, headers={"content-type": "application/octet-stream"})
 
 
 def fake_result(sha256: str, size: int, epiplexity_bpb: float, entropy_bpb: float) -> dict:
@@ -124,7 +124,8 @@ def test_delete_removes_record_jobs_and_unshared_blob(http, server):
 
 def test_oversize_upload_is_413_with_a_message(http):
     for send in (lambda d: upload(http, d),  # Content-Length known up front
-                 lambda d: http.post("/v1/datasets", content=iter([d[:1000], d[1000:]])),  # chunked
+                 lambda d: http.post("/v1/datasets", content=iter([d[:1000], d[1000:]]),  # chunked
+                                     headers={"content-type": "application/octet-stream"}),
                  lambda d: http.post("/v1/datasets", files={"file": ("big", d)})):
         response = send(os.urandom(MAX_UPLOAD + 1))
         assert response.status_code == 413, response.text
@@ -134,7 +135,8 @@ def test_oversize_upload_is_413_with_a_message(http):
 def test_an_upload_cut_off_midway_stores_nothing(http, server):
     before = http.get("/v1/datasets").json()["total"]
     with socket.create_connection(("127.0.0.1", server.port)) as raw:
-        raw.sendall(b"POST /v1/datasets?name=cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        raw.sendall(b"POST /v1/datasets?name=cut HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n")
         raw.sendall(os.urandom(30_000))
     time.sleep(0.5)
     assert http.get("/v1/datasets").json()["total"] == before
@@ -151,7 +153,8 @@ def test_a_long_file_name_is_cut_to_500_characters_and_an_overlong_format_is_422
 
 
 def test_upload_at_exactly_the_limit_is_accepted(http):
-    assert http.post("/v1/datasets", content=iter([os.urandom(MAX_UPLOAD)])).status_code == 201
+    assert http.post("/v1/datasets", content=iter([os.urandom(MAX_UPLOAD)]),
+                     headers={"content-type": "application/octet-stream"}).status_code == 201
 
 
 @pytest.mark.parametrize("fmt", ["weird", "jsonl", "csv:", "bytes:x"])

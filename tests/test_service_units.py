@@ -263,8 +263,9 @@ def test_the_api_process_never_imports_torch(tmp_path):
         from fastapi.testclient import TestClient
         from app.api.app import create_app
         from app.core.settings import Settings
-        with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}, workers=1))) as http:
-            ds = http.post("/v1/datasets", params={{"format": "text"}}, content=b"hello").json()
+        with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}, workers=1)), base_url="http://127.0.0.1") as http:
+            ds = http.post("/v1/datasets", params={{"format": "text"}}, content=b"hello",
+                            headers={{"content-type": "application/octet-stream"}}).json()
             assert http.post("/v1/jobs", json={{"dataset_id": ds["id"]}}).status_code == 202
             assert http.get("/v1/leaderboard").status_code == 200
             assert http.get("/metrics").status_code == 200

@@ -28,7 +28,8 @@ def server(tmp_path_factory, module_database_url):
 
 
 def upload(http, data: bytes | None = None, name: str = "data") -> dict:
-    response = http.post("/v1/datasets", params={"name": name}, content=data or os.urandom(4096))
+    response = http.post("/v1/datasets", params={"name": name}, content=data or os.urandom(4096),
+                         headers={"content-type": "application/octet-stream"})
     assert response.status_code == 201, response.text
     return response.json()
 

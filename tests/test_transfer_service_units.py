@@ -182,10 +182,11 @@ def test_the_api_process_serves_transfer_and_the_panel_without_importing_torch(t
         from fastapi.testclient import TestClient
         from app.api.app import create_app
         from app.core.settings import Settings
-        with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}, workers=0, panel_bytes=1024))) as http:
+        with TestClient(create_app(Settings(data_dir={str(tmp_path)!r}, workers=0, panel_bytes=1024)), base_url="http://127.0.0.1") as http:
             members = http.get("/v1/panel").json()["items"]
             assert len(members) == 8, members
-            source = http.post("/v1/datasets", content=b"hello world" * 100).json()["id"]
+            source = http.post("/v1/datasets", content=b"hello world" * 100,
+                             headers={{"content-type": "application/octet-stream"}}).json()["id"]
             job = http.post("/v1/transfer", json={{"source": source, "targets": "panel"}})
             assert job.status_code == 202, job.text
             report = http.get(f"/v1/datasets/{{source}}/transfer")

@@ -58,7 +58,8 @@ def job_count(sessions) -> int:
 
 
 def upload(http, data: bytes) -> dict:
-    return http.post("/v1/datasets", params={"name": "vet"}, content=data).json()
+    return http.post("/v1/datasets", params={"name": "vet"}, content=data,
+                     headers={"content-type": "application/octet-stream"}).json()
 
 
 def test_a_new_dataset_is_pending_with_its_job_then_judged_from_the_cached_result(http, sessions):

@@ -6,6 +6,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from app.auth.guard import AccessGuard
+from app.auth.openapi import route_options
 from app.api.routers import datasets, jobs, leaderboard, ops, panel, transfer, vet
 from app.api.contract import contract_openapi
 from app.api.errors import install_error_handlers
@@ -39,10 +41,11 @@ def create_app(settings: Settings | None = None, run_executor: bool = True) -> F
     app = FastAPI(title="Epiplex", version=_version(), description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.metrics_registry = CollectorRegistry()
+    app.add_middleware(AccessGuard, settings=settings)
     app.add_middleware(HttpMetrics, registry=app.state.metrics_registry)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_body_bytes)
     for module in (datasets, jobs, leaderboard, ops, panel, transfer, vet):
-        app.include_router(module.router)
+        app.include_router(module.router, **route_options(module.router))
     web.install(app)
 
     install_error_handlers(app)

@@ -1,4 +1,4 @@
-"""Dependencies injected into routes: the running services and a database session."""
+"""Dependencies injected into routes: the running services, a database session and the caller."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from app.auth.access import Caller
 from app.core.errors import NotFound
 from app.services import Services
 
@@ -23,8 +24,18 @@ def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterato
         session.close()
 
 
+# Fails closed: sees public data only and may change nothing.
+STRANGER = Caller(auth_enabled=True)
+
+
+def get_caller(request: Request) -> Caller:
+    """Who is asking, as the access guard (app.auth.guard) found it; without the guard, a stranger."""
+    return getattr(request.state, "caller", STRANGER)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SessionDep = Annotated[Session, Depends(get_session)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def not_found(kind: str, item_id: str) -> NotFound:

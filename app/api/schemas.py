@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, f
 
 from app.jobs.settings import NOT_PRESET_AND_BUDGETS, JobSettings, present
 
+Visibility = Literal["public", "private"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 LeaderboardSort = Literal["epiplexity_bits_per_byte", "entropy_bits_per_byte", "epiplexity_bits",
                           "mean_transfer_bits_per_byte",
@@ -46,6 +47,16 @@ class DatasetOut(BaseModel):
     format: str = Field(description="How the bytes are read: bytes | text | jsonl:FIELD | csv:COLUMN | tokens.")
     created_at: UtcDatetime = Field(description="First upload time (UTC).")
     panel: bool = Field(False, description="In the reference panel of transfer targets (see /v1/panel).")
+    visibility: Visibility = Field("public", description="private: seen only by the key that uploaded it and "
+                                   "admins (others get 404); public: seen by every key. Without keys, all public.")
+
+
+class DatasetPatch(BaseModel):
+    """What the owner (or an admin) may change about a dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visibility: Visibility = Field(description="public publishes the dataset (and its jobs) to every key.")
 
 
 MAX_TRANSFER_TARGETS = 200

@@ -6,6 +6,8 @@ class ServiceError(Exception):
     """A request the service cannot carry out as asked; `status_code` is the HTTP status it maps to."""
 
     status_code = 422
+    # Extra response headers, e.g. Retry-After on a 429.
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, status_code: int | None = None) -> None:
         super().__init__(detail)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -21,7 +21,8 @@ class Dataset(Base):
     """One uploaded dataset: content (by sha256) read in one format. Blobs are shared by sha256."""
 
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("sha256", "format", name="uq_datasets_sha256_format"),)
+    # Content-addressed per owner: the same bytes from another key are another record (sharing the blob).
+    __table_args__ = (UniqueConstraint("owner_id", "sha256", "format", name="uq_datasets_owner_sha256_format"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
@@ -34,6 +35,9 @@ class Dataset(Base):
     # In the reference panel of transfer targets: "builtin" (estimators.panel) or "operator"; null if not.
     panel_source: Mapped[str | None] = mapped_column(String(20), index=True)
     panel_description: Mapped[str | None] = mapped_column(Text)
+    # The API key that uploaded it ("" without keys: no owner); private ones are seen by it and admins.
+    owner_id: Mapped[str] = mapped_column(String(32), default="", server_default="", index=True)
+    visibility: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
 
     jobs: Mapped[list[Job]] = relationship(back_populates="dataset", cascade="all, delete-orphan",
                                            passive_deletes=True)
@@ -69,6 +73,8 @@ class Job(Base):
     transfer: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     # The source model for transfer, relative to the models dir (settings.models_dir).
     model_path: Mapped[str | None] = mapped_column(String(500))
+    # The API key that submitted it ("" without keys).
+    owner_id: Mapped[str] = mapped_column(String(32), default="", server_default="", index=True)
 
     status: Mapped[str] = mapped_column(String(20), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -148,6 +154,34 @@ class TransferRow(Base):
     measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ApiKey(Base):
+    """An API key: only the sha256 of the secret is kept; `revoked_at` set means it opens nothing."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # The key's first characters, to recognise it in `epiplex keys list` without storing it.
+    prefix: Mapped[str] = mapped_column(String(16))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FlopsCharge(Base):
+    """FLOPs a key's job planned when it was queued (again): the FLOPs-per-day quota sums a day of these."""
+
+    __tablename__ = "flops_charges"
+    __table_args__ = (Index("ix_flops_charges_owner_at", "owner_id", "charged_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str] = mapped_column(String(32))
+    flops: Mapped[float] = mapped_column(Float)
+    charged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ServiceState(Base):
     """Small facts the service records once, e.g. that the built-in panel has been stored."""
 
@@ -158,5 +192,6 @@ class ServiceState(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+VISIBILITIES = ("public", "private")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 TERMINAL_STATUSES = ("succeeded", "failed", "canceled")

@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(0.5, gt=0, description="How often the executor looks for queued work.")
     panel_bytes: int = Field(64 * 1024, ge=1024, le=1 << 26,
                              description="Size of each built-in reference panel dataset, stored on first use.")
+    # Access control (app.auth): keys, quotas per key, the loopback guard.
+    auth: Literal["auto", "keys"] = Field("auto", description="auto: API keys are required as soon as one "
+                                          "exists; keys: required even before.")
+    insecure_no_auth: bool = Field(False, description="Serve a non-loopback address without any API key "
+                                   "(anyone who reaches the port may do anything). Logged as a warning.")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Host names accepted besides "
+                                     "the loopback ones while bound to loopback (e.g. behind a proxy).")
+    quota_stored_bytes: int = Field(10 << 30, ge=0, description="Upload bytes one key may keep; 0: no limit.")
+    quota_active_jobs: int = Field(16, ge=0, description="Queued or running jobs one key may have; 0: no limit.")
+    quota_flops_per_day: float = Field(5e16, ge=0, allow_inf_nan=False,
+                                       description="Planned FLOPs of the jobs one key submits in 24 h; 0: no limit.")
+    rate_limit: str = Field("50/second", description="Requests per key, in the `limits` notation "
+                            "(e.g. '50/second;1000/minute'); empty: no limit. Admin keys are exempt.")
     log_level: str = Field("INFO")
     access_log: bool = Field(True, description="Log one line per HTTP request.")
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.api.schemas import LeaderboardEntry, LeaderboardPage
+from app.auth.access import Caller, visible_datasets
 from app.core.models import CurvePointRow, Dataset, Job, TransferRow
 
 BUDGET_RELATIVE_TOLERANCE = 1e-6  # budgets arrive as floats; 1e12 and 1.0000000001e12 are one budget
@@ -48,8 +49,9 @@ def family_curves(result: dict | None) -> dict[str, list[dict]]:
     return {FAMILY_OF_MODEL.get(family, family): result.get("curve") or []}
 
 
-def rank(session: Session, query: LeaderboardQuery) -> LeaderboardPage:
-    """One entry per dataset, from its most recent succeeded job that passes the filters."""
+def rank(session: Session, caller: Caller, query: LeaderboardQuery) -> LeaderboardPage:
+    """One entry per dataset the caller may see (public ones and its own), from its most recent
+    succeeded job that passes the filters."""
     figures = CurvePointRow if query.budget is not None else Job
     newest_first = func.row_number().over(partition_by=Job.dataset_id,
                                           order_by=(Job.finished_at.desc(), Job.id.desc()))
@@ -81,7 +83,7 @@ def rank(session: Session, query: LeaderboardQuery) -> LeaderboardPage:
               .join(Dataset, Dataset.id == latest.c.dataset_id)
               .outerjoin(transfer, (transfer.c.source_dataset_id == latest.c.dataset_id)
                          & (transfer.c.score_key == latest.c.score_key))
-              .where(latest.c.newest == 1))
+              .where(latest.c.newest == 1, visible_datasets(caller)))
     total, settings = _count_and_settings(session, ranked)
     if query.family is not None:
         rows, total = _rank_family(session, ranked, query)

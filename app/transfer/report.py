@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
 from app.core.models import Dataset, Job, TransferRow
@@ -106,11 +106,13 @@ def predictor_info(predictor) -> PredictorInfo:
                              baseline_mae_bits_per_byte=q["baseline_mae_bits_per_byte"], features=q["features"]))
 
 
-def dataset_transfer(session: Session, dataset: Dataset, extra_targets: list[Dataset] = ()) -> DatasetTransferOut:
-    """Measured rows from `dataset`, and predictions for panel members (and `extra_targets`) not measured."""
+def dataset_transfer(session: Session, dataset: Dataset, extra_targets: list[Dataset] = (),
+                     visible: ColumnElement[bool] | None = None) -> DatasetTransferOut:
+    """Measured rows from `dataset` to targets matching `visible` (all by default), and predictions for
+    panel members (and `extra_targets`) not measured."""
     rows = session.execute(select(TransferRow, Dataset)
                            .join(Dataset, Dataset.id == TransferRow.target_dataset_id)
-                           .where(TransferRow.source_dataset_id == dataset.id)
+                           .where(TransferRow.source_dataset_id == dataset.id, true() if visible is None else visible)
                            .order_by(Dataset.name, TransferRow.measured_at)).all()
     measured = [MeasuredTransfer(
         target_dataset_id=target.id, target_name=target.name, target_panel=target.panel,

@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.schemas import VetCheck, VetFigures, VetOut, VetRequest
-from app.core.errors import Conflict, NotFound, ServiceError
+from app.auth import access
+from app.auth.access import Caller
+from app.core.errors import Conflict, ServiceError
 from app.core.models import Dataset, Job
 from app.jobs.service import submit_job
 from app.services import Services
@@ -29,30 +31,32 @@ class Submitted:
     cached: bool
 
 
-def _queue(services: Services, session: Session, dataset_id: str, body: VetRequest) -> tuple[str, bool]:
+def _queue(services: Services, session: Session, caller: Caller, dataset_id: str,
+           body: VetRequest) -> tuple[str, bool]:
     """The job scoring `dataset_id` under the request's settings, and whether it had already succeeded."""
-    submitted = submit_job(session, services, dataset_id, body.job_settings())
+    submitted = submit_job(session, services, caller, dataset_id, body.job_settings())
     return submitted.job.id, not submitted.queued and submitted.job.status == "succeeded"
 
 
-def submit(services: Services, body: VetRequest) -> Submitted:
+def submit(services: Services, caller: Caller, body: VetRequest) -> Submitted:
+    """Queue (or find) the jobs a verdict needs, on datasets the caller may see."""
     with services.sessions() as session:
         if body.dataset_id is not None:
-            dataset = session.get(Dataset, body.dataset_id)
-            if dataset is None:
-                raise NotFound("dataset", body.dataset_id)
+            dataset = access.get_dataset(session, caller, body.dataset_id)
         else:
-            dataset = session.scalar(select(Dataset).where(Dataset.sha256 == body.sha256,
-                                                           Dataset.format == body.format))
+            # The caller's own upload of these bytes first, else a public one it may see.
+            dataset = session.scalar(select(Dataset).where(
+                Dataset.sha256 == body.sha256, Dataset.format == body.format, access.visible_datasets(caller))
+                .order_by((Dataset.owner_id == caller.owner_id).desc(), Dataset.created_at))
             if dataset is None:
                 raise ServiceError(f"no dataset with sha256 {body.sha256} in format {body.format!r}; "
                                       "upload it first (POST /v1/datasets)", 404)
-        if body.baseline_dataset_id is not None and session.get(Dataset, body.baseline_dataset_id) is None:
-            raise NotFound("baseline dataset", body.baseline_dataset_id)
-        job_id, cached = _queue(services, session, dataset.id, body)
+        if body.baseline_dataset_id is not None:
+            access.get_dataset(session, caller, body.baseline_dataset_id, kind="baseline dataset")
+        job_id, cached = _queue(services, session, caller, dataset.id, body)
         baseline_job_id = None
         if body.baseline_dataset_id is not None:
-            baseline_job_id, baseline_cached = _queue(services, session, body.baseline_dataset_id, body)
+            baseline_job_id, baseline_cached = _queue(services, session, caller, body.baseline_dataset_id, body)
             cached = cached and baseline_cached
         return Submitted(dataset.id, job_id, body.baseline_dataset_id, baseline_job_id, cached)
 

@@ -15,10 +15,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ServicesDep, SessionDep
+from app.api.deps import CallerDep, ServicesDep, SessionDep
 from app.api.schemas import DatasetOut, JobOut, LeaderboardSort, VetRequest
 from app.core.errors import ServiceError, describe_problems
-from app.datasets.service import get_dataset
+from app.auth.access import get_dataset, get_job
 from app.jobs import service as jobs_service
 from app.leaderboard.service import LeaderboardQuery, facets, rank
 from app.transfer.service import transfer_report
@@ -53,7 +53,7 @@ def refused(request: Request, error: ServiceError) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
-    request: Request, session: SessionDep,
+    request: Request, session: SessionDep, caller: CallerDep,
     sort: LeaderboardSort = "epiplexity_bits_per_byte", order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     preset: str | None = None, estimator: str | None = None, budget: str | None = None,
     family: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -69,7 +69,7 @@ def leaderboard_page(
     query = LeaderboardQuery(sort=sort, order=order, preset=None if preset in (ALL, "") else preset,
                              estimator=None if estimator in (ALL, "") else estimator, budget=budget_value,
                              family=family or None, limit=limit, offset=offset)
-    board = rank(session, query)
+    board = rank(session, caller, query)
     chosen = {"preset": preset or ALL, "estimator": estimator or ALL, "budget": budget or "",
               "family": family or ""}
     api = {k: v for k, v in {"sort": sort, "order": order, "preset": query.preset, "estimator": query.estimator,
@@ -97,13 +97,14 @@ def _float_or_none(text: str | None) -> float | None:
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
-def dataset_page(dataset_id: str, request: Request, session: SessionDep, services: ServicesDep) -> HTMLResponse:
+def dataset_page(dataset_id: str, request: Request, session: SessionDep, services: ServicesDep,
+                 caller: CallerDep) -> HTMLResponse:
     try:
-        dataset = DatasetOut.model_validate(get_dataset(session, dataset_id))
-        transfer = transfer_report(session, services, dataset_id, [])
+        dataset = DatasetOut.model_validate(get_dataset(session, caller, dataset_id))
+        transfer = transfer_report(session, services, caller, dataset_id, [])
     except ServiceError as error:
         return refused(request, error)
-    jobs, total_jobs = jobs_service.list_jobs(session, dataset_id=dataset_id, limit=100)
+    jobs, total_jobs = jobs_service.list_jobs(session, caller, dataset_id=dataset_id, limit=100)
     jobs = [JobOut.model_validate(job) for job in jobs]
     latest = next((job for job in jobs if job.status == "succeeded"), None)
     result = latest.result if latest else None
@@ -113,10 +114,10 @@ def dataset_page(dataset_id: str, request: Request, session: SessionDep, service
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(job_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+def job_page(job_id: str, request: Request, session: SessionDep, caller: CallerDep) -> HTMLResponse:
     try:
-        job = JobOut.model_validate(jobs_service.get_job(session, job_id))
-        dataset = DatasetOut.model_validate(get_dataset(session, job.dataset_id))
+        job = JobOut.model_validate(get_job(session, caller, job_id))
+        dataset = DatasetOut.model_validate(get_dataset(session, caller, job.dataset_id))
     except ServiceError as error:
         return refused(request, error)
     retry = {"dataset_id": job.dataset_id, "estimator": job.estimator, "seeds": job.seeds,
@@ -142,7 +143,7 @@ VET_THRESHOLDS = {"min_epiplexity": "min_epiplexity_bits_per_byte", "max_entropy
 
 
 @router.get("/vet", response_class=HTMLResponse)
-async def vet_page(request: Request, services: ServicesDep) -> HTMLResponse:
+async def vet_page(request: Request, services: ServicesDep, caller: CallerDep) -> HTMLResponse:
     """A form; with a dataset and thresholds, the verdict of POST /v1/vet as the CLI's HTML report shows it."""
     params = dict(request.query_params)
     body = {"thresholds": {field: params[name] for name, field in VET_THRESHOLDS.items() if params.get(name)}}
@@ -154,7 +155,7 @@ async def vet_page(request: Request, services: ServicesDep) -> HTMLResponse:
         return page(request, "vet.html", **context)
     try:
         vet_request = VetRequest.model_validate(body)
-        submitted = await run_in_threadpool(vet_service.submit, services, vet_request)
+        submitted = await run_in_threadpool(vet_service.submit, services, caller, vet_request)
         out = await run_in_threadpool(vet_service.answer, services, submitted, vet_request)
     except ValidationError as error:
         return page(request, "vet.html", status_code=422, problem=describe_problems(error.errors()), **context)
@@ -167,7 +168,7 @@ async def vet_page(request: Request, services: ServicesDep) -> HTMLResponse:
         settings = {"where": "server", **vet_request.job_settings().model_dump(exclude_none=True)}
         if "budgets" not in settings:
             settings.setdefault("preset", services.settings.default_preset)
-        name = get_dataset_name(services, out.dataset_id)
+        name = get_dataset_name(services, caller, out.dataset_id)
         summary = reports.VetSummary([vet_service.verdict_of(name, out, cached=out.cached, job_id=out.job_id,
                                                              dataset_id=out.dataset_id)],
                                      vet_service.Thresholds(**vet_request.thresholds.model_dump()), settings,
@@ -176,6 +177,6 @@ async def vet_page(request: Request, services: ServicesDep) -> HTMLResponse:
     return page(request, "vet.html", **context)
 
 
-def get_dataset_name(services, dataset_id: str) -> str:
+def get_dataset_name(services, caller, dataset_id: str) -> str:
     with services.sessions() as session:
-        return get_dataset(session, dataset_id).name
+        return get_dataset(session, caller, dataset_id).name

@@ -14,11 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from app.api.contract import UPLOAD_BODY
-from app.api.deps import PageLimit, PageOffset, ServicesDep, SessionDep, not_found
+from app.api.deps import CallerDep, PageLimit, PageOffset, ServicesDep, SessionDep
 from app.api.routers.uploads import stream_body_to
-from app.api.schemas import DatasetOut, Page
+from app.api.schemas import DatasetOut, DatasetPatch, Page, Visibility
+from app.auth import access, quotas
+from app.auth.access import Caller
 from app.core.ids import new_id
-from app.datasets import service as datasets_service
 from app.core.models import Dataset
 from app.services import Services
 from app.storage import BlobTooLarge, BlobWriter
@@ -30,7 +31,8 @@ UPLOAD_DOC = """Upload a dataset by streaming it: either the raw request body (a
 multipart form with a `file` part. It is hashed (sha256) and zstd-compressed on the way to disk.
 
 Returns **201** with the new record, or **200** with the existing one when the same bytes were
-already uploaded in the same format. **400** when the body did not arrive whole (a multipart body
+already uploaded in the same format by the same key (another key's upload of the same bytes is
+a separate record: nothing tells one owner what another has uploaded). **400** when the body did not arrive whole (a multipart body
 without its closing boundary, or the client hung up): nothing is stored. **413** when larger than
 the configured maximum, **422** for an unknown format, an empty upload, or content that does not
 match its format (e.g. invalid UTF-8 for `text`, JSONL/CSV whose selected values are all
@@ -92,17 +94,20 @@ def check_not_empty(path, fmt: str) -> None:
                         413: {"description": "Upload too large."},
                         422: {"description": "Unknown format, empty upload, or content not matching it."}})
 async def upload_dataset(
-    request: Request, services: ServicesDep,
+    request: Request, services: ServicesDep, caller: CallerDep,
     name: Annotated[str | None, Query(max_length=500, description="Display name; defaults to the file name.")] = None,
     format: Annotated[str, Query(max_length=200,  # the column's width (PostgreSQL enforces it)
                                  description="bytes | text | jsonl:FIELD | csv:COLUMN | tokens",
                                  json_schema_extra={"pattern": FORMAT_PATTERN})] = "bytes",
+    visibility: Annotated[Visibility | None, Query(description="private (the default with a key) or public; "
+                                                   "without keys everything is public.")] = None,
 ):
     check_format(format)
     limit = services.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + (64 << 10):  # slack for multipart framing
         raise HTTPException(413, f"upload of {declared} bytes exceeds the maximum of {limit} bytes")
+    await run_in_threadpool(_check_quota, services, caller, 0)  # refuse before reading when already full
     # Plain bytes need no validation, so they skip the raw copy kept for validators.
     writer = services.blobs.writer(limit, keep_raw=format != "bytes")
     try:
@@ -119,27 +124,36 @@ async def upload_dataset(
         if writer.raw_path is not None:
             await run_in_threadpool(_validate_content, writer.raw_path, format)
         # A multipart file name has no length limit of its own; the column holds 500 characters.
-        return await run_in_threadpool(_record, services, writer, (name or filename or "unnamed")[:500], format)
+        return await run_in_threadpool(_record, services, caller, writer, (name or filename or "unnamed")[:500], format,
+                                       visibility or caller.default_visibility)
     finally:
         writer.close()
 
 
-def _record(services: Services, writer: BlobWriter, name: str, fmt: str) -> JSONResponse:
-    """Store the blob and its record, or answer with the record these bytes already have."""
+def _check_quota(services: Services, caller: Caller, adding: int) -> None:
+    with services.sessions() as session:
+        quotas.check_stored_bytes(session, services.settings, caller, adding)
+
+
+def _record(services: Services, caller: Caller, writer: BlobWriter, name: str, fmt: str,
+            visibility: str) -> JSONResponse:
+    """Store the blob and its record, or answer with the record these bytes already have for this owner."""
     sha256 = writer.sha256
+    mine = (Dataset.sha256 == sha256, Dataset.format == fmt, Dataset.owner_id == caller.owner_id)
     with services.blobs.lock, services.sessions() as session:
-        existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256, Dataset.format == fmt))
+        existing = session.scalar(select(Dataset).where(*mine))
         if existing:
             return JSONResponse(DatasetOut.model_validate(existing).model_dump(mode="json"), status_code=200)
+        quotas.check_stored_bytes(session, services.settings, caller, writer.bytes_written)
         blob = writer.commit()
-        dataset = Dataset(id=new_id("ds"), sha256=blob.sha256, format=fmt, name=name,
-                          bytes=blob.bytes, stored_bytes=blob.stored_bytes)
+        dataset = Dataset(id=new_id("ds"), sha256=blob.sha256, format=fmt, name=name, bytes=blob.bytes,
+                          stored_bytes=blob.stored_bytes, owner_id=caller.owner_id, visibility=visibility)
         session.add(dataset)
         try:
             session.commit()
         except IntegrityError:  # the same bytes raced in through another request
             session.rollback()
-            existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256, Dataset.format == fmt))
+            existing = session.scalar(select(Dataset).where(*mine))
             return JSONResponse(DatasetOut.model_validate(existing).model_dump(mode="json"), status_code=200)
         log.info("dataset stored", extra={"dataset_id": dataset.id, "bytes": blob.bytes,
                                           "stored_bytes": blob.stored_bytes, "format": fmt})
@@ -147,39 +161,48 @@ def _record(services: Services, writer: BlobWriter, name: str, fmt: str) -> JSON
 
 
 @router.get("", response_model=Page[DatasetOut])
-def list_datasets(session: SessionDep,
+def list_datasets(session: SessionDep, caller: CallerDep,
                   limit: PageLimit = 50,
                   offset: PageOffset = 0) -> Page[DatasetOut]:
-    """Datasets, newest first."""
-    total = session.scalar(select(func.count()).select_from(Dataset))
-    rows = session.scalars(select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id)
+    """Datasets the caller may see (its own, public ones, the panel), newest first."""
+    seen = access.visible_datasets(caller)
+    total = session.scalar(select(func.count()).select_from(Dataset).where(seen))
+    rows = session.scalars(select(Dataset).where(seen).order_by(Dataset.created_at.desc(), Dataset.id)
                            .limit(limit).offset(offset)).all()
     return Page(items=[DatasetOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses={404: {"description": "No such dataset."}})
-def get_dataset(dataset_id: str, session: SessionDep) -> DatasetOut:
-    return DatasetOut.model_validate(datasets_service.get_dataset(session, dataset_id))
+def get_dataset(dataset_id: str, session: SessionDep, caller: CallerDep) -> DatasetOut:
+    return DatasetOut.model_validate(access.get_dataset(session, caller, dataset_id))
+
+
+@router.patch("/{dataset_id}", response_model=DatasetOut, responses={404: {"description": "No such dataset."}})
+def update_dataset(dataset_id: str, body: DatasetPatch, session: SessionDep, caller: CallerDep) -> DatasetOut:
+    """Publish a dataset (`visibility: public`) or make it private again; its owner or an admin only."""
+    dataset = access.get_dataset(session, caller, dataset_id)
+    access.check_may_change(caller, dataset.owner_id, f"dataset {dataset_id!r}")
+    dataset.visibility = body.visibility
+    session.commit()
+    return DatasetOut.model_validate(dataset)
 
 
 @router.get("/{dataset_id}/content", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "No such dataset."}})
-def download_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) -> StreamingResponse:
+def download_dataset(dataset_id: str, session: SessionDep, services: ServicesDep,
+                     caller: CallerDep) -> StreamingResponse:
     """The uploaded bytes, exactly as they were sent."""
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise not_found("dataset", dataset_id)
+    dataset = access.get_dataset(session, caller, dataset_id)
     return StreamingResponse(services.blobs.iter_chunks(dataset.sha256), media_type="application/octet-stream",
                              headers={"Content-Length": str(dataset.bytes), "ETag": f'"{dataset.sha256}"'})
 
 
 @router.delete("/{dataset_id}", status_code=204, responses={404: {"description": "No such dataset."}})
-def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) -> Response:
+def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep, caller: CallerDep) -> Response:
     """Delete the dataset, its jobs (running ones are stopped), their kept models and the transfer
-    measured from or to it; the blob goes when nothing uses it."""
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise not_found("dataset", dataset_id)
+    measured from or to it; the blob goes when nothing uses it. Its owner or an admin only."""
+    dataset = access.get_dataset(session, caller, dataset_id)
+    access.check_may_change(caller, dataset.owner_id, f"dataset {dataset_id!r}")
     sha256 = dataset.sha256
     with services.blobs.lock:
         session.delete(dataset)

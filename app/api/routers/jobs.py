@@ -9,9 +9,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PageLimit, PageOffset, ServicesDep, SessionDep, not_found
+from app.api.deps import CallerDep, PageLimit, PageOffset, ServicesDep, SessionDep, not_found
 from app.api.schemas import JobCreate, JobOut, JobStatus, Page
-from app.core.models import TERMINAL_STATUSES, Job
+from app.auth import access
+from app.auth.access import Caller
+from app.core.errors import NotFound
+from app.core.models import TERMINAL_STATUSES, Dataset, Job
 from app.jobs import service
 from app.jobs.service import Submitted
 from app.services import Services
@@ -32,23 +35,26 @@ def job_response(submitted: Submitted) -> JSONResponse:
              responses={200: {"model": JobOut, "description": "Same dataset and settings: the existing job, "
                               "with its result if it already succeeded."},
                         404: {"description": "No such dataset."}, 422: {"description": "Invalid settings."}})
-def create_job(body: JobCreate, session: SessionDep, services: ServicesDep) -> JSONResponse:
+def create_job(body: JobCreate, session: SessionDep, services: ServicesDep, caller: CallerDep) -> JSONResponse:
     """Queue a scoring job (202); a failed or canceled job with the same settings is queued again.
 
     With `transfer`, the job then measures transfer to the targets (the key includes them), and
     each target is queued for scoring with the same settings: predictions need its figures."""
-    return job_response(service.submit_job(session, services, body.dataset_id, body.job_settings(), body.transfer))
+    return job_response(service.submit_job(session, services, caller, body.dataset_id, body.job_settings(),
+                                           body.transfer))
 
 
 @router.get("", response_model=Page[JobOut])
-def list_jobs(session: SessionDep,
+def list_jobs(session: SessionDep, caller: CallerDep,
               status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
               dataset_id: Annotated[str | None, Query(description="Only jobs of this dataset.")] = None,
               include_result: Annotated[bool, Query(description="Include each job's result.")] = False,
               limit: PageLimit = 50,
               offset: PageOffset = 0) -> Page[JobOut]:
-    """Jobs, newest first; results are left out unless `include_result` is set."""
-    jobs, total = service.list_jobs(session, status=status, dataset_id=dataset_id, limit=limit, offset=offset)
+    """Jobs the caller may see (those of datasets it sees), newest first; results are left out unless
+    `include_result` is set."""
+    jobs, total = service.list_jobs(session, caller, status=status, dataset_id=dataset_id, limit=limit,
+                                    offset=offset)
     items = [JobOut.model_validate(job) for job in jobs]
     if not include_result:
         items = [item.model_copy(update={"result": None}) for item in items]
@@ -56,21 +62,23 @@ def list_jobs(session: SessionDep,
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "No such job."}})
-def get_job(job_id: str, session: SessionDep) -> JobOut:
-    return JobOut.model_validate(service.get_job(session, job_id))
+def get_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobOut:
+    return JobOut.model_validate(access.get_job(session, caller, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut,
              responses={404: {"description": "No such job."}, 409: {"description": "The job already ended."}})
-def cancel_job(job_id: str, session: SessionDep) -> JobOut:
-    """Cancel a queued or running job; a running worker is stopped within a second or so."""
-    return JobOut.model_validate(service.cancel_job(session, job_id))
+def cancel_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobOut:
+    """Cancel a queued or running job; a running worker is stopped within a second or so.
+    The key that submitted it, the dataset's owner or an admin only."""
+    return JobOut.model_validate(service.cancel_job(session, caller, job_id))
 
 
-def _snapshot(services: Services, job_id: str) -> dict | None:
+def _snapshot(services: Services, caller: Caller, job_id: str) -> dict | None:
     with services.sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None:
+        try:
+            job = access.get_job(session, caller, job_id)
+        except NotFound:
             return None
         return {"id": job.id, "status": job.status, "progress": job.progress, "message": job.message,
                 "attempts": job.attempts, "error": job.error}
@@ -78,15 +86,15 @@ def _snapshot(services: Services, job_id: str) -> dict | None:
 
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "No such job."}})
-async def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
+async def job_events(job_id: str, request: Request, services: ServicesDep, caller: CallerDep) -> StreamingResponse:
     """Server-sent events: a `progress` event on every change, then one named after the final status."""
-    if await run_in_threadpool(_snapshot, services, job_id) is None:
+    if await run_in_threadpool(_snapshot, services, caller, job_id) is None:
         raise not_found("job", job_id)
 
     async def events():
         last, quiet = None, 0.0
         while not await request.is_disconnected():
-            snapshot = await run_in_threadpool(_snapshot, services, job_id)
+            snapshot = await run_in_threadpool(_snapshot, services, caller, job_id)
             if snapshot is None:
                 yield f"event: deleted\ndata: {json.dumps({'id': job_id})}\n\n"
                 return

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import PageLimit, PageOffset, SessionDep
+from app.api.deps import CallerDep, PageLimit, PageOffset, SessionDep
 from app.api.schemas import LeaderboardPage, LeaderboardSort
 from app.leaderboard.service import LeaderboardQuery, rank
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/leaderboard", tags=["leaderboard"])
 
 @router.get("", response_model=LeaderboardPage)
 def leaderboard(
-    session: SessionDep,
+    session: SessionDep, caller: CallerDep,
     sort: Annotated[LeaderboardSort, Query(description="Figure to rank by.")] = "epiplexity_bits_per_byte",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     preset: Annotated[str | None, Query(description="Only results of this preset.")] = None,
@@ -26,7 +26,7 @@ def leaderboard(
     limit: PageLimit = 50,
     offset: PageOffset = 0,
 ) -> LeaderboardPage:
-    """One entry per dataset, from its most recent succeeded job that passes the filters.
+    """One entry per dataset the caller may see (public ones and its own), from its most recent succeeded job that passes the filters.
 
     `mean_transfer_bits_per_byte` is the mean measured transfer from that job's model (its scoring
     settings) to the reference panel members measured so far; entries without one sort last. It
@@ -34,5 +34,5 @@ def leaderboard(
     per target), not the signed warm-start difference, so one target the source never saw the
     byte values of cannot swamp the mean.
     `comparable` is false when the ranked results were scored with different settings."""
-    return rank(session, LeaderboardQuery(sort=sort, order=order, preset=preset, estimator=estimator,
+    return rank(session, caller, LeaderboardQuery(sort=sort, order=order, preset=preset, estimator=estimator,
                                           budget=budget, family=family, limit=limit, offset=offset))

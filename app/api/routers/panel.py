@@ -4,8 +4,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ServicesDep, SessionDep, not_found
+from app.api.deps import CallerDep, ServicesDep, SessionDep, not_found
 from app.api.schemas import Page, PanelAdd, PanelMemberOut
+from app.auth.access import check_admin
 from app.core.models import Dataset
 from app.transfer.panel import BUILTIN, OPERATOR, ensure_builtin, members
 
@@ -29,8 +30,10 @@ def list_panel(session: SessionDep, services: ServicesDep) -> Page[PanelMemberOu
 @router.post("", response_model=PanelMemberOut, status_code=201,
              responses={200: {"model": PanelMemberOut, "description": "Already a member; unchanged."},
                         404: {"description": "No such dataset."}})
-def add_to_panel(body: PanelAdd, session: SessionDep, services: ServicesDep) -> JSONResponse:
-    """Add an uploaded dataset to the panel (201); `transfer: true` jobs measure transfer to it from then on."""
+def add_to_panel(body: PanelAdd, session: SessionDep, services: ServicesDep, caller: CallerDep) -> JSONResponse:
+    """Add an uploaded dataset to the panel (201); `transfer: true` jobs measure transfer to it from then on.
+    Admin keys only; a panel member is seen by every key."""
+    check_admin(caller, "edit the reference panel")
     ensure_builtin(services)  # first, so the built-in members never come after an operator's choice
     dataset = session.get(Dataset, body.dataset_id)
     if dataset is None:
@@ -44,8 +47,9 @@ def add_to_panel(body: PanelAdd, session: SessionDep, services: ServicesDep) -> 
 
 @router.delete("/{dataset_id}", status_code=204,
                responses={404: {"description": "No such dataset, or it is not in the panel."}})
-def remove_from_panel(dataset_id: str, session: SessionDep, services: ServicesDep) -> Response:
-    """Take a dataset out of the panel; the dataset and transfer measured to it stay."""
+def remove_from_panel(dataset_id: str, session: SessionDep, services: ServicesDep, caller: CallerDep) -> Response:
+    """Take a dataset out of the panel; the dataset and transfer measured to it stay. Admin keys only."""
+    check_admin(caller, "edit the reference panel")
     ensure_builtin(services)
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:

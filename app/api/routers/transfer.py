@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ServicesDep, SessionDep
+from app.api.deps import CallerDep, ServicesDep, SessionDep
 from app.api.routers.jobs import job_response
 from app.api.schemas import DatasetTransferOut, JobOut, TransferRequest
 from app.transfer import service
@@ -27,19 +27,20 @@ Read the rows at `GET /v1/datasets/{source}/transfer`."""
              responses={200: {"model": JobOut, "description": "The same request was made before: its job."},
                         404: {"description": "No such source or target dataset."},
                         422: {"description": "Invalid settings or targets."}})
-def request_transfer(body: TransferRequest, session: SessionDep, services: ServicesDep) -> JSONResponse:
-    submitted = service.request_transfer(session, services, body.source, body.targets, body.job_settings())
+def request_transfer(body: TransferRequest, session: SessionDep, services: ServicesDep,
+                     caller: CallerDep) -> JSONResponse:
+    submitted = service.request_transfer(session, services, caller, body.source, body.targets, body.job_settings())
     return job_response(submitted)
 
 
 @router.get("/v1/datasets/{dataset_id}/transfer", response_model=DatasetTransferOut,
             responses={404: {"description": "No such dataset (or target)."}})
 def get_dataset_transfer(
-    dataset_id: str, session: SessionDep, services: ServicesDep,
+    dataset_id: str, session: SessionDep, services: ServicesDep, caller: CallerDep,
     targets: Annotated[str | None, Query(description="Comma-separated dataset ids to predict transfer to, "
                                          "besides the panel members.")] = None,
 ) -> DatasetTransferOut:
     """Measured transfer from this dataset, and predicted transfer to the panel (and `targets`) where
     not measured, with the predictor's fit quality and the number of pairs it learned from."""
     wanted = [t.strip() for t in (targets or "").split(",") if t.strip()]
-    return service.transfer_report(session, services, dataset_id, wanted)
+    return service.transfer_report(session, services, caller, dataset_id, wanted)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ServicesDep
+from app.api.deps import CallerDep, ServicesDep
 from app.api.schemas import VetOut, VetRequest
 from app.vet import service
 
@@ -34,8 +34,8 @@ then answered from the cached result (`cached: true` means nothing was queued or
                               "with the job ids to follow."},
                         404: {"description": "No such dataset (or baseline dataset)."},
                         422: {"description": "Invalid thresholds or settings."}})
-async def vet(body: VetRequest, request: Request, services: ServicesDep) -> JSONResponse:
-    submitted = await run_in_threadpool(service.submit, services, body)
+async def vet(body: VetRequest, request: Request, services: ServicesDep, caller: CallerDep) -> JSONResponse:
+    submitted = await run_in_threadpool(service.submit, services, caller, body)
     deadline = time.monotonic() + body.wait
     while True:
         out = await run_in_threadpool(service.answer, services, submitted, body)
