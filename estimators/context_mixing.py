@@ -99,7 +99,7 @@ class ContextMixingModel:
         """Code the training bytes of data[start:stop] (history data[:start] already seen)
         and learn from each after coding it. Returns (bits, bytes coded)."""
         out = per_byte if per_byte is not None else np.zeros(1)
-        view = np.array([stop, len(data) + 1, holdout.shift, holdout.every], dtype=np.int64)
+        view = np.array([stop, len(data) + 1, holdout.shift, holdout.every, 0], dtype=np.int64)
         bits, coded, _ = _code(data, start, stop, view, True, *self._kernel_args(), self.state,
                                self.stretch, self.rates, out, per_byte is not None,
                                np.zeros((1, 2), dtype=np.int64))
@@ -110,9 +110,10 @@ class ContextMixingModel:
         """Bits and bytes of every held-out block, with the model frozen after data[:seen].
 
         Nothing is learned: counters, weights and maps stay as they are. Each block is coded
-        from the training bytes before `seen` (and before the block) plus its own earlier
-        bytes, the context a frozen model conditions on, as a transformer on its window."""
-        view = np.array([seen, 0, holdout.shift, holdout.every], dtype=np.int64)
+        as if it came after everything the model learned from: its memory is the training
+        bytes before `seen`, wherever they lie, plus the block's own earlier bytes (the
+        context a frozen model conditions on, as a transformer on its window)."""
+        view = np.array([seen, 0, holdout.shift, holdout.every, 1], dtype=np.int64)
         return _evaluate(data, seen, view, *self._kernel_args(), self.state, self.stretch,
                          self.rates)
 
@@ -179,13 +180,17 @@ def held_out(p: int, view) -> bool:
 def _visible(p: int, pos: int, view) -> bool:
     """Whether history byte p may be read when coding byte pos.
 
-    `view` = (seen, block_start, shift, every): bytes before `seen` that the model trained on,
-    and the bytes of the block being evaluated from `block_start` on; never a held-out byte
-    the model has not been shown, never a byte at or after pos."""
-    if p < 0 or p >= pos:
+    `view` = (seen, block_start, shift, every, frozen). Learning, the model reads only
+    training bytes before pos. Frozen after `seen` bytes and coding a held-out block, it reads
+    the training bytes before `seen` (its memory, wherever they lie: the final model codes a
+    held-out block as if it came after all it learned from) and the block's bytes before pos;
+    never another held-out byte."""
+    if p < 0:
         return False
-    if p >= view[1]:
-        return True
+    if view[1] <= p < view[1] + (1 << view[2]):
+        return p < pos
+    if p >= pos and view[4] == 0:
+        return False
     return p < view[0] and not held_out(p, view)
 
 
@@ -375,6 +380,21 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
 
 
 @njit(cache=True)
+def _recall_lines(data, begin, view, state):
+    """Set the line state (last newline, line length) from the visible bytes before `begin`,
+    so a held-out block after bytes the model saw starts with its column context."""
+    newlines, p = 0, begin - 1
+    while p >= 0 and begin - p <= 8192 and newlines < 2 and _visible(p, begin, view):
+        if data[p] == 10:
+            if newlines == 0:
+                state[4] = p
+            else:
+                state[5] = state[4] - p
+            newlines += 1
+        p -= 1
+
+
+@njit(cache=True)
 def _evaluate(data, seen, view, orders, word, column, match_min, tables, match_table,
               match_counters, weights, apm, state, stretch, rates):
     """Bits and bytes of each held-out block under the model frozen after `seen` bytes."""
@@ -386,9 +406,10 @@ def _evaluate(data, seen, view, orders, word, column, match_min, tables, match_t
     unused = np.zeros(1)
     for b in range(len(starts)):
         begin = starts[b]
-        frame = np.array([seen, begin, view[2], every], dtype=np.int64)
+        frame = np.array([seen, begin, view[2], every, 1], dtype=np.int64)
         local = state.copy()
-        local[0], local[1], local[2], local[3], local[4] = 0, 0, 0, 0, -1
+        local[0], local[1], local[2], local[3], local[4], local[5] = 0, 0, 0, 0, -1, 0
+        _recall_lines(data, begin, frame, local)
         bits[b], count[b], logged = _code(
             data, begin, min(begin + block, len(data)), frame, False, orders, word, column,
             match_min, tables, match_table, match_counters, weights, apm, local, stretch,

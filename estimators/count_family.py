@@ -100,7 +100,8 @@ def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
         affordable = (budget - evaluations * eval_cost) / per_byte - coded
         if affordable < 1:
             break
-        stop = _last_affordable(holdout, position, target, coded + int(affordable), width)
+        most = coded + int(min(affordable, size))  # an unbounded budget still stops at the end
+        stop = _last_affordable(holdout, position, target, most, width)
         if stop <= position:
             break
         bits, count = model.code(stream, position, stop, holdout)

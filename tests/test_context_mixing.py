@@ -83,7 +83,7 @@ def test_evaluation_learns_nothing_and_repeats_exactly():
     assert fresh.code(data, 8192, len(data), holdout)[0] == later
 
 
-def test_held_out_blocks_see_earlier_training_bytes_but_not_unseen_ones():
+def test_held_out_blocks_are_coded_from_what_the_model_saw_and_nothing_it_did_not():
     # a sentence repeated: a frozen model that saw some of it codes held-out blocks cheaply
     data = np.frombuffer(synthetic.repeated_sentence(65536), dtype=np.uint8)
     holdout = Holdout.for_size(len(data))
@@ -134,3 +134,16 @@ def test_token_ids_above_a_byte_are_coded_as_fixed_width_integers(tmp_path):
     last = run["checkpoints"][-1]
     assert run["dataset_tokens"] == len(tokens)
     assert last["heldout_bits_per_token"] < 0.5  # a period-4 pattern of ids: 16.1 bits uniform
+
+
+def test_a_frozen_model_never_reads_training_bytes_it_was_not_shown():
+    data = np.frombuffer(synthetic.ca_rows(32768, rule=110), dtype=np.uint8).copy()
+    holdout = Holdout.for_size(len(data))
+    seen = 12000
+    model = ContextMixingModel(FULL)
+    model.code(data, 0, seen, holdout)
+    before = model.evaluate(data, seen, holdout)
+    unseen = (np.arange(len(data)) >= seen) & ~holdout.mask(len(data))
+    data[unseen] = 255 - data[unseen]
+    after = model.evaluate(data, seen, holdout)
+    assert np.array_equal(before[0], after[0])
