@@ -6,13 +6,17 @@ MARKOV = synthetic.MarkovSource(order=1, alphabet=16, seed=5)
 DATA = MARKOV.sample(96 * 1024, seed=6)
 
 
-def test_requential_is_at_most_prequential_on_the_same_run():
-    req = estimators.estimate(DATA, estimator="requential", preset="quick")
-    for run in req.runs:
-        last = run["checkpoints"][-1]
-        assert last["epiplexity_bits"] <= last["extra"]["prequential_epiplexity_bits"]
+def test_requential_is_checked_against_its_teachers_prequential_code():
+    # S_req <= S_preq is the expected law; where the student lags (small data) it can fail,
+    # and then, and only then, the result must say so.
+    req = estimators.estimate(DATA[:48 * 1024], estimator="requential", budgets=[3e10])
     assert req.epiplexity_bits > 0
     assert req.entropy_bits_per_byte > MARKOV.entropy_rate_bits
+    affordable = [c for run in req.runs for c in run["checkpoints"] if c["compute_flops"] <= 3e10]
+    chosen = min(affordable, key=lambda c: c["epiplexity_bits"] + c["entropy_bits"])
+    noise = 2 * chosen["heldout_stderr"] * chosen["tokens_trained"]
+    fails = chosen["epiplexity_bits"] > max(chosen["extra"]["prequential_epiplexity_bits"], 0) + noise
+    assert any("S_req <= S_preq fails" in w for w in req.warnings) == fails
 
 
 def test_a_fixed_seed_reproduces_the_same_result():
