@@ -62,7 +62,9 @@ def test_shared_structure_transfers_more_than_unrelated_data_and_the_model_is_re
         near, far = rows[same.id], rows[unrelated.id]
         assert near.transfer_bits > 0 and near.transfer_bits_per_byte > 0.05, near
         assert near.transfer_bits_per_byte > far.transfer_bits_per_byte, (near, far)
-        assert near.transfer_bits == pytest.approx(near.scratch_code_bits - near.transfer_code_bits)
+        assert near.warm_start_bits == pytest.approx(near.scratch_code_bits - near.transfer_code_bits)
+        assert near.transfer_bits == pytest.approx(near.warm_start_bits - 1.0)  # the mixture's one bit
+        assert near.model["family"] == "transformer"
         assert near.transfer_bits_per_byte == pytest.approx(near.transfer_bits / near.target_bytes_coded)
         assert (near.preset, near.seed, near.job_id, near.target_name) == ("quick", 0, job.id, "markov-a-again")
         assert near.budget_flops > 0 and near.model["params"] > 0
