@@ -22,6 +22,7 @@ from app.core.db import head_revision, make_engine, make_session_factory, run_mi
 from app.core.models import Base, Dataset, Job, utcnow
 from app.jobs import store
 from app.testing import ServiceProcess, free_port
+from app.testing_postgres import PostgresMissing, PostgresServer
 
 postgres = pytest.mark.postgres
 BUDGETS = [1e10, 1e11]  # a job of a few seconds: long enough to restart the database under it
@@ -29,9 +30,11 @@ BUDGETS = [1e10, 1e11]  # a job of a few seconds: long enough to restart the dat
 
 @pytest.fixture()
 def pg_engine(postgres_server):
-    engine = make_engine(postgres_server.create_database())
+    url = postgres_server.create_database()
+    engine = make_engine(url)
     yield engine
     engine.dispose()
+    postgres_server.drop_database(url)
 
 
 def queue_jobs(factory, count: int) -> list[str]:
@@ -126,6 +129,11 @@ def test_concurrent_claimers_never_get_the_same_job(pg_engine):
         assert set(session.scalars(select(Job.status))) == {"running"}
 
 
+def test_missing_postgres_binaries_fail_with_what_to_install(tmp_path):
+    with pytest.raises(PostgresMissing, match=r"not found in .*apt-get install -y postgresql-15"):
+        PostgresServer(bin_dir=tmp_path).start()
+
+
 @pytest.mark.parametrize("url, needle", [
     ("postgresql+psycopg://nobody@127.0.0.1:{port}/nothing", "cannot reach the database at "
                                                               "postgresql+psycopg://nobody@127.0.0.1:{port}/nothing: "),
@@ -174,3 +182,4 @@ def test_a_job_completes_in_its_first_attempt_when_postgres_restarts_mid_job(pos
         # The restart cost no attempt: the worker waited the database out instead of failing.
         assert (row.attempts, row.lease, row.error) == (1, 1, None)
     engine.dispose()
+    postgres_server.drop_database(url)
