@@ -90,6 +90,29 @@ def test_migrations_on_postgres_reach_head_match_the_models_and_run_down_and_up(
 
 
 @postgres
+def test_services_starting_together_migrate_one_database_once(postgres_server):
+    url = postgres_server.create_database()
+    engines = [make_engine(url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def start(engine) -> None:
+        try:
+            run_migrations(engine)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and schema_revision(engines[0]) == head_revision()
+    for engine in engines:
+        engine.dispose()
+    postgres_server.drop_database(url)
+
+
+@postgres
 def test_a_claim_skips_a_row_another_claimer_holds_instead_of_waiting(pg_engine):
     run_migrations(pg_engine)
     factory = make_session_factory(pg_engine)
