@@ -74,6 +74,15 @@ class PostgresServer:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Remove a database made by `create_database`, closing whatever is still connected to it."""
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={ROLE} dbname=postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def restart(self, down_seconds: float = 0.0) -> None:
         """Stop (dropping every connection, as a crash or an upgrade would), stay down for
         `down_seconds`, and start again on the same port."""

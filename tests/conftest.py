@@ -17,23 +17,27 @@ def postgres_server():
         yield server
 
 
-def fresh_database_url(request, backend: str, directory) -> str:
-    """The URL of a new, empty database of `backend` (a file in `directory` for SQLite)."""
-    if backend == "postgres":
-        return request.getfixturevalue("postgres_server").create_database()
-    return f"sqlite:///{directory / 'epiplex.db'}"
+def fresh_database(request, backend: str, directory):
+    """Yields the URL of a new, empty database of `backend` (a file in `directory` for SQLite)."""
+    if backend != "postgres":
+        yield f"sqlite:///{directory / 'epiplex.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path) -> str:
+def database_url(request, tmp_path):
     """A fresh empty database for one test, once per backend."""
-    return fresh_database_url(request, request.param, tmp_path)
+    yield from fresh_database(request, request.param, tmp_path)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def module_database_url(request, tmp_path_factory) -> str:
+def module_database_url(request, tmp_path_factory):
     """A fresh empty database shared by one module's tests (its server), once per backend."""
-    return fresh_database_url(request, request.param, tmp_path_factory.mktemp(request.param))
+    yield from fresh_database(request, request.param, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture()

@@ -22,6 +22,7 @@ from app.core.db import head_revision, make_engine, make_session_factory, run_mi
 from app.core.models import Base, Dataset, Job, utcnow
 from app.jobs import store
 from app.testing import ServiceProcess, free_port
+from app.testing_postgres import PostgresMissing, PostgresServer
 
 postgres = pytest.mark.postgres
 BUDGETS = [1e10, 1e11]  # a job of a few seconds: long enough to restart the database under it
@@ -29,9 +30,11 @@ BUDGETS = [1e10, 1e11]  # a job of a few seconds: long enough to restart the dat
 
 @pytest.fixture()
 def pg_engine(postgres_server):
-    engine = make_engine(postgres_server.create_database())
+    url = postgres_server.create_database()
+    engine = make_engine(url)
     yield engine
     engine.dispose()
+    postgres_server.drop_database(url)
 
 
 def queue_jobs(factory, count: int) -> list[str]:
@@ -87,6 +90,29 @@ def test_migrations_on_postgres_reach_head_match_the_models_and_run_down_and_up(
 
 
 @postgres
+def test_services_starting_together_migrate_one_database_once(postgres_server):
+    url = postgres_server.create_database()
+    engines = [make_engine(url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def start(engine) -> None:
+        try:
+            run_migrations(engine)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and schema_revision(engines[0]) == head_revision()
+    for engine in engines:
+        engine.dispose()
+    postgres_server.drop_database(url)
+
+
+@postgres
 def test_a_claim_skips_a_row_another_claimer_holds_instead_of_waiting(pg_engine):
     run_migrations(pg_engine)
     factory = make_session_factory(pg_engine)
@@ -124,6 +150,11 @@ def test_concurrent_claimers_never_get_the_same_job(pg_engine):
     assert sorted(every) == ids  # each job exactly once
     with factory() as session:
         assert set(session.scalars(select(Job.status))) == {"running"}
+
+
+def test_missing_postgres_binaries_fail_with_what_to_install(tmp_path):
+    with pytest.raises(PostgresMissing, match=r"not found in .*apt-get install -y postgresql-15"):
+        PostgresServer(bin_dir=tmp_path).start()
 
 
 @pytest.mark.parametrize("url, needle", [
@@ -174,3 +205,4 @@ def test_a_job_completes_in_its_first_attempt_when_postgres_restarts_mid_job(pos
         # The restart cost no attempt: the worker waited the database out instead of failing.
         assert (row.attempts, row.lease, row.error) == (1, 1, None)
     engine.dispose()
+    postgres_server.drop_database(url)

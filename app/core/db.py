@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CONNECT_TIMEOUT_SECONDS = 10
+MIGRATION_LOCK_KEY = 0x6570_6970_6C65  # "epiple": any fixed number, the same in every process
 # How long a write waits out an unreachable database (a restart takes seconds) before it fails.
 UNREACHABLE_RETRY_SECONDS = 60.0
 
@@ -132,6 +133,10 @@ def run_migrations(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Services starting together against one database: one migrates while the others wait
+            # here (the lock ends with the transaction), then find the schema at head already.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Field(Path("data"), description="Holds the SQLite database, blobs and job state.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default is SQLite (WAL) at DATA_DIR/epiplex.db.")
+        None, description="SQLAlchemy URL; default is SQLite (WAL) at DATA_DIR/epiplex.db. PostgreSQL: "
+        "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (needs the `postgres` extra).")
     executor: Literal["local"] = Field("local", description="Where jobs run: local worker processes "
                                        "(the only executor so far).")
     workers: int = Field(1, ge=0, description="Concurrent local worker processes; 0 runs the API only.")
