@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.api.deps import PageLimit, PageOffset, SessionDep
+from app.api.leaderboard_cache import PageCache, data_fingerprint
 from app.api.schemas import LeaderboardEntry, LeaderboardSort, Page
 from app.core.models import CurvePointRow, Dataset, Job, TransferRow
 
@@ -17,7 +19,7 @@ BUDGET_RELATIVE_TOLERANCE = 1e-6  # budgets arrive as floats; 1e12 and 1.0000000
 
 @router.get("", response_model=Page[LeaderboardEntry])
 def leaderboard(
-    session: SessionDep,
+    request: Request, session: SessionDep,
     sort: Annotated[LeaderboardSort, Query(description="Figure to rank by.")] = "epiplexity_bits_per_byte",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     preset: Annotated[str | None, Query(description="Only results of this preset.")] = None,
@@ -31,6 +33,16 @@ def leaderboard(
 
     `mean_transfer_bits_per_byte` is the mean measured transfer from that job's model (its scoring
     settings) to the reference panel members measured so far; entries without one sort last."""
+    cache = getattr(request.app.state, "leaderboard_cache", None)
+    if cache is None:
+        cache = request.app.state.leaderboard_cache = PageCache()
+    key = (data_fingerprint(session), sort, order, preset, estimator, budget, limit, offset)
+    return cache.get_or_compute(key, lambda: rank(session, sort, order, preset, estimator, budget, limit, offset))
+
+
+def rank(session: Session, sort: str, order: str, preset: str | None, estimator: str | None,
+         budget: float | None, limit: int, offset: int) -> Page[LeaderboardEntry]:
+    """The page, computed from the database."""
     figures = CurvePointRow if budget is not None else Job
     newest_first = func.row_number().over(partition_by=Job.dataset_id,
                                           order_by=(Job.finished_at.desc(), Job.id.desc()))
