@@ -14,6 +14,7 @@ from app.jobs.executors import make_executor
 from app.jobs.executors.base import Executor
 from app.jobs.recovery import requeue_orphans
 from app.storage import BlobStore
+from app.storage.sweep import sweep_orphan_blobs
 
 log = logging.getLogger("epiplex.service")
 
@@ -37,6 +38,7 @@ class Services:
         sessions = make_session_factory(engine)
         blobs = BlobStore(settings.blob_dir, settings.tmp_dir, settings.zstd_level)
         blobs.clear_tmp()
+        sweep_orphan_blobs(blobs, sessions)  # a crash between blob and row leaves an unreferenced blob
         executor = None
         if run_executor and settings.workers > 0:
             requeue_orphans(sessions)  # a dead server's jobs run again now, not after the reaper's timeout

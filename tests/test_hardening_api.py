@@ -206,3 +206,27 @@ def test_vet_wait_stops_when_the_client_hangs_up(server, dataset_id):
     while "vet wait abandoned by the client" not in server.log_path.read_text():
         assert time.monotonic() < deadline, server.log_tail()
         time.sleep(0.2)
+
+
+def test_cached_leaderboard_follows_new_results_and_deletions(http, sessions):
+    from sqlalchemy import update
+
+    from app.core.models import Job, utcnow
+    from app.jobs import store
+    from test_service_api import fake_result
+
+    before = http.get("/v1/leaderboard").json()["total"]
+    data = b"cache me " * 300
+    dataset = http.post("/v1/datasets", content=data, params={"name": "cached"}).json()
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "budgets": [1e12]}).json()
+    assert http.get("/v1/leaderboard").json()["total"] == before  # cached page, no result yet
+    with sessions.begin() as session:
+        session.execute(update(Job).where(Job.id == job["id"]).values(status="running", attempts=1,
+                                                                      heartbeat_at=utcnow()))
+    result = fake_result(dataset["sha256"], len(data), 1.25, 3.0)
+    assert store.complete(sessions, store.Claim(job["id"], 1), result, 1.0)
+    board = http.get("/v1/leaderboard").json()
+    assert board["total"] == before + 1
+    assert [e["epiplexity_bits_per_byte"] for e in board["items"] if e["dataset_id"] == dataset["id"]] == [1.25]
+    assert http.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
+    assert http.get("/v1/leaderboard").json()["total"] == before

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from app.api.deps import CallerDep, PageLimit, PageOffset, SessionDep
+from app.api.leaderboard_cache import PageCache, data_fingerprint
 from app.api.schemas import LeaderboardPage, LeaderboardSort
 from app.leaderboard.service import LeaderboardQuery, rank
 
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/v1/leaderboard", tags=["leaderboard"])
 
 @router.get("", response_model=LeaderboardPage)
 def leaderboard(
-    session: SessionDep, caller: CallerDep,
+    request: Request, session: SessionDep, caller: CallerDep,
     sort: Annotated[LeaderboardSort, Query(description="Figure to rank by.")] = "epiplexity_bits_per_byte",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     preset: Annotated[str | None, Query(description="Only results of this preset.")] = None,
@@ -26,7 +27,8 @@ def leaderboard(
     limit: PageLimit = 50,
     offset: PageOffset = 0,
 ) -> LeaderboardPage:
-    """One entry per dataset the caller may see (public ones and its own), from its most recent succeeded job that passes the filters.
+    """One entry per dataset the caller may see (public ones and its own), from its most recent
+    succeeded job that passes the filters.
 
     `mean_transfer_bits_per_byte` is the mean measured transfer from that job's model (its scoring
     settings) to the reference panel members measured so far; entries without one sort last. It
@@ -34,5 +36,11 @@ def leaderboard(
     per target), not the signed warm-start difference, so one target the source never saw the
     byte values of cannot swamp the mean.
     `comparable` is false when the ranked results were scored with different settings."""
-    return rank(session, caller, LeaderboardQuery(sort=sort, order=order, preset=preset, estimator=estimator,
-                                          budget=budget, family=family, limit=limit, offset=offset))
+    cache = getattr(request.app.state, "leaderboard_cache", None)
+    if cache is None:
+        cache = request.app.state.leaderboard_cache = PageCache()
+    query = LeaderboardQuery(sort=sort, order=order, preset=preset, estimator=estimator, budget=budget,
+                             family=family, limit=limit, offset=offset)
+    # Pages differ by who asks: what a caller sees depends on its key.
+    key = (data_fingerprint(session), caller.key_id, caller.sees_everything, query)
+    return cache.get_or_compute(key, lambda: rank(session, caller, query))

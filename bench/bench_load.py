@@ -1,0 +1,109 @@
+"""Load test: a mixed read + upload load at fixed request rates, with locust (headless, as a library).
+
+    python bench/bench_load.py [--datasets 1000] [--seconds 12] [--rates 100 200 400]
+
+Starts `epiplex serve` with its defaults (one process, one job worker, idle) on a free 127.0.0.1
+port with a temp data dir, seeds --datasets datasets with succeeded results in the database, then
+runs locust at each rate for --seconds (3 x 12 s = 36 s of load): users at a constant throughput
+of 5 requests/s each, so rate / 5 users. Mix per 10 requests: 4 leaderboard, 2 dataset list,
+2 dataset reads, 1 job list, 1 upload (2-20 KB). Prints p50/p99 (ms) and errors per endpoint.
+Goals (issue 10): 0 errors; leaderboard p99 < 50 ms at 200 requests/s on 2 cores.
+"""
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()  # before anything opens sockets: locust's users are greenlets
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+from locust import FastHttpUser, constant_throughput, task  # noqa: E402
+from locust.env import Environment  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from app.testing import ServiceProcess  # noqa: E402
+from bench_service import machine, seed_leaderboard  # noqa: E402
+
+PER_USER_RATE = 5.0
+DATASET_COUNT = 1000
+
+
+class ApiUser(FastHttpUser):
+    wait_time = constant_throughput(PER_USER_RATE)
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+
+    @task(4)
+    def leaderboard(self) -> None:
+        self.client.get("/v1/leaderboard?limit=50", name="GET /v1/leaderboard")
+
+    @task(2)
+    def list_datasets(self) -> None:
+        self.client.get(f"/v1/datasets?limit=50&offset={self.rng.randrange(0, 950)}", name="GET /v1/datasets")
+
+    @task(2)
+    def read_dataset(self) -> None:
+        number = self.rng.randrange(DATASET_COUNT)
+        self.client.get(f"/v1/datasets/ds_bench{number:06d}", name="GET /v1/datasets/{id}")
+
+    @task(1)
+    def list_jobs(self) -> None:
+        self.client.get("/v1/jobs?limit=20", name="GET /v1/jobs")
+
+    @task(1)
+    def upload(self) -> None:
+        data = self.rng.randbytes(self.rng.randint(2_000, 20_000))
+        with self.client.post("/v1/datasets?name=load", data=data, name="POST /v1/datasets",
+                              catch_response=True) as response:
+            if response.status_code not in (200, 201):
+                response.failure(f"upload answered {response.status_code}")
+
+
+def run_rate(host: str, rate: int, seconds: float) -> list[tuple]:
+    environment = Environment(user_classes=[ApiUser], host=host)
+    runner = environment.create_local_runner()
+    users = max(1, round(rate / PER_USER_RATE))
+    runner.start(users, spawn_rate=users)  # all at once: the whole run is at the target rate
+    gevent.sleep(seconds)
+    runner.quit()
+    rows = []
+    for entry in sorted(environment.stats.entries.values(), key=lambda e: e.name):
+        rows.append((rate, entry.name, entry.num_requests, entry.num_failures,
+                     entry.get_response_time_percentile(0.5), entry.get_response_time_percentile(0.99)))
+    total = environment.stats.total
+    rows.append((rate, f"ALL ({total.num_requests / seconds:.0f} req/s achieved)", total.num_requests,
+                 total.num_failures, total.get_response_time_percentile(0.5),
+                 total.get_response_time_percentile(0.99)))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", type=int, default=DATASET_COUNT)
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--rates", type=int, nargs="+", default=[100, 200, 400])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        with ServiceProcess(Path(tmp) / "load") as service:
+            seed_leaderboard(f"sqlite:///{service.data_dir / 'epiplex.db'}", args.datasets, random.Random(0))
+            rows = [row for rate in args.rates for row in run_rate(service.url, rate, args.seconds)]
+    print(f"Machine: {machine()}")
+    print(f"Server: `epiplex serve` defaults (1 process, 1 job worker), {args.datasets} datasets with results; "
+          f"{args.seconds:g} s per rate, loopback")
+    print(f"| target req/s | endpoint | requests | errors | p50 ms | p99 ms |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for rate, name, count, failures, p50, p99 in rows:
+        print(f"| {rate} | {name} | {count} | {failures} | {p50:.0f} | {p99:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
