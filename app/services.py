@@ -12,7 +12,8 @@ from app.core.db import make_engine, make_session_factory, run_migrations
 from app.core.settings import Settings
 from app.jobs.executors import make_executor
 from app.jobs.executors.base import Executor
-from app.storage import BlobStore
+from app.storage import BlobStorage, BlobStore, open_storage
+from app.storage.gc import GarbageCollector
 
 log = logging.getLogger("epiplex.service")
 
@@ -22,10 +23,11 @@ class Services:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    blobs: BlobStore
+    blobs: BlobStorage
     executor: Executor | None
     # Held while the built-in reference panel is stored, so concurrent first uses store it once.
     panel_lock: threading.Lock = field(default_factory=threading.Lock)
+    blob_gc: GarbageCollector | None = None
 
     @classmethod
     def start(cls, settings: Settings, run_executor: bool = True) -> Services:
@@ -34,18 +36,25 @@ class Services:
         engine = make_engine(settings.resolved_database_url)
         run_migrations(engine)
         sessions = make_session_factory(engine)
-        blobs = BlobStore(settings.blob_dir, settings.tmp_dir, settings.zstd_level)
-        blobs.clear_tmp()
+        blobs = open_storage(settings.blob_url, settings.blob_dir, settings.tmp_dir,
+                             settings.s3_endpoint_url, settings.zstd_level)
+        if isinstance(blobs, BlobStore):  # a shared bucket may hold other processes' uploads
+            blobs.clear_tmp()
+        blob_gc = GarbageCollector(blobs, sessions, settings.blob_gc_grace_seconds,
+                                   settings.blob_gc_interval_seconds)
+        blob_gc.start()
         executor = None
         if run_executor and settings.workers > 0:
             executor = make_executor(settings, sessions)
             executor.start()
         log.info("service started", extra={"data_dir": str(settings.data_dir.resolve()),
                                            "executor": settings.executor, "workers": settings.workers})
-        return cls(settings, engine, sessions, blobs, executor)
+        return cls(settings, engine, sessions, blobs, executor, blob_gc=blob_gc)
 
     def stop(self) -> None:
         if self.executor:
             self.executor.stop()
+        if self.blob_gc:
+            self.blob_gc.stop()
         self.engine.dispose()
         log.info("service stopped")

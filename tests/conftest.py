@@ -17,3 +17,14 @@ def sessions(server):
     engine = make_engine(f"sqlite:///{server.data_dir / 'epiplex.db'}")
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """One real S3-compatible server (moto) for the whole session, on 127.0.0.1."""
+    from s3server import MotoServer  # tests/ is on sys.path (conftest.py lives there)
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    server.use_credentials()
+    yield server
+    server.stop()

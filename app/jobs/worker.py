@@ -19,7 +19,7 @@ from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.models import Dataset, Job
 from app.jobs import store
 from app.jobs.store import Claim, JobLost
-from app.storage import BlobStore
+from app.storage import open_storage
 from app.transfer.step import measure_targets, model_file, reusable_scoring
 
 log = logging.getLogger("epiplex.worker")
@@ -43,6 +43,8 @@ class WorkerConfig:
     heartbeat_seconds: float
     max_attempts: int
     log_level: str = "INFO"
+    blob_url: str | None = None  # s3://bucket/prefix when blobs live in object storage
+    s3_endpoint_url: str | None = None
 
 
 def cap_threads(threads: int) -> None:
@@ -103,7 +105,7 @@ def run_job(claim: Claim, config: WorkerConfig) -> str | None:
 
     engine = make_engine(config.database_url)
     factory = make_session_factory(engine)
-    blobs = BlobStore(Path(config.blob_dir), Path(config.tmp_dir))
+    blobs = open_storage(config.blob_url, Path(config.blob_dir), Path(config.tmp_dir), config.s3_endpoint_url)
     data_path = Path(config.tmp_dir) / f"job-{claim.job_id}-{claim.attempt}.data"
     state_dir = Path(config.state_dir) / claim.job_id
     models_dir = Path(config.models_dir)

@@ -18,7 +18,7 @@ from app.api.schemas import DatasetOut, Page
 from app.core.ids import new_id
 from app.core.models import Dataset
 from app.services import Services
-from app.storage import BlobTooLarge, BlobWriter
+from app.storage import BlobTooLarge, BlobWriting, StorageUnavailable
 
 log = logging.getLogger("epiplex.api.datasets")
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -29,6 +29,7 @@ multipart form with a `file` part. It is hashed (sha256) and zstd-compressed on 
 Returns **201** with the new record, or **200** with the existing one when the same bytes were
 already uploaded in the same format. **413** when larger than the configured maximum,
 **422** for an unknown format or content that does not match it (e.g. invalid UTF-8 for `text`).
+**503** when object storage cannot be reached; nothing is recorded then, so retry later.
 """
 
 
@@ -54,7 +55,8 @@ def _validate_content(path, fmt: str) -> None:
 @router.post("", response_model=DatasetOut, status_code=201, description=UPLOAD_DOC,
              responses={200: {"model": DatasetOut, "description": "Already uploaded; the existing record."},
                         413: {"description": "Upload too large."},
-                        422: {"description": "Unknown format, or content not matching it."}})
+                        422: {"description": "Unknown format, or content not matching it."},
+                        503: {"description": "Object storage unreachable; nothing was stored."}})
 async def upload_dataset(
     request: Request, services: ServicesDep,
     name: Annotated[str | None, Query(max_length=500, description="Display name; defaults to the file name.")] = None,
@@ -66,7 +68,10 @@ async def upload_dataset(
     if declared and declared.isdigit() and int(declared) > limit + (64 << 10):  # slack for multipart framing
         raise HTTPException(413, f"upload of {declared} bytes exceeds the maximum of {limit} bytes")
     # Plain bytes need no validation, so they skip the raw copy kept for validators.
-    writer = services.blobs.writer(limit, keep_raw=format != "bytes")
+    try:
+        writer = services.blobs.writer(limit, keep_raw=format != "bytes")
+    except StorageUnavailable as error:
+        raise _unavailable(error) from None
     try:
         try:
             filename = await stream_body_to(request, writer)
@@ -81,11 +86,19 @@ async def upload_dataset(
         if writer.raw_path is not None:
             await run_in_threadpool(_validate_content, writer.raw_path, format)
         return await run_in_threadpool(_record, services, writer, name or filename or "unnamed", format)
+    except StorageUnavailable as error:
+        raise _unavailable(error) from None
     finally:
-        writer.close()
+        await run_in_threadpool(writer.close)
 
 
-def _record(services: Services, writer: BlobWriter, name: str, fmt: str) -> JSONResponse:
+def _unavailable(error: StorageUnavailable) -> HTTPException:
+    log.warning("object storage unavailable", extra={"error": str(error)})
+    return HTTPException(503, "object storage is unavailable, so nothing was stored; retry later "
+                              f"({error})", headers={"Retry-After": "30"})
+
+
+def _record(services: Services, writer: BlobWriting, name: str, fmt: str) -> JSONResponse:
     """Store the blob and its record, or answer with the record these bytes already have."""
     sha256 = writer.sha256
     with services.blobs.lock, services.sessions() as session:
@@ -133,6 +146,11 @@ def download_dataset(dataset_id: str, session: SessionDep, services: ServicesDep
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise not_found("dataset", dataset_id)
+    try:
+        if not services.blobs.exists(dataset.sha256):
+            raise HTTPException(500, f"the blob of dataset {dataset_id!r} is missing from storage")
+    except StorageUnavailable as error:
+        raise _unavailable(error) from None
     return StreamingResponse(services.blobs.iter_chunks(dataset.sha256), media_type="application/octet-stream",
                              headers={"Content-Length": str(dataset.bytes), "ETag": f'"{dataset.sha256}"'})
 
@@ -149,6 +167,9 @@ def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) 
         session.delete(dataset)
         session.commit()
         if not session.scalar(select(func.count()).select_from(Dataset).where(Dataset.sha256 == sha256)):
-            services.blobs.delete(sha256)
+            try:
+                services.blobs.delete(sha256)
+            except StorageUnavailable:  # the row is gone; garbage collection removes the blob later
+                log.warning("blob left for garbage collection", extra={"sha256": sha256})
     shutil.rmtree(services.settings.models_dir / dataset_id, ignore_errors=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
