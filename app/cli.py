@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.core.settings import Settings
+from app.jobs.node import add_worker_command
 from app.vet.cli import add_vet_command
 
 
@@ -20,6 +21,7 @@ def serve(args: argparse.Namespace) -> int:
 
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "data_dir": args.data_dir, "workers": args.workers,
+        "executor": args.executor, "ray_address": args.ray_address,
     }.items() if value is not None}
     try:
         settings = Settings(**overrides)
@@ -44,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"database, blobs and job state (default ./{defaults['data_dir'].default}, env EPIPLEX_DATA_DIR)")
     run.add_argument("--workers", type=int,
                      help=f"concurrent worker processes (default {defaults['workers'].default}, env EPIPLEX_WORKERS)")
+    run.add_argument("--executor", choices=["local", "ray"],
+                     help=f"where jobs run (default {defaults['executor'].default}, env EPIPLEX_EXECUTOR)")
+    run.add_argument("--ray-address",
+                     help="Ray cluster for --executor ray: auto, ray://HOST:PORT or local "
+                          f"(default {defaults['ray_address'].default}, env EPIPLEX_RAY_ADDRESS)")
     run.set_defaults(func=serve)
+    add_worker_command(commands)
     add_vet_command(commands)
     from estimators.cli import add_score_command, add_transfer_command
 

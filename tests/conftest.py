@@ -28,3 +28,15 @@ def moto_server(tmp_path_factory):
     server.use_credentials()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray cluster (2 CPUs, no dashboard) for the whole session, owned by this process."""
+    try:
+        import ray
+    except ImportError as error:
+        raise RuntimeError("ray is not installed: install the test extra (pip install -e '.[test]')") from error
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

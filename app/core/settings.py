@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     ray_address: str = Field("auto", description="Ray cluster to join with the ray executor: auto "
                              "(a cluster started on this machine with `ray start`), ray://HOST:PORT, "
                              "or local (start a private one in this process).")
+    ray_cpus_per_run: float = Field(1.0, gt=0, description="CPUs each training run asks of the Ray "
+                                    "cluster (its torch threads); a GPU too where the cluster has one.")
     blob_url: str | None = Field(None, description="Where dataset blobs live: s3://BUCKET/PREFIX for "
                                  "S3-compatible storage; default is DATA_DIR/blobs.")
     s3_endpoint_url: str | None = Field(None, description="Endpoint of S3-compatible storage (e.g. "

@@ -12,8 +12,10 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.models import Dataset, Job
@@ -97,11 +99,16 @@ class _Reporter:
                 self.lost.set()
 
 
-def run_job(claim: Claim, config: WorkerConfig) -> str | None:
-    """Run one attempt of a job to its end; returns the job's status afterwards (None if lost)."""
+def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None = None) -> str | None:
+    """Run one attempt of a job to its end; returns the job's status afterwards (None if lost).
+
+    `score` replaces `estimators.estimate` (same arguments and result), e.g. to spread the
+    sweep's runs over a Ray cluster."""
     cap_threads(config.threads)
     import estimators  # torch-free until estimate() is called
     from estimators.data import DataFormatError
+
+    score = score or estimators.estimate
 
     engine = make_engine(config.database_url)
     factory = make_session_factory(engine)
@@ -130,7 +137,7 @@ def run_job(claim: Claim, config: WorkerConfig) -> str | None:
                 (models_dir / model_path).parent.mkdir(parents=True, exist_ok=True)
                 blobs.restore_to(dataset.sha256, data_path)
                 state_dir.mkdir(parents=True, exist_ok=True)
-                result = estimators.estimate(
+                result = score(
                     str(data_path), format=dataset.format, preset=job.preset, budgets=job.budgets,
                     estimator=job.estimator, seeds=job.seeds, device=config.device,
                     progress=lambda f, m="": reporter.progress(f * share, m), state_dir=str(state_dir),
