@@ -3,7 +3,8 @@ cancel stops it, and a worker killed mid-job still ends in a result (the next at
 
 The local executor runs attempts in spawned processes; the Ray executor runs them on a real local
 Ray cluster (2 CPUs) that the session starts, its runs spread over Ray tasks. Each job is a
-4-run sweep (2 model sizes x 2 seeds, the quick preset) on 24 KiB so the module stays quick.
+4-run sweep (the quick preset's 2 model sizes x 2 seeds, at one budget of 1e10 FLOPs) on 16 KiB
+so the module stays quick.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from app.services import Services
 
 pytestmark = pytest.mark.slow
 EXECUTORS = [pytest.param("local", id="local"), pytest.param("ray", id="ray", marks=pytest.mark.ray)]
-DATA_BYTES = 24 << 10
+DATA_BYTES = 16 << 10
 TERMINAL = ("succeeded", "failed", "canceled")
 
 
@@ -60,7 +61,7 @@ def _dataset(services: Services, seed: int) -> str:
 
 def _submit(services: Services, dataset_id: str) -> str:
     with services.sessions() as session:
-        return submit_job(session, services, dataset_id, JobSettings(preset="quick", seeds=2)).job.id
+        return submit_job(session, services, dataset_id, JobSettings(budgets=[1e10], seeds=2)).job.id
 
 
 def _job(services: Services, job_id: str) -> Job:
