@@ -76,8 +76,11 @@ def test_run_state_objects_round_trip(moto_server, tmp_path):
     assert store.get_objects("runs/job_a", tmp_path / "copy") == ["run-1.json"]
     assert (tmp_path / "copy" / "run-1.json").read_text() == '{"seed": 0}'
     assert store.get_objects("runs/job_b", tmp_path / "none") == []
+    store.put_object("runs/job_b/run-2.json", tmp_path / "run-1.json")
+    assert store.object_groups("runs") == ["job_a", "job_b"]
     store.delete_objects("runs/job_a")
     assert store.get_objects("runs/job_a", tmp_path / "again") == []
+    assert store.object_groups("runs") == ["job_b"]
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
@@ -94,6 +97,10 @@ def test_gc_removes_orphan_blobs_and_keeps_live_ones(backend, moto_server, tmp_p
     assert store.exists(orphan)
     assert collect_garbage(store, sessions, grace_seconds=0) == [orphan]
     assert store.exists(live) and not store.exists(orphan)
+    (tmp_path / "run.json").write_text("{}")
+    store.put_object("runs/job_gone/run-1.json", tmp_path / "run.json")  # its job was deleted
+    collect_garbage(store, sessions, grace_seconds=3600)
+    assert store.object_groups("runs") == []
     engine.dispose()
 
 

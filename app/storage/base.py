@@ -83,6 +83,9 @@ class BlobStorage(Protocol):
 
     def delete_objects(self, prefix: str) -> None: ...
 
+    def object_groups(self, prefix: str) -> list[str]:
+        """The names NAME of the groups of objects `prefix/NAME/...`."""
+
 
 def verified(sha256: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Pass `chunks` through, raising BlobCorrupt at the end if they do not hash to `sha256`."""

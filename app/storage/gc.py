@@ -12,16 +12,17 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.models import Dataset
+from app.core.models import Dataset, Job
 from app.storage.base import BlobStorage
 
 log = logging.getLogger("epiplex.storage.gc")
 
 
 def collect_garbage(blobs: BlobStorage, sessions: sessionmaker[Session], grace_seconds: float) -> list[str]:
-    """Delete orphan blobs older than `grace_seconds` and stale temporary uploads; returns the
-    sha256 of the blobs deleted."""
+    """Delete orphan blobs older than `grace_seconds`, stale temporary uploads and the saved runs
+    of jobs that are gone or succeeded; returns the sha256 of the blobs deleted."""
     blobs.clear_tmp(older_than_seconds=grace_seconds)
+    _collect_saved_runs(blobs, sessions)
     old = [sha for sha, age in blobs.list_blobs() if age >= grace_seconds]
     deleted: list[str] = []
     if not old:
@@ -37,6 +38,19 @@ def collect_garbage(blobs: BlobStorage, sessions: sessionmaker[Session], grace_s
     if deleted:
         log.info("orphan blobs removed", extra={"count": len(deleted)})
     return deleted
+
+
+def _collect_saved_runs(blobs: BlobStorage, sessions: sessionmaker[Session]) -> None:
+    """Saved runs (`objects/runs/JOB_ID`, written by the Ray executor) outlive a canceled or failed
+    job on purpose, since a resubmission resumes from them; not a deleted or succeeded one."""
+    groups = blobs.object_groups("runs")
+    if not groups:
+        return
+    with sessions() as session:
+        keep = set(session.scalars(select(Job.id).where(Job.id.in_(groups), Job.status != "succeeded")))
+    for job_id in groups:
+        if job_id not in keep:
+            blobs.delete_objects(f"runs/{job_id}")
 
 
 class GarbageCollector:

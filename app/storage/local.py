@@ -156,6 +156,10 @@ class BlobStore:
     def delete_objects(self, prefix: str) -> None:
         shutil.rmtree(self._object_path(prefix), ignore_errors=True)
 
+    def object_groups(self, prefix: str) -> list[str]:
+        folder = self._object_path(prefix)
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
 
 def _mtime(path: Path) -> float:
     try:

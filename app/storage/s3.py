@@ -262,6 +262,13 @@ class S3BlobStore:
             names.append(name)
         return names
 
+    def object_groups(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        base = self.key(f"objects/{prefix}/")
+        pages = _guarded(lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/")))
+        return sorted(common["Prefix"][len(base):].rstrip("/") for page in pages
+                      for common in page.get("CommonPrefixes", []))
+
     def delete_objects(self, prefix: str) -> None:
         for item in list(self._list(f"objects/{prefix}/")):
             _guarded(lambda: self.client.delete_object(Bucket=self.bucket, Key=item["Key"]))
