@@ -71,7 +71,7 @@ def _job(services: Services, job_id: str) -> Job:
         return job
 
 
-def _wait(services: Services, job_id: str, until, timeout: float = 240.0) -> tuple[Job, list[float]]:
+def _wait(services: Services, job_id: str, until, timeout: float = 600.0) -> tuple[Job, list[float]]:
     """Poll the job until `until(job)`; returns it and every progress value seen on the way."""
     seen: list[float] = []
     deadline = time.monotonic() + timeout
