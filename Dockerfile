@@ -10,6 +10,8 @@
 FROM python:3.11-slim
 
 ARG PIP_EXTRA_ARGS=""
+# Optional extras, e.g. "[ray,s3,postgres]" for docker/compose.scale.yml.
+ARG EPIPLEX_EXTRAS=""
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     EPIPLEX_HOST=0.0.0.0 \
@@ -21,7 +23,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY estimators ./estimators
-RUN pip install ${PIP_EXTRA_ARGS} . \
+# This installs the project itself (with extras); its pins live in pyproject.toml.
+# hadolint ignore=DL3013
+RUN pip install ${PIP_EXTRA_ARGS} ".${EPIPLEX_EXTRAS}" \
     && mkdir -p /data && chown epiplex:epiplex /data
 
 USER 1000

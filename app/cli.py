@@ -14,6 +14,7 @@ from app.core.db import DatabaseUnreachable, check_reachable
 from app.auth.cli import add_keys_command, open_bind_refusal
 from app.auth.loopback import is_loopback
 from app.core.settings import Settings
+from app.jobs.node import add_worker_command
 from app.vet.cli import add_vet_command
 
 
@@ -27,6 +28,7 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "data_dir": args.data_dir, "workers": args.workers,
         "insecure_no_auth": args.insecure_no_auth or None,
+        "executor": args.executor, "ray_address": args.ray_address,
     }.items() if value is not None}
     try:
         settings = Settings(**overrides)
@@ -67,7 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--insecure-no-auth", action="store_true",
                      help="serve a non-loopback --host without any API key (anyone reaching it may do anything; "
                      "env EPIPLEX_INSECURE_NO_AUTH)")
+    run.add_argument("--executor", choices=["local", "ray"],
+                     help=f"where jobs run (default {defaults['executor'].default}, env EPIPLEX_EXECUTOR)")
+    run.add_argument("--ray-address",
+                     help="Ray cluster for --executor ray: auto, ray://HOST:PORT or local "
+                          f"(default {defaults['ray_address'].default}, env EPIPLEX_RAY_ADDRESS)")
     run.set_defaults(func=serve)
+    add_worker_command(commands)
     add_keys_command(commands)
     add_vet_command(commands)
     from estimators.cli import add_score_command, add_transfer_command

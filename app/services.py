@@ -13,8 +13,8 @@ from app.core.settings import Settings
 from app.jobs.executors import make_executor
 from app.jobs.executors.base import Executor
 from app.jobs.recovery import requeue_orphans
-from app.storage import BlobStore
-from app.storage.sweep import sweep_orphan_blobs
+from app.storage import BlobStorage, BlobStore, open_storage
+from app.storage.gc import GarbageCollector, collect_garbage
 
 log = logging.getLogger("epiplex.service")
 
@@ -24,10 +24,11 @@ class Services:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    blobs: BlobStore
+    blobs: BlobStorage
     executor: Executor | None
     # Held while the built-in reference panel is stored, so concurrent first uses store it once.
     panel_lock: threading.Lock = field(default_factory=threading.Lock)
+    blob_gc: GarbageCollector | None = None
 
     @classmethod
     def start(cls, settings: Settings, run_executor: bool = True) -> Services:
@@ -36,9 +37,17 @@ class Services:
         engine = make_engine(settings.resolved_database_url)
         run_migrations(engine)
         sessions = make_session_factory(engine)
-        blobs = BlobStore(settings.blob_dir, settings.tmp_dir, settings.zstd_level)
-        blobs.clear_tmp()
-        sweep_orphan_blobs(blobs, sessions)  # a crash between blob and row leaves an unreferenced blob
+        blobs = open_storage(settings.blob_url, settings.blob_dir, settings.tmp_dir,
+                             settings.s3_endpoint_url, settings.zstd_level)
+        if isinstance(blobs, BlobStore):
+            # The local directory is this server's alone and nothing is in flight before it serves,
+            # so what a crash left (a blob stored but never recorded) goes now, whatever its age.
+            # A shared bucket may hold other processes' uploads: there only the grace period applies.
+            blobs.clear_tmp()
+            collect_garbage(blobs, sessions, grace_seconds=0)
+        blob_gc = GarbageCollector(blobs, sessions, settings.blob_gc_grace_seconds,
+                                   settings.blob_gc_interval_seconds)
+        blob_gc.start()
         executor = None
         if run_executor and settings.workers > 0:
             requeue_orphans(sessions)  # a dead server's jobs run again now, not after the reaper's timeout
@@ -46,10 +55,12 @@ class Services:
             executor.start()
         log.info("service started", extra={"data_dir": str(settings.data_dir.resolve()),
                                            "executor": settings.executor, "workers": settings.workers})
-        return cls(settings, engine, sessions, blobs, executor)
+        return cls(settings, engine, sessions, blobs, executor, blob_gc=blob_gc)
 
     def stop(self) -> None:
         if self.executor:
             self.executor.stop()
+        if self.blob_gc:
+            self.blob_gc.stop()
         self.engine.dispose()
         log.info("service stopped")

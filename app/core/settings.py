@@ -20,8 +20,21 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default is SQLite (WAL) at DATA_DIR/epiplex.db. PostgreSQL: "
         "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (needs the `postgres` extra).")
-    executor: Literal["local"] = Field("local", description="Where jobs run: local worker processes "
-                                       "(the only executor so far).")
+    executor: Literal["local", "ray"] = Field("local", description="Where jobs run: local worker "
+                                              "processes, or tasks on a Ray cluster.")
+    ray_address: str = Field("auto", description="Ray cluster to join with the ray executor: auto "
+                             "(a cluster started on this machine with `ray start`), ray://HOST:PORT, "
+                             "or local (start a private one in this process).")
+    ray_cpus_per_run: float = Field(1.0, gt=0, description="CPUs each training run asks of the Ray "
+                                    "cluster (its torch threads); a GPU too where the cluster has one.")
+    blob_url: str | None = Field(None, description="Where dataset blobs live: s3://BUCKET/PREFIX for "
+                                 "S3-compatible storage; default is DATA_DIR/blobs.")
+    s3_endpoint_url: str | None = Field(None, description="Endpoint of S3-compatible storage (e.g. "
+                                        "http://minio:9000); credentials come from the AWS_* variables.")
+    blob_gc_grace_seconds: float = Field(3600.0, ge=0, description="Blobs no dataset uses are deleted "
+                                         "once older than this (uploads in flight are younger).")
+    blob_gc_interval_seconds: float = Field(3600.0, gt=0, description="How often orphan blobs are "
+                                            "looked for (also once at start).")
     workers: int = Field(1, ge=0, description="Concurrent local worker processes; 0 runs the API only.")
     max_upload_bytes: int = Field(1 << 30, ge=1, description="Larger uploads are refused with 413.")
     max_json_body_bytes: int = Field(1 << 20, ge=1024, description="Larger JSON request bodies are refused "

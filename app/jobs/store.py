@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,7 +75,9 @@ def heartbeat(factory: sessionmaker[Session], claim: Claim, progress: float | No
     """Record that the worker is alive (and how far it got); False once the job is no longer ours."""
     values: dict = {"heartbeat_at": utcnow()}
     if progress is not None:
-        values["progress"] = min(1.0, max(0.0, float(progress)))
+        # Never backwards: a re-run attempt replays saved steps from 0 while the bar stays put.
+        reported = min(1.0, max(0.0, float(progress)))
+        values["progress"] = case((Job.progress > reported, Job.progress), else_=reported)
     if message is not None:
         values["message"] = message[:1000]
     with session_scope(factory) as session:

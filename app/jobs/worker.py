@@ -12,14 +12,16 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.models import Dataset, Job
 from app.jobs import store
 from app.jobs.store import Claim, JobLost
-from app.storage import BlobStore
+from app.storage import open_storage
 from app.transfer.step import measure_targets, model_file, reusable_scoring
 
 log = logging.getLogger("epiplex.worker")
@@ -43,6 +45,8 @@ class WorkerConfig:
     heartbeat_seconds: float
     max_attempts: int
     log_level: str = "INFO"
+    blob_url: str | None = None  # s3://bucket/prefix when blobs live in object storage
+    s3_endpoint_url: str | None = None
 
 
 def cap_threads(threads: int) -> None:
@@ -95,15 +99,20 @@ class _Reporter:
                 self.lost.set()
 
 
-def run_job(claim: Claim, config: WorkerConfig) -> str | None:
-    """Run one attempt of a job to its end; returns the job's status afterwards (None if lost)."""
+def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None = None) -> str | None:
+    """Run one attempt of a job to its end; returns the job's status afterwards (None if lost).
+
+    `score` replaces `estimators.estimate` (same arguments and result), e.g. to spread the
+    sweep's runs over a Ray cluster."""
     cap_threads(config.threads)
     import estimators  # torch-free until estimate() is called
     from estimators.data import DataFormatError
 
+    score = score or estimators.estimate
+
     engine = make_engine(config.database_url)
     factory = make_session_factory(engine)
-    blobs = BlobStore(Path(config.blob_dir), Path(config.tmp_dir))
+    blobs = open_storage(config.blob_url, Path(config.blob_dir), Path(config.tmp_dir), config.s3_endpoint_url)
     # Named by lease: a stale worker of the same job must not read or delete this attempt's copy.
     data_path = Path(config.tmp_dir) / f"job-{claim.job_id}-{claim.lease}.data"
     state_dir = Path(config.state_dir) / claim.job_id
@@ -129,7 +138,7 @@ def run_job(claim: Claim, config: WorkerConfig) -> str | None:
                 (models_dir / model_path).parent.mkdir(parents=True, exist_ok=True)
                 blobs.restore_to(dataset.sha256, data_path)
                 state_dir.mkdir(parents=True, exist_ok=True)
-                result = estimators.estimate(
+                result = score(
                     str(data_path), format=dataset.format, preset=job.preset, budgets=job.budgets,
                     estimator=job.estimator, seeds=job.seeds, device=config.device,
                     progress=lambda f, m="": reporter.progress(f * share, m), state_dir=str(state_dir),

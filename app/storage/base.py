@@ -1,11 +1,16 @@
-"""What a blob store offers the rest of the service, whatever holds the bytes (a directory today).
+"""What a blob store offers the rest of the service, whatever holds the bytes (a local directory
+or an S3-compatible bucket).
 
 Blobs are content-addressed by the sha256 of their raw bytes; a writer streams an upload in,
-hashing as it goes, and `commit` files it under that hash.
+hashing as it goes, and `commit` files it under that hash. Reads re-hash what they return.
+Beside blobs, a store keeps a few named files ("objects": saved estimator runs of a job) that
+every node running that job must reach.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -13,6 +18,14 @@ from typing import Protocol
 
 class BlobTooLarge(Exception):
     """The stream passed the configured maximum; the partial blob has been discarded."""
+
+
+class StorageUnavailable(Exception):
+    """The storage service could not be reached or refused the request; nothing was stored."""
+
+
+class BlobCorrupt(OSError):
+    """A blob's content no longer hashes to its name."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +54,12 @@ class BlobWriting(Protocol):
 
 
 class BlobStorage(Protocol):
-    """Where datasets' bytes live; the database only records their sha256."""
+    """Where datasets' bytes live; the database only records their sha256.
+
+    `lock` is held by whoever adds or drops a reference to a blob (commit + insert a dataset,
+    delete a dataset + its unused blob, garbage collection)."""
+
+    lock: threading.Lock
 
     def exists(self, sha256: str) -> bool: ...
 
@@ -53,4 +71,39 @@ class BlobStorage(Protocol):
 
     def delete(self, sha256: str) -> None: ...
 
-    def clear_tmp(self) -> None: ...
+    def clear_tmp(self, older_than_seconds: float = 0.0) -> None: ...
+
+    def list_blobs(self) -> Iterator[tuple[str, float]]:
+        """(sha256, age in seconds) of every committed blob."""
+
+    def put_object(self, name: str, source: Path) -> None: ...
+
+    def get_objects(self, prefix: str, destination: Path) -> list[str]:
+        """Copy every object named `prefix/...` into `destination`; returns their base names."""
+
+    def delete_objects(self, prefix: str) -> None: ...
+
+    def object_groups(self, prefix: str) -> list[str]:
+        """The names NAME of the groups of objects `prefix/NAME/...`."""
+
+
+def verified(sha256: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Pass `chunks` through, raising BlobCorrupt at the end if they do not hash to `sha256`."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    if digest.hexdigest() != sha256:
+        raise BlobCorrupt(f"blob {sha256} is corrupt: content hashes to {digest.hexdigest()}")
+
+
+def restore_verified(sha256: str, chunks: Iterable[bytes], destination: Path) -> Path:
+    """Write `chunks` to `destination`, removing it again if they fail the sha check."""
+    try:
+        with open(destination, "wb") as out:
+            for chunk in verified(sha256, chunks):
+                out.write(chunk)
+    except BaseException:
+        Path(destination).unlink(missing_ok=True)
+        raise
+    return destination

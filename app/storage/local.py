@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import zstandard
 
-from app.storage.base import BlobTooLarge, StoredBlob
+from app.storage.base import BlobTooLarge, StoredBlob, restore_verified, verified
 
 
 class BlobWriter:
@@ -79,7 +81,8 @@ class BlobWriter:
 
 
 class BlobStore:
-    """Blobs under `root/ab/abcdef...zst`, named by the sha256 of their uncompressed bytes.
+    """Blobs under `root/ab/abcdef...zst`, named by the sha256 of their uncompressed bytes;
+    named objects under `root/objects/`.
 
     `lock` is held by whoever adds or drops a reference to a blob (commit + insert a dataset,
     delete a dataset + its unused blob), so a delete never removes a blob a new upload just reused.
@@ -103,7 +106,10 @@ class BlobStore:
         return BlobWriter(self, max_bytes, keep_raw)
 
     def iter_chunks(self, sha256: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """The original bytes, decompressed on the fly."""
+        """The original bytes, decompressed on the fly and sha-checked (BlobCorrupt at the end)."""
+        return verified(sha256, self._decompressed(sha256, chunk_size))
+
+    def _decompressed(self, sha256: str, chunk_size: int) -> Iterator[bytes]:
         with open(self.path_for(sha256), "rb") as handle:
             reader = zstandard.ZstdDecompressor().stream_reader(handle)
             while chunk := reader.read(chunk_size):
@@ -111,22 +117,55 @@ class BlobStore:
 
     def restore_to(self, sha256: str, destination: Path) -> Path:
         """Decompress a blob to `destination` (for libraries that want a path) and verify it."""
-        digest = hashlib.sha256()
-        with open(destination, "wb") as out:
-            for chunk in self.iter_chunks(sha256):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise OSError(f"blob {sha256} is corrupt: content hashes to {digest.hexdigest()}")
-        return destination
+        return restore_verified(sha256, self._decompressed(sha256, 1 << 20), destination)
 
     def delete(self, sha256: str) -> None:
         self.path_for(sha256).unlink(missing_ok=True)
 
-    def clear_tmp(self) -> None:
-        """Remove leftovers of uploads interrupted by a crash."""
+    def clear_tmp(self, older_than_seconds: float = 0.0) -> None:
+        """Remove leftovers of uploads interrupted by a crash (those older than the given age)."""
+        cutoff = time.time() - older_than_seconds
         for path in self.tmp_dir.glob("upload-*"):
-            path.unlink(missing_ok=True)
+            if older_than_seconds <= 0 or _mtime(path) < cutoff:
+                path.unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[tuple[str, float]]:
+        now = time.time()
+        for path in self.root.glob("??/*.zst"):
+            yield path.stem, now - _mtime(path)
+
+    def _object_path(self, name: str) -> Path:
+        return self.root / "objects" / name
+
+    def put_object(self, name: str, source: Path) -> None:
+        target = self._object_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)  # readers never see half a file
+
+    def get_objects(self, prefix: str, destination: Path) -> list[str]:
+        folder = self._object_path(prefix)
+        destination.mkdir(parents=True, exist_ok=True)
+        names = [p.name for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")] \
+            if folder.is_dir() else []
+        for name in names:
+            shutil.copyfile(folder / name, destination / name)
+        return names
+
+    def delete_objects(self, prefix: str) -> None:
+        shutil.rmtree(self._object_path(prefix), ignore_errors=True)
+
+    def object_groups(self, prefix: str) -> list[str]:
+        folder = self._object_path(prefix)
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed by someone else meanwhile
+        return time.time()
 
 
 

@@ -19,7 +19,7 @@ from app.core.db import session_scope
 from app.core.models import Dataset, Job, TransferRow
 from app.jobs import store
 from app.jobs.store import Claim, JobLost
-from app.storage import BlobStore
+from app.storage import BlobStorage
 
 log = logging.getLogger("epiplex.worker")
 
@@ -50,7 +50,7 @@ def reusable_scoring(factory: sessionmaker[Session], job: Job, models_dir: Path)
 
 
 def measure_targets(factory: sessionmaker[Session], claim: Claim, job: Job, model_path: Path, seed: int,
-                    blobs: BlobStore, tmp_dir: Path, device: str, threads: int,
+                    blobs: BlobStorage, tmp_dir: Path, device: str, threads: int,
                     progress: Callable[[float, str], None]) -> list[str]:
     """Measure and store transfer from `model_path` to each of the job's targets not measured yet.
 

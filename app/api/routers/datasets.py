@@ -22,7 +22,7 @@ from app.auth.access import Caller
 from app.core.ids import new_id
 from app.core.models import Dataset
 from app.services import Services
-from app.storage import BlobTooLarge, BlobWriter
+from app.storage import BlobTooLarge, BlobWriting, StorageUnavailable
 
 log = logging.getLogger("epiplex.api.datasets")
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -37,7 +37,8 @@ without its closing boundary, or the client hung up): nothing is stored. **413**
 the configured maximum, **422** for an unknown format, an empty upload, or content that does not
 match its format (e.g. invalid UTF-8 for `text`, JSONL/CSV whose selected values are all
 empty, an empty `.npy` array, or `.npy` tokens that are not non-negative integers below the
-vocabulary cap of 65,536 ids), with a message saying what to fix.
+vocabulary cap of 65,536 ids), with a message saying what to fix. **503** when object storage cannot be reached; nothing is
+recorded then, so retry later.
 """
 
 
@@ -92,7 +93,8 @@ def check_not_empty(path, fmt: str) -> None:
              responses={200: {"model": DatasetOut, "description": "Already uploaded; the existing record."},
                         400: {"description": "The body did not arrive whole; nothing stored."},
                         413: {"description": "Upload too large."},
-                        422: {"description": "Unknown format, empty upload, or content not matching it."}})
+                        422: {"description": "Unknown format, empty upload, or content not matching it."},
+                        503: {"description": "Object storage unreachable; nothing was stored."}})
 async def upload_dataset(
     request: Request, services: ServicesDep, caller: CallerDep,
     name: Annotated[str | None, Query(max_length=500, description="Display name; defaults to the file name.")] = None,
@@ -109,7 +111,10 @@ async def upload_dataset(
         raise HTTPException(413, f"upload of {declared} bytes exceeds the maximum of {limit} bytes")
     await run_in_threadpool(_check_quota, services, caller, 0)  # refuse before reading when already full
     # Plain bytes need no validation, so they skip the raw copy kept for validators.
-    writer = services.blobs.writer(limit, keep_raw=format != "bytes")
+    try:
+        writer = services.blobs.writer(limit, keep_raw=format != "bytes")
+    except StorageUnavailable as error:
+        raise _unavailable(error) from None
     try:
         try:
             filename = await stream_body_to(request, writer)
@@ -126,8 +131,16 @@ async def upload_dataset(
         # A multipart file name has no length limit of its own; the column holds 500 characters.
         return await run_in_threadpool(_record, services, caller, writer, (name or filename or "unnamed")[:500], format,
                                        visibility or caller.default_visibility)
+    except StorageUnavailable as error:
+        raise _unavailable(error) from None
     finally:
-        writer.close()
+        await run_in_threadpool(writer.close)
+
+
+def _unavailable(error: StorageUnavailable) -> HTTPException:
+    log.warning("object storage unavailable", extra={"error": str(error)})
+    return HTTPException(503, "object storage is unavailable, so nothing was stored; retry later "
+                              f"({error})", headers={"Retry-After": "30"})
 
 
 def _check_quota(services: Services, caller: Caller, adding: int) -> None:
@@ -135,7 +148,7 @@ def _check_quota(services: Services, caller: Caller, adding: int) -> None:
         quotas.check_stored_bytes(session, services.settings, caller, adding)
 
 
-def _record(services: Services, caller: Caller, writer: BlobWriter, name: str, fmt: str,
+def _record(services: Services, caller: Caller, writer: BlobWriting, name: str, fmt: str,
             visibility: str) -> JSONResponse:
     """Store the blob and its record, or answer with the record these bytes already have for this owner."""
     sha256 = writer.sha256
@@ -193,6 +206,11 @@ def download_dataset(dataset_id: str, session: SessionDep, services: ServicesDep
                      caller: CallerDep) -> StreamingResponse:
     """The uploaded bytes, exactly as they were sent."""
     dataset = access.get_dataset(session, caller, dataset_id)
+    try:
+        if not services.blobs.exists(dataset.sha256):
+            raise HTTPException(500, f"the blob of dataset {dataset_id!r} is missing from storage")
+    except StorageUnavailable as error:
+        raise _unavailable(error) from None
     return StreamingResponse(services.blobs.iter_chunks(dataset.sha256), media_type="application/octet-stream",
                              headers={"Content-Length": str(dataset.bytes), "ETag": f'"{dataset.sha256}"'})
 
@@ -208,6 +226,9 @@ def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep, 
         session.delete(dataset)
         session.commit()
         if not session.scalar(select(func.count()).select_from(Dataset).where(Dataset.sha256 == sha256)):
-            services.blobs.delete(sha256)
+            try:
+                services.blobs.delete(sha256)
+            except StorageUnavailable:  # the row is gone; garbage collection removes the blob later
+                log.warning("blob left for garbage collection", extra={"sha256": sha256})
     shutil.rmtree(services.settings.models_dir / dataset_id, ignore_errors=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,7 @@ from fastapi import HTTPException, Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from app.storage import BlobWriter
+from app.storage import BlobWriting
 
 BATCH_BYTES = 1 << 20
 
@@ -20,7 +20,7 @@ BATCH_BYTES = 1 << 20
 class _MultipartFileSink:
     """Feeds the body of the multipart part named `file` to a BlobWriter; ignores other parts."""
 
-    def __init__(self, boundary: bytes, writer: BlobWriter) -> None:
+    def __init__(self, boundary: bytes, writer: BlobWriting) -> None:
         self._writer = writer
         self._header_field = b""
         self._header_value = b""
@@ -58,7 +58,7 @@ class _MultipartFileSink:
         self._in_file = False
 
 
-async def stream_body_to(request: Request, writer: BlobWriter) -> str | None:
+async def stream_body_to(request: Request, writer: BlobWriting) -> str | None:
     """Write the upload's bytes into `writer`; returns the multipart file name, if any.
 
     Raises HTTPException(422) for a multipart body without a `file` part, HTTPException(400) for

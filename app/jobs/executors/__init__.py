@@ -11,9 +11,13 @@ if TYPE_CHECKING:
 
 
 def make_executor(settings: Settings, factory: sessionmaker[Session]) -> Executor:
-    """The executor `settings.executor` names (only "local" so far), not yet started."""
+    """The executor `settings.executor` names (local or ray), not yet started."""
     if settings.executor == "local":
         from app.jobs.executors.local import LocalExecutor
 
         return LocalExecutor(settings, factory)
-    raise ValueError(f"unknown executor {settings.executor!r}; known: local")
+    if settings.executor == "ray":
+        from app.jobs.executors.ray import RayExecutor
+
+        return RayExecutor(settings, factory)
+    raise ValueError(f"unknown executor {settings.executor!r}; known: local, ray")

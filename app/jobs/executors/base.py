@@ -44,4 +44,5 @@ def worker_config(settings: Settings) -> WorkerConfig:
         state_dir=str(settings.state_dir.resolve()), models_dir=str(settings.models_dir.resolve()),
         threads=settings.threads_per_job(),
         device=settings.device, heartbeat_seconds=settings.heartbeat_seconds,
-        max_attempts=settings.max_attempts, log_level=settings.log_level)
+        max_attempts=settings.max_attempts, log_level=settings.log_level,
+        blob_url=settings.blob_url, s3_endpoint_url=settings.s3_endpoint_url)

@@ -1,0 +1,121 @@
+"""Scale-out benchmarks (issue 8).
+
+    .venv/bin/python bench/bench_scale.py sweep [--mib 1] [--budget 1e11] [--seeds 2]
+
+`bench_sweep`: one 4-run sweep (the quick preset's 2 model sizes x 2 seeds) on 1 MiB of
+text-like bytes, scored end to end through the service's executors: the local executor with one
+worker process (using every core), against the Ray executor on a local 2-CPU cluster whose runs
+each ask for 1 CPU (two 1-CPU workers). Prints submit-to-result wall time and the ratio
+(goal: Ray >= 1.7x faster on a 2-core machine).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.core.models import Dataset, Job  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
+from app.jobs.service import submit_job  # noqa: E402
+from app.jobs.settings import JobSettings  # noqa: E402
+from app.services import Services  # noqa: E402
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = ", load average %.1f %.1f %.1f" % os.getloadavg()
+    return f"{cpu}, {os.cpu_count()} cores{load}"
+
+
+def text_like(size: int, seed: int = 0) -> bytes:
+    """Words from a small vocabulary: structure a model learns, unlike random bytes."""
+    rng = random.Random(seed)
+    words = [bytes(rng.choice(b"etaoinshrdlucmfwy") for _ in range(rng.randint(2, 8))) for _ in range(500)]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(words) + (b"\n" if rng.random() < 0.1 else b" ")
+    return bytes(out[:size])
+
+
+def _score_once(settings: Settings, data: bytes, job_settings: JobSettings) -> tuple[float, dict]:
+    """Seconds from submit to succeeded for one job on a fresh service with `settings`."""
+    services = Services.start(settings)
+    try:
+        writer = services.blobs.writer(len(data), keep_raw=False)
+        try:
+            writer.write(data)
+            blob = writer.commit()
+        finally:
+            writer.close()
+        with services.sessions() as session:
+            session.add(Dataset(id="ds_bench", sha256=blob.sha256, format="bytes", name="bench",
+                                bytes=blob.bytes, stored_bytes=blob.stored_bytes))
+            session.commit()
+            started = time.monotonic()
+            job_id = submit_job(session, services, "ds_bench", job_settings).job.id
+        while True:
+            with services.sessions() as session:
+                job = session.get(Job, job_id)
+                if job.status in ("succeeded", "failed", "canceled"):
+                    if job.status != "succeeded":
+                        raise RuntimeError(f"bench job {job.status}: {job.error}")
+                    return time.monotonic() - started, job.result
+            time.sleep(0.2)
+    finally:
+        services.stop()
+
+
+def bench_sweep(mib: float = 1.0, budget: float = 1e11, seeds: int = 2) -> dict:
+    import ray
+
+    data = text_like(int(mib * (1 << 20)))
+    job_settings = JobSettings(budgets=[budget], seeds=seeds)
+    common = {"device": "cpu", "heartbeat_seconds": 1.0, "poll_seconds": 0.1, "stale_after_seconds": 600}
+    rows = {}
+    with tempfile.TemporaryDirectory() as root:
+        local = Settings(data_dir=Path(root) / "local", executor="local", workers=1, **common)
+        rows["local, 1 worker"] = _score_once(local, data, job_settings)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            on_ray = Settings(data_dir=Path(root) / "ray", executor="ray", workers=1, ray_cpus_per_run=1, **common)
+            rows["ray, two 1-CPU workers"] = _score_once(on_ray, data, job_settings)
+        finally:
+            ray.shutdown()
+    (local_s, local_result), (ray_s, ray_result) = rows.values()
+    runs = len(local_result["runs"])
+    print(f"sweep: {runs} runs ({seeds} seeds x {runs // seeds} sizes), {mib:g} MiB, budget {budget:.0e} FLOPs")
+    print(f"machine: {machine()}")
+    print(f"{'executor':<26}{'seconds':>9}{'S bits':>12}")
+    for name, (seconds, result) in rows.items():
+        print(f"{name:<26}{seconds:>9.1f}{result['epiplexity_bits']:>12.0f}")
+    print(f"{'speed-up (local / ray)':<26}{local_s / ray_s:>9.2f}x   goal >= 1.7x")
+    return {"local_seconds": local_s, "ray_seconds": ray_s, "ratio": local_s / ray_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sweep = commands.add_parser("sweep", help="local executor vs Ray on a 4-run sweep")
+    sweep.add_argument("--mib", type=float, default=1.0)
+    sweep.add_argument("--budget", type=float, default=1e11, help="the sweep's one budget, FLOPs")
+    sweep.add_argument("--seeds", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.command == "sweep":
+        bench_sweep(args.mib, args.budget, args.seeds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The training runs of a sweep, one at a time: a seam for running them on many machines.
+
+`estimate` makes its runs (each model size x seed) one after another. A cluster can instead
+list them with `sweep_runs`, make each one anywhere with `make_run` into a `state_dir`, gather
+the saved run files into one `state_dir` and call `estimate` with it: every run is then
+reloaded instead of trained, and the result is the same as a one-machine sweep.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from estimators.sweep import ProgressCallback, _Sweep, resolve
+
+
+def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | None, estimator: str,
+           seeds: int, seed: int, device, progress: ProgressCallback | None, state_dir: Path | None,
+           vocab_size: int | None) -> _Sweep:
+    from estimators.data import load
+
+    chosen, ladder = resolve(preset, budgets)
+    data = load(source, format, vocab_size=vocab_size)
+    return _Sweep(data, chosen, ladder, estimator, [seed + i for i in range(seeds)], device, progress,
+                  state_dir)
+
+
+def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
+               budgets: Sequence[float] | None = None, estimator: str = "prequential", seeds: int = 1,
+               seed: int = 0, vocab_size: int | None = None) -> list[dict]:
+    """The runs `estimate` would make with these options, in its order: {"seed", "size"} each.
+
+    Needs no torch: it only reads the data and plans model sizes."""
+    sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, None, None, None, vocab_size)
+    return [{"seed": s, "size": list(size)} for s in sweep.seeds for size, _ in sweep.plan]
+
+
+def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = "bytes",
+             preset: str | None = "quick", budgets: Sequence[float] | None = None,
+             estimator: str = "prequential", seeds: int = 1, seed: int = 0, device: str = "auto",
+             threads: int | None = None, vocab_size: int | None = None, keep_model: bool = False,
+             progress: ProgressCallback | None = None) -> dict:
+    """Make run `index` of `sweep_runs(...)` and save it in `state_dir` (reloaded if already there).
+
+    With `keep_model`, the run's trained model is saved beside it, as `estimate(model_out=...)`
+    needs for the run it keeps (the largest size of the first seed)."""
+    from estimators.training import cap_threads, pick_device
+
+    cap_threads(threads)
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, pick_device(device), progress,
+                   state, vocab_size)
+    runs = [(s, size, cap) for s in sweep.seeds for size, cap in sweep.plan]
+    if not 0 <= index < len(runs):
+        raise IndexError(f"run {index} of a sweep of {len(runs)} runs")
+    s, size, cap = runs[index]
+    model_out = state / f"model-{index}.tmp" if keep_model else None
+    try:
+        return sweep.run_one(size, cap, s, model_out)
+    finally:
+        if model_out is not None:
+            model_out.unlink(missing_ok=True)
+
+
+def kept_run(runs: list[dict], seed: int = 0) -> int | None:
+    """Index of the run whose model `estimate(model_out=...)` keeps: the last size of `seed`."""
+    indices = [i for i, run in enumerate(runs) if run["seed"] == seed]
+    return indices[-1] if indices else None
