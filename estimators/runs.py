@@ -1,9 +1,10 @@
 """The training runs of a sweep, one at a time: a seam for running them on many machines.
 
-`estimate` makes its runs (each model size x seed) one after another. A cluster can instead
-list them with `sweep_runs`, make each one anywhere with `make_run` into a `state_dir`, gather
-the saved run files into one `state_dir` and call `estimate` with it: every run is then
-reloaded instead of trained, and the result is the same as a one-machine sweep.
+`estimate` makes its transformer runs (each planned run x seed) one after another. A cluster can
+instead list them with `sweep_runs`, make each one anywhere with `make_run` into a `state_dir`,
+gather the saved run files into one `state_dir` and call `estimate` with it: every run is then
+reloaded instead of trained, and the result is the same as a one-machine sweep. The count
+family's runs are cheap (seconds) and are made by that final `estimate` call.
 """
 from __future__ import annotations
 
@@ -28,11 +29,18 @@ def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | N
 def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
                budgets: Sequence[float] | None = None, estimator: str = "prequential", seeds: int = 1,
                seed: int = 0, vocab_size: int | None = None) -> list[dict]:
-    """The runs `estimate` would make with these options, in its order: {"seed", "size"} each.
+    """The runs `estimate` would make with these options, in its order: {"seed", "size",
+    "replay_epochs", "keeps_model"} each (`keeps_model`: the run whose model `model_out` keeps).
 
-    Needs no torch: it only reads the data and plans model sizes."""
+    Needs no torch: it only reads the data and plans the runs."""
     sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, None, None, None, vocab_size)
-    return [{"seed": s, "size": list(size)} for s in sweep.seeds for size, _ in sweep.plan]
+    kept = sweep.model_run()
+    return [{"seed": s, "size": list(run.size), "replay_epochs": run.replay_epochs, "keeps_model": run is kept}
+            for s, run in _runs(sweep)]
+
+
+def _runs(sweep: _Sweep) -> list:
+    return [(s, run) for s in sweep.seeds for run in sweep.plan]
 
 
 def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = "bytes",
@@ -43,7 +51,7 @@ def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = 
     """Make run `index` of `sweep_runs(...)` and save it in `state_dir` (reloaded if already there).
 
     With `keep_model`, the run's trained model is saved beside it, as `estimate(model_out=...)`
-    needs for the run it keeps (the largest size of the first seed)."""
+    needs for the run it keeps (the largest single pass of the first seed)."""
     from estimators.training import cap_threads, pick_device
 
     cap_threads(threads)
@@ -51,19 +59,19 @@ def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = 
     state.mkdir(parents=True, exist_ok=True)
     sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, pick_device(device), progress,
                    state, vocab_size)
-    runs = [(s, size, cap) for s in sweep.seeds for size, cap in sweep.plan]
+    runs = _runs(sweep)
     if not 0 <= index < len(runs):
         raise IndexError(f"run {index} of a sweep of {len(runs)} runs")
-    s, size, cap = runs[index]
+    s, run = runs[index]
     model_out = state / f"model-{index}.tmp" if keep_model else None
     try:
-        return sweep.run_one(size, cap, s, model_out)
+        return sweep.run_one(run, s, model_out)
     finally:
         if model_out is not None:
             model_out.unlink(missing_ok=True)
 
 
 def kept_run(runs: list[dict], seed: int = 0) -> int | None:
-    """Index of the run whose model `estimate(model_out=...)` keeps: the last size of `seed`."""
-    indices = [i for i, run in enumerate(runs) if run["seed"] == seed]
-    return indices[-1] if indices else None
+    """Index of the run whose model `estimate(model_out=...)` keeps (the largest single pass of
+    `seed`), or None when the plan has none."""
+    return next((i for i, run in enumerate(runs) if run["seed"] == seed and run["keeps_model"]), None)
