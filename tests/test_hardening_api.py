@@ -56,8 +56,8 @@ def test_offset_beyond_64_bits_is_422(http, path):
 def test_non_finite_job_settings_are_422_without_echo(http, dataset_id, number, template, field):
     response = http.post("/v1/jobs", content=template.format(ds=dataset_id, n=number),
                          headers={"content-type": "application/json"})
-    body = assert_422_shape(response, field)
-    assert number not in response.text and "inf" not in response.text.lower().replace("info", "")
+    assert_422_shape(response, field)
+    assert all(raw not in response.text for raw in (number, "Infinity", "NaN", "inf,", "inf]"))
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "1e400"])
