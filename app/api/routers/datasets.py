@@ -59,33 +59,9 @@ def _validate_content(path, fmt: str) -> None:
     from estimators.data import DataFormatError, validate_file
 
     try:
-        validate_file(path, fmt)
-        check_not_empty(path, fmt)
+        validate_file(path, fmt)  # also refuses empty content: an empty .npy, all-empty values
     except DataFormatError as error:
         raise HTTPException(422, f"content does not match format {fmt!r}: {error}") from None
-
-
-def check_not_empty(path, fmt: str) -> None:
-    """DataFormatError when the extracted tokens hold nothing to learn: an empty `.npy` array, or
-    JSONL/CSV whose values are all empty (only the separators between documents remain)."""
-    import numpy as np
-
-    from estimators.data import DOCUMENT_SEPARATOR, DataFormatError, load
-
-    kind = fmt.partition(":")[0]
-    if kind not in ("tokens", "jsonl", "csv"):
-        return
-    data = load(path, fmt, workdir=Path(path).parent)
-    if data.tokens.size == 0:
-        raise DataFormatError("the .npy array holds no tokens")
-    if kind == "tokens":
-        return
-    separator_bytes = np.frombuffer(DOCUMENT_SEPARATOR, dtype=np.uint8)
-    block = 1 << 24  # in blocks, so a large upload is not copied into memory whole
-    for start in range(0, data.tokens.size, block):
-        if not np.isin(data.tokens[start:start + block], separator_bytes).all():
-            return
-    raise DataFormatError(f"every {fmt.partition(':')[2]!r} value is empty")
 
 
 @router.post("", response_model=DatasetOut, status_code=201, description=UPLOAD_DOC,
