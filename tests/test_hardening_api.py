@@ -142,7 +142,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 @pytest.mark.parametrize("data,fmt,needle", [
     (b'{"text": ""}\n{"text": ""}\n', "jsonl:text", "every 'text' value is empty"),
     (b"text,other\n,1\n,2\n", "csv:text", "empty"),
-    (npy_bytes(np.zeros(0, dtype=np.int32)), "tokens", "holds no tokens"),
+    (npy_bytes(np.zeros(0, dtype=np.int32)), "tokens", "the token array is empty"),
 ])
 def test_empty_content_is_422_at_upload(http, server, data, fmt, needle):
     before = stored_state(http, server)
