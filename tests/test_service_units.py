@@ -246,12 +246,17 @@ def test_migration_0003_restates_stored_transfer_as_the_mixture_of_both_runs(tmp
                 "target_bytes_coded, target_tokens_coded, budget_flops, model, measured_at) VALUES "
                 f"('ds_src', 'ds_{target}', 'k', 'quick', 0, {scratch - warm}, {(scratch - warm) / 10_000}, "
                 f"{scratch}, {warm}, 10000, 10000, 1e9, '{{}}', '2026-11-29 00:00:00')")
-    run_migrations(engine)
+        connection.exec_driver_sql(
+            "INSERT INTO jobs (id, dataset_id, config_key, preset, estimator, seeds, status, progress, attempts, "
+            "created_at) VALUES ('job_old', 'ds_src', 'k', 'quick', 'prequential', 1, 'succeeded', 1.0, 1, "
+            "'2026-11-29 00:00:00')")
+    run_migrations(engine)  # later migrations re-create `datasets` on SQLite: nothing may cascade away
     with engine.connect() as connection:
         rows = {r[0]: tuple(r[1:]) for r in connection.exec_driver_sql(
             "SELECT target_dataset_id, transfer_bits, transfer_bits_per_byte, scratch_code_bits, "
             "transfer_code_bits FROM transfer_results")}
         assert "bytes_coded" in {c[1] for c in connection.exec_driver_sql("PRAGMA table_info(jobs)")}
+        assert connection.exec_driver_sql("SELECT id FROM jobs").scalars().all() == ["job_old"]
     assert rows["ds_helped"] == pytest.approx((9_999.0, 0.9999, 50_000.0, 40_000.0))
     assert rows["ds_hurt"] == pytest.approx((-1.0, -0.0001, 30_000.0, 130_000.0))
     engine.dispose()

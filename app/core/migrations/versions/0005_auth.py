@@ -1,15 +1,15 @@
 """auth: API keys, owner and visibility of datasets, owner of jobs, FLOPs charged per key
 
-Revision ID: 0003_auth
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-29
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003_auth'
-down_revision = '0002'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
