@@ -196,9 +196,9 @@ def _succeed(client: httpx.Client, sessions, name: str, s_bpb: float, **params) 
     dataset = upload(client, data, name=name, **params).json()
     job = client.post("/v1/jobs", json={"dataset_id": dataset["id"]}).json()
     with sessions() as session, session.begin():
-        session.execute(update(Job).where(Job.id == job["id"]).values(status="running", attempts=1,
+        session.execute(update(Job).where(Job.id == job["id"]).values(status="running", attempts=1, lease=1,
                                                                         heartbeat_at=utcnow()))
-    assert store.complete(sessions, store.Claim(job["id"], 1), fake_result(dataset["sha256"], 900, s_bpb, 6.0), 1.0)
+    assert store.complete(sessions, store.Claim(job["id"], 1, 1), fake_result(dataset["sha256"], 900, s_bpb, 6.0), 1.0)
     return dataset["id"]
 
 

@@ -29,6 +29,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 JOB_TIMEOUT_MS = 300_000
 
+OCTET = {"content-type": "application/octet-stream"}  # raw uploads declare their type (CORS-safe)
+
 
 def source_sample(size: int = 16 * 1024) -> bytes:
     """Python's own standard-library source: text with structure, on every machine."""
@@ -146,7 +148,7 @@ def arrange_result(server, sessions, name: str, s_bpb: float, h_bpb: float, fami
                    seeds: int = 1) -> str:
     """A dataset with a succeeded job written as a worker writes it (no training), for rankings."""
     data = name.encode() * 200
-    dataset = httpx.post(f"{server.url}/v1/datasets", params={"name": name}, content=data).json()
+    dataset = httpx.post(f"{server.url}/v1/datasets", params={"name": name}, content=data, headers=OCTET).json()
     size = len(data)
 
     def point(budget: float, s: float, h: float, family: str) -> dict:
@@ -253,7 +255,7 @@ def test_dataset_page_draws_one_curve_per_observer_family(scored, server, sessio
 def test_bad_upload_shows_the_servers_message_inline(tab, server):
     invalid_utf8 = b"caf\xe9 is not UTF-8 \xff\xfe"
     expected = httpx.post(f"{server.url}/v1/datasets", params={"format": "text", "name": "bad.txt"},
-                          content=invalid_utf8).json()["detail"]
+                          content=invalid_utf8, headers=OCTET).json()["detail"]
     page = tab.page
     page.goto("/upload")
     page.set_input_files("#file", files=[{"name": "bad.txt", "mimeType": "text/plain", "buffer": invalid_utf8}])
@@ -268,7 +270,7 @@ def test_bad_upload_shows_the_servers_message_inline(tab, server):
 
 
 def test_job_page_cancels_and_retries(tab, server, http):
-    dataset = http.post("/v1/datasets", params={"name": "to-cancel"}, content=os.urandom(8192)).json()
+    dataset = http.post("/v1/datasets", params={"name": "to-cancel"}, content=os.urandom(8192), headers=OCTET).json()
     job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "budgets": [1e9, 1e10]}).json()
     page = tab.page
     page.goto(f"/jobs/{job['id']}")

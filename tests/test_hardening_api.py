@@ -14,6 +14,8 @@ from app.testing import ServiceProcess
 
 JSON_LIMIT = 1 << 20  # the default
 
+OCTET = {"content-type": "application/octet-stream"}  # raw uploads declare their type (CORS-safe)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -26,7 +28,7 @@ def server(tmp_path_factory):
 def dataset_id(server):
     import httpx
 
-    response = httpx.post(f"{server.url}/v1/datasets", content=b"hardening " * 200, params={"name": "h"})
+    response = httpx.post(f"{server.url}/v1/datasets", content=b"hardening " * 200, params={"name": "h"}, headers=OCTET)
     assert response.status_code in (200, 201), response.text
     return response.json()["id"]
 
@@ -146,7 +148,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 ])
 def test_empty_content_is_422_at_upload(http, server, data, fmt, needle):
     before = stored_state(http, server)
-    response = http.post("/v1/datasets", content=data, params={"format": fmt})
+    response = http.post("/v1/datasets", content=data, params={"format": fmt}, headers=OCTET)
     body = assert_422_shape(response, needle)
     assert body["errors"] == []
     assert stored_state(http, server) == (before[0], [])
@@ -217,14 +219,14 @@ def test_cached_leaderboard_follows_new_results_and_deletions(http, sessions):
 
     before = http.get("/v1/leaderboard").json()["total"]
     data = b"cache me " * 300
-    dataset = http.post("/v1/datasets", content=data, params={"name": "cached"}).json()
+    dataset = http.post("/v1/datasets", content=data, params={"name": "cached"}, headers=OCTET).json()
     job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "budgets": [1e12]}).json()
     assert http.get("/v1/leaderboard").json()["total"] == before  # cached page, no result yet
     with sessions.begin() as session:
-        session.execute(update(Job).where(Job.id == job["id"]).values(status="running", attempts=1,
+        session.execute(update(Job).where(Job.id == job["id"]).values(status="running", attempts=1, lease=1,
                                                                       heartbeat_at=utcnow()))
     result = fake_result(dataset["sha256"], len(data), 1.25, 3.0)
-    assert store.complete(sessions, store.Claim(job["id"], 1), result, 1.0)
+    assert store.complete(sessions, store.Claim(job["id"], 1, 1), result, 1.0)
     board = http.get("/v1/leaderboard").json()
     assert board["total"] == before + 1
     assert [e["epiplexity_bits_per_byte"] for e in board["items"] if e["dataset_id"] == dataset["id"]] == [1.25]

@@ -21,6 +21,8 @@ from app.testing import ServiceProcess, free_port
 
 pytestmark = pytest.mark.s3
 
+OCTET = {"content-type": "application/octet-stream"}  # raw uploads declare their type (CORS-safe)
+
 
 def _s3_store(moto_server, tmp_path, prefix: str = "p") -> S3BlobStore:
     return S3BlobStore(f"s3://b-{uuid.uuid4().hex[:12]}/{prefix}", tmp_path / "tmp", moto_server.url)
@@ -130,7 +132,7 @@ def test_upload_with_storage_down_is_503_and_records_nothing(tmp_path):
            "EPIPLEX_BLOB_URL": "s3://nowhere/epiplex", "EPIPLEX_S3_ENDPOINT_URL": dead}
     with ServiceProcess(tmp_path / "down", env=env).start() as server:
         with httpx.Client(base_url=server.url, timeout=60) as http:
-            response = http.post("/v1/datasets", content=b"some bytes" * 100)
+            response = http.post("/v1/datasets", content=b"some bytes" * 100, headers=OCTET)
             assert response.status_code == 503, response.text
             assert "object storage is unavailable" in response.json()["detail"]
             assert http.get("/v1/datasets").json()["total"] == 0

@@ -437,8 +437,8 @@ def test_leaderboard_shows_the_bytes_coded_beside_the_upload_size(http, sessions
     result["dataset"] |= {"bytes_coded": 4 * 50 + 2 * 49, "tokens": 4 * 50 + 2 * 49, "format": "jsonl:text"}
     with sessions() as session, session.begin():
         session.execute(update(Job).where(Job.id == job["id"])
-                        .values(status="running", attempts=1, heartbeat_at=utcnow()))
-    assert store.complete(sessions, store.Claim(job["id"], 1), result, 1.0)
+                        .values(status="running", attempts=1, lease=1, heartbeat_at=utcnow()))
+    assert store.complete(sessions, store.Claim(job["id"], 1, 1), result, 1.0)
     entry = http.get("/v1/leaderboard", params={"preset": "deep"}).json()["items"][0]
     assert (entry["name"], entry["bytes"], entry["bytes_coded"]) == ("lb-coded", len(data), 298)
     assert http.get(f"/v1/jobs/{job['id']}").json()["result"]["dataset"]["bytes_coded"] == 298

@@ -23,6 +23,8 @@ TRIALS = 25
 JOB_DATASETS = 3  # distinct jobs, killed again and again (the same request answers the same job)
 JOB_BODY = {"budgets": [1e9]}
 
+OCTET = {"content-type": "application/octet-stream"}  # raw uploads declare their type (CORS-safe)
+
 
 class Uploader(threading.Thread):
     """Uploads a stream of small and larger payloads until told to stop; keeps what was acknowledged."""
@@ -39,7 +41,7 @@ class Uploader(threading.Thread):
                 data = self.rng.randbytes(size)
                 try:
                     if self.rng.random() < 0.5:
-                        response = client.post("/v1/datasets", content=data)
+                        response = client.post("/v1/datasets", content=data, headers=OCTET)
                     else:
                         response = client.post("/v1/datasets", files={"file": ("soak.bin", data)})
                 except httpx.TransportError:
@@ -68,7 +70,7 @@ def test_kill_nine_during_uploads_and_jobs_loses_nothing(tmp_path):
             with httpx.Client(base_url=service.url, timeout=30) as client:
                 if trial % 2:  # kill while a job runs
                     data = b"soak job %d " % (trial % JOB_DATASETS) * 400
-                    dataset = client.post("/v1/datasets", content=data).json()
+                    dataset = client.post("/v1/datasets", content=data, headers=OCTET).json()
                     acknowledged[dataset["id"]] = hashlib.sha256(data).hexdigest()
                     job = client.post("/v1/jobs", json={"dataset_id": dataset["id"], **JOB_BODY}).json()
                     job_ids.add(job["id"])

@@ -14,6 +14,8 @@ from app.jobs import store
 from app.web import units
 from app.web.charts import Level, Series, curve_chart
 
+OCTET = {"content-type": "application/octet-stream"}  # raw uploads declare their type (CORS-safe)
+
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
@@ -26,7 +28,7 @@ def succeed(client, name: str, s_bpb: float, h_bpb: float, preset: str | None = 
             estimator: str = "prequential", families: dict[str, float] | None = None) -> str:
     """A dataset with a succeeded job, stored the way a worker stores it."""
     data = name.encode() * 100
-    dataset = client.post("/v1/datasets", params={"name": name}, content=data).json()
+    dataset = client.post("/v1/datasets", params={"name": name}, content=data, headers=OCTET).json()
     size = len(data)
 
     def curve(family: str, scale: float) -> list[dict]:
@@ -103,7 +105,7 @@ def test_unknown_ids_give_a_404_page_with_the_api_sentence(client):
 
 
 def test_vet_page_reuses_the_cli_report_and_shows_bad_thresholds_inline(client):
-    dataset = client.post("/v1/datasets", params={"name": "vet-me"}, content=b"vet me " * 100).json()
+    dataset = client.post("/v1/datasets", params={"name": "vet-me"}, content=b"vet me " * 100, headers=OCTET).json()
     query = {"dataset_id": dataset["id"], "max_entropy": "7", "preset": "quick"}
     waiting = client.get("/vet", params=query)
     assert waiting.status_code == 200 and "waiting for the score" in waiting.text

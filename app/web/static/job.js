@@ -32,9 +32,9 @@
 
   async function send(url, body) {
     problem("");
+    // Always JSON: the server refuses state changes in types a foreign page could send (415).
     const response = await fetch(url, {
-      method: "POST", headers: body ? { "content-type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined,
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body || {}),
     });
     const answer = await response.json().catch(() => ({}));
     if (!response.ok) { problem(answer.detail || ("The server answered " + response.status)); return null; }
