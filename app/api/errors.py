@@ -50,7 +50,8 @@ def error_body(status_code: int, detail: str) -> dict:
 
 
 async def refused(_request: Request, error: ServiceError) -> JSONResponse:
-    return JSONResponse(status_code=error.status_code, content=error_body(error.status_code, error.detail))
+    return JSONResponse(status_code=error.status_code, content=error_body(error.status_code, error.detail),
+                        headers=error.headers)  # e.g. Retry-After on a 429
 
 
 async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
