@@ -43,9 +43,9 @@ def token_stream(data: TokenData) -> tuple[np.ndarray, int]:
     Byte data is coded as it is. Token ids of a larger vocabulary are coded as fixed-width
     big-endian integers: the bitwise code then decides a token's id bit by bit from the most
     significant, a valid code over every id of that width, so over the vocabulary too."""
-    if data.vocab_size <= 256:
+    width = data.token_bytes  # the width `bytes_coded` counts: per-byte figures agree
+    if width == 1:
         return np.ascontiguousarray(data.tokens, dtype=np.uint8), 1
-    width = 2 if data.vocab_size <= 1 << 16 else 4 if data.vocab_size <= 1 << 32 else 8
     stream = np.ascontiguousarray(data.tokens, dtype=f">u{width}").view(np.uint8)
     return stream, width
 
