@@ -173,10 +173,10 @@ def arrange_result(server, sessions, name: str, s_bpb: float, h_bpb: float, fami
     job_id = new_id("job")
     with sessions() as session:  # straight to running: the live worker must not claim it
         session.add(Job(id=job_id, dataset_id=dataset["id"], config_key=job_id, score_key=job_id, preset="quick",
-                        estimator="prequential", seeds=seeds, status="running", progress=0.5, attempts=1,
+                        estimator="prequential", seeds=seeds, status="running", progress=0.5, attempts=1, lease=1,
                         created_at=utcnow(), heartbeat_at=utcnow()))
         session.commit()
-    assert store.complete(sessions, store.Claim(job_id, 1), result, 1.0)
+    assert store.complete(sessions, store.Claim(job_id, 1, 1), result, 1.0)
     return dataset["id"]
 
 

@@ -20,7 +20,7 @@ OCTET = {"content-type": "application/octet-stream"}  # raw uploads declare thei
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("web"), workers=0, access_log=False)
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 
@@ -50,9 +50,9 @@ def succeed(client, name: str, s_bpb: float, h_bpb: float, preset: str | None = 
     with services.sessions() as session:
         session.add(Job(id=job_id, dataset_id=dataset["id"], config_key=job_id, score_key=job_id, preset=preset,
                         budgets=None if preset else [1e10, 1e12], estimator=estimator, seeds=1, status="running",
-                        attempts=1, progress=0.5, created_at=utcnow()))
+                        attempts=1, lease=1, progress=0.5, created_at=utcnow()))
         session.commit()
-    assert store.complete(services.sessions, store.Claim(job_id, 1), result, 1.0)
+    assert store.complete(services.sessions, store.Claim(job_id, 1, 1), result, 1.0)
     return dataset["id"]
 
 
@@ -112,12 +112,13 @@ def test_vet_page_reuses_the_cli_report_and_shows_bad_thresholds_inline(client):
     job_id = re.search(r'data-job="([^"]+)"', waiting.text).group(1)
     services = client.app.state.services
     with services.sessions() as session:  # play the worker: the job the page queued succeeds
-        session.get(Job, job_id).status, session.get(Job, job_id).attempts = "running", 1
+        job = session.get(Job, job_id)
+        job.status, job.attempts, job.lease = "running", 1, 1
         session.commit()
     result = {"epiplexity_bits": 140.0, "entropy_bits": 2100.0, "epiplexity_bits_per_byte": 0.2,
               "entropy_bits_per_byte": 3.0, "curve": [], "baselines": {"zstd_bits_per_byte": 1.0},
               "dataset": {"bytes": 700}, "estimator": "prequential", "preset": "quick", "warnings": []}
-    assert store.complete(services.sessions, store.Claim(job_id, 1), result, 1.0)
+    assert store.complete(services.sessions, store.Claim(job_id, 1, 1), result, 1.0)
     page = client.get("/vet", params=query).text
     verdict = client.post("/v1/vet", json={"dataset_id": dataset["id"], "preset": "quick",
                                            "thresholds": {"max_entropy_bits_per_byte": 7.0}}).json()
