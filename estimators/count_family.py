@@ -126,5 +126,5 @@ def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
     return {"family": FAMILY, "estimator": "prequential", "seed": None,
             "params": model_info(fitted)["params"], "model": model_info(fitted),
             "tokens_trained": coded // width, "dataset_tokens": len(data.tokens),
-            "flops_spent": spent, "seconds": time.perf_counter() - started,
+            "flops_spent": spent, "budget_flops": budget, "seconds": time.perf_counter() - started,
             "checkpoints": checkpoints}
