@@ -35,7 +35,8 @@ PRESETS: dict[str, Preset] = {
         Preset("quick", budgets=(1e9, 1e10, 1e11, 1e12),
                sizes=((48, 2, 128), (64, 2, 128)),
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,
-               transfer_tokens=65536),
+               transfer_tokens=65536, max_replay_epochs=0),  # quick stays one pass: small data would
+        # otherwise spend the whole top rung replaying (6x the time); standard and deep replay
         Preset("standard", budgets=(1e10, 1e11, 1e12, 1e13),
                sizes=((128, 2, 256), (192, 3, 256)),
                batch_tokens=8192, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=65536,
