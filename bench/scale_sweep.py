@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.auth.access import Caller
 from app.core.models import Dataset, Job  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
 from app.jobs.service import submit_job  # noqa: E402
@@ -64,7 +65,7 @@ def _score_once(settings: Settings, data: bytes, job_settings: JobSettings) -> t
                                 bytes=blob.bytes, stored_bytes=blob.stored_bytes))
             session.commit()
             started = time.monotonic()
-            job_id = submit_job(session, services, "ds_bench", job_settings).job.id
+            job_id = submit_job(session, services, Caller(), "ds_bench", job_settings).job.id
         while True:
             with services.sessions() as session:
                 job = session.get(Job, job_id)

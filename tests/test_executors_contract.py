@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from app.auth.access import Caller
 from app.core.models import Dataset, Job
 from app.core.settings import Settings
 from app.jobs.service import cancel_job, submit_job
@@ -61,7 +62,7 @@ def _dataset(services: Services, seed: int) -> str:
 
 def _submit(services: Services, dataset_id: str) -> str:
     with services.sessions() as session:
-        return submit_job(session, services, dataset_id, JobSettings(budgets=[1e10], seeds=2)).job.id
+        return submit_job(session, services, Caller(), dataset_id, JobSettings(budgets=[1e10], seeds=2)).job.id
 
 
 def _job(services: Services, job_id: str) -> Job:

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from app.auth.access import Caller
 from app.core.db import head_revision, make_engine, make_session_factory, run_migrations, schema_revision
 from app.core.models import Dataset, Job, utcnow
 from app.core.settings import Settings
@@ -120,12 +121,12 @@ def test_a_resubmitted_job_refuses_every_write_of_the_worker_it_replaced(session
     services = Services(Settings(data_dir=tmp_path), engine=None, sessions=sessions, blobs=None, executor=None)
     _queue(sessions)  # the dataset only
     with sessions() as session:
-        job_id = submit_job(session, services, "ds", JobSettings(preset="quick")).job.id
+        job_id = submit_job(session, services, Caller(), "ds", JobSettings(preset="quick")).job.id
     worker_a = store.claim_next(sessions)
     assert store.heartbeat(sessions, worker_a, 0.5, "A working")
     with sessions() as session:
         cancel_job(session, job_id)
-        assert submit_job(session, services, "ds", JobSettings(preset="quick")).queued
+        assert submit_job(session, services, Caller(), "ds", JobSettings(preset="quick")).queued
     worker_b = store.claim_next(sessions)
     assert (worker_a.job_id, worker_a.attempt) == (worker_b.job_id, worker_b.attempt) == (job_id, 1)
     assert worker_b.lease > worker_a.lease
