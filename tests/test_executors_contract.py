@@ -103,7 +103,7 @@ def test_cancel_stops_a_running_job(services):
     job_id = _submit(services, _dataset(services, seed=2))
     _wait(services, job_id, lambda j: j.status == "running" and j.progress > 0)
     with services.sessions() as session:
-        assert cancel_job(session, job_id).status == "canceled"
+        assert cancel_job(session, Caller(), job_id).status == "canceled"
     deadline = time.monotonic() + 60
     while job_id in services.executor.running_jobs() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -125,7 +125,7 @@ def test_a_resubmitted_job_refuses_every_write_of_the_worker_it_replaced(session
     worker_a = store.claim_next(sessions)
     assert store.heartbeat(sessions, worker_a, 0.5, "A working")
     with sessions() as session:
-        cancel_job(session, job_id)
+        cancel_job(session, Caller(), job_id)
         assert submit_job(session, services, Caller(), "ds", JobSettings(preset="quick")).queued
     worker_b = store.claim_next(sessions)
     assert (worker_a.job_id, worker_a.attempt) == (worker_b.job_id, worker_b.attempt) == (job_id, 1)
