@@ -158,7 +158,7 @@ def test_empty_content_is_422_at_upload(http, server, data, fmt, needle):
 
 @pytest.mark.parametrize("method,path,allowed", [
     ("PUT", "/v1/datasets", "GET, POST"),
-    ("POST", "/v1/datasets/ds_x", "DELETE, GET"),
+    ("POST", "/v1/datasets/ds_x", "DELETE, GET, PATCH"),
     ("DELETE", "/v1/jobs", "GET, POST"),
     ("HEAD", "/v1/jobs/job_x", "GET"),
 ])

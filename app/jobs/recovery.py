@@ -55,11 +55,11 @@ def requeue_orphans(factory: sessionmaker[Session]) -> list[str]:
     """Re-queue this host's running jobs whose server died; the lost attempt does not count."""
     host = socket.gethostname()
     with session_scope(factory) as session:
-        rows = session.execute(select(Job.id, Job.attempts, Job.worker_pid).where(
+        rows = session.execute(select(Job.id, Job.attempts, Job.lease, Job.worker_pid).where(
             (Job.status == "running") & (Job.worker_host == host))).all()
     requeued = []
-    for job_id, attempts, pid in rows:
-        if worker_orphaned(pid) and store.release(factory, Claim(job_id, attempts)):
+    for job_id, attempts, lease, pid in rows:
+        if worker_orphaned(pid) and store.release(factory, Claim(job_id, attempts, lease)):
             log.warning("job of a stopped server re-queued at start", extra={"job_id": job_id, "worker_pid": pid})
             requeued.append(job_id)
     return requeued
