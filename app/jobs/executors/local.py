@@ -76,9 +76,12 @@ class LocalProcesses:
                 del self._processes[claim.job_id]
         for claim, process in exited:
             process.join()
-            # Only this attempt's leftovers: a newer attempt of the same job may be running.
-            for leftover in self._settings.tmp_dir.glob(f"job-{claim.job_id}-{claim.lease}.*"):
-                leftover.unlink(missing_ok=True)
+            # This attempt's leftovers and those of earlier ones killed before they could clean
+            # up (leases only grow); a newer attempt of the same job may be running.
+            for leftover in self._settings.tmp_dir.glob(f"job-{claim.job_id}-*.*"):
+                lease = leftover.name.removeprefix(f"job-{claim.job_id}-").split(".")[0]
+                if lease.isdigit() and int(lease) <= claim.lease:
+                    leftover.unlink(missing_ok=True)
         return [(claim, process.exitcode) for claim, process in exited]
 
     def terminate(self, job_id: str) -> None:
