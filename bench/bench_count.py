@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,18 +24,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from estimators import count_family, panel, synthetic  # noqa: E402
 from estimators.context_mixing import ContextMixingModel, Holdout  # noqa: E402
 from estimators.data import load  # noqa: E402
+from machine import machine  # noqa: E402
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    load1, load5, _ = os.getloadavg()
-    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"load average {load1:.1f}/{load5:.1f} while measuring (a shared machine is slower)")
 
 
 def speed(data: bytes) -> list[tuple[str, float, float]]:

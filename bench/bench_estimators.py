@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,16 +26,9 @@ from estimators import PRESETS, prequential, synthetic
 from estimators.data import split
 from estimators.models import GPT, GPTConfig
 from estimators.training import cpu_has_bf16_matmul, make_optimizer, pick_device, token_bits
+from machine import machine
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
@@ -169,7 +161,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     peak = matmul_peak(device)
-    print(f"machine: {machine()}, device {device}")
+    print(f"machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
     print(f"measured matmul peak: {peak / 1e9:.0f} GFLOP/s\n")
     print(f"{'preset':<9} {'size':<12} {'params':>10} {'tokens/s':>10} {'GFLOP/s':>8} {'MFU':>6}")
     seen = set()

@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import estimators  # noqa: E402
-from bench.bench_count import machine  # noqa: E402
+from machine import machine  # noqa: E402
 from estimators import panel, synthetic  # noqa: E402
 
 

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app.testing import ServiceProcess  # noqa: E402
-from bench_service import machine, seed_leaderboard  # noqa: E402
+from bench_service import seed_leaderboard  # noqa: E402
+from machine import machine  # noqa: E402
 
 PER_USER_RATE = 5.0
 DATASET_COUNT = 1000
@@ -98,7 +99,7 @@ def main() -> int:
     print(f"Machine: {machine()}")
     print(f"Server: `epiplex serve` defaults (1 process, 1 job worker), {args.datasets} datasets with results; "
           f"{args.seconds:g} s per rate, loopback")
-    print(f"| target req/s | endpoint | requests | errors | p50 ms | p99 ms |")
+    print("| target req/s | endpoint | requests | errors | p50 ms | p99 ms |")
     print("|---:|---|---:|---:|---:|---:|")
     for rate, name, count, failures, p50, p99 in rows:
         print(f"| {rate} | {name} | {count} | {failures} | {p50:.0f} | {p99:.0f} |")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
 import random
 import statistics
 import sys
@@ -31,21 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.core.db import make_engine, make_session_factory  # noqa: E402
 from app.core.models import CurvePointRow, Dataset, Job, utcnow  # noqa: E402
 from app.testing import ServiceProcess  # noqa: E402
+from machine import machine  # noqa: E402
 
 MIB = 1 << 20
 BUDGETS = (1e9, 1e10, 1e11, 1e12)
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        model = platform.processor() or model
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def http_stack() -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,20 +28,11 @@ from app.core.db import make_engine, make_session_factory, run_migrations  # noq
 from app.core.models import Dataset, Job, utcnow  # noqa: E402
 from app.jobs import store  # noqa: E402
 from app.testing_postgres import PG_BIN_DIR, PostgresServer  # noqa: E402
+from machine import machine  # noqa: E402
 
 START_DELAY_SECONDS = 5.0  # lets every spawned claimer import and connect before the common start
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        model = platform.processor() or model
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def _queue(database_url: str, jobs: int) -> None:

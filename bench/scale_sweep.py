@@ -11,8 +11,6 @@ each ask for 1 CPU (two 1-CPU workers). Prints submit-to-result wall time and th
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import sys
 import tempfile
@@ -27,17 +25,9 @@ from app.core.settings import Settings  # noqa: E402
 from app.jobs.service import submit_job  # noqa: E402
 from app.jobs.settings import JobSettings  # noqa: E402
 from app.services import Services  # noqa: E402
+from machine import machine  # noqa: E402
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", load average %.1f %.1f %.1f" % os.getloadavg()
-    return f"{cpu}, {os.cpu_count()} cores{load}"
 
 
 def text_like(size: int, seed: int = 0) -> bytes:
