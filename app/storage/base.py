@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import zstandard
+
 
 class BlobTooLarge(Exception):
     """The stream passed the configured maximum; the partial blob has been discarded."""
@@ -33,6 +35,48 @@ class StoredBlob:
     sha256: str
     bytes: int
     stored_bytes: int
+
+
+class StreamingWriter:
+    """What every store's writer does with a chunk: enforce the size limit, hash it, keep the
+    raw copy a format validator asks for, and compress it. `_store` keeps the compressed bytes."""
+
+    def __init__(self, max_bytes: int, zstd_level: int, raw_path: Path | None) -> None:
+        self._max_bytes = max_bytes
+        self.raw_path = raw_path
+        self._raw_file = open(raw_path, "wb") if raw_path else None
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._compressor = zstandard.ZstdCompressor(level=zstd_level).compressobj()
+        self.sha256: str | None = None  # set by finish()
+
+    @property
+    def bytes_written(self) -> int:
+        return self._size
+
+    def write(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._max_bytes:
+            raise BlobTooLarge(f"upload exceeds the maximum of {self._max_bytes} bytes")
+        self._hash.update(chunk)
+        if self._raw_file:
+            self._raw_file.write(chunk)
+        self._store(self._compressor.compress(chunk))
+
+    def _store(self, compressed: bytes) -> None:
+        raise NotImplementedError
+
+    def _end_stream(self) -> bytes:
+        """Close the raw copy; returns the compressor's last bytes."""
+        if self._raw_file:
+            self._raw_file.close()
+        return self._compressor.flush()
+
+    def _drop_raw_copy(self) -> None:
+        if self._raw_file and not self._raw_file.closed:
+            self._raw_file.close()
+        if self.raw_path:
+            self.raw_path.unlink(missing_ok=True)
 
 
 class BlobWriting(Protocol):

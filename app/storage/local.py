@@ -1,7 +1,6 @@
 """The local-directory blob store: sha256 computed while streaming, zstd-compressed at rest."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
@@ -12,55 +11,38 @@ from pathlib import Path
 
 import zstandard
 
-from app.storage.base import BlobTooLarge, StoredBlob, restore_verified, verified
+from app.storage.base import StoredBlob, StreamingWriter, restore_verified, verified
 
 
-class BlobWriter:
-    """Accepts chunks, hashes and compresses them into a temp file; `commit` files it by hash.
+class BlobWriter(StreamingWriter):
+    """Hashes and compresses chunks into a temp file; `commit` files it by hash.
 
     Also keeps a raw copy next to it, so the caller can validate the content against its
     declared format before the upload is accepted; `close` removes the temp files.
     """
 
     def __init__(self, store: BlobStore, max_bytes: int, keep_raw: bool = True) -> None:
-        self._store = store
-        self._max_bytes = max_bytes
         token = uuid.uuid4().hex
+        super().__init__(max_bytes, store.zstd_level,
+                         store.tmp_dir / f"upload-{token}.raw" if keep_raw else None)
+        self._store_root = store
         self._compressed_path = store.tmp_dir / f"upload-{token}.zst"
-        self.raw_path: Path | None = store.tmp_dir / f"upload-{token}.raw" if keep_raw else None
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self.sha256: str | None = None  # set by finish()
         self._compressed_file = open(self._compressed_path, "wb")
-        self._raw_file = open(self.raw_path, "wb") if self.raw_path else None
-        self._compressor = zstandard.ZstdCompressor(level=store.zstd_level).compressobj()
 
-    @property
-    def bytes_written(self) -> int:
-        return self._size
-
-    def write(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > self._max_bytes:
-            raise BlobTooLarge(f"upload exceeds the maximum of {self._max_bytes} bytes")
-        self._hash.update(chunk)
-        self._compressed_file.write(self._compressor.compress(chunk))
-        if self._raw_file:
-            self._raw_file.write(chunk)
+    def _store(self, compressed: bytes) -> None:
+        self._compressed_file.write(compressed)
 
     def finish(self) -> str:
         """Flush everything to disk; returns (and keeps in `sha256`) the hash of what was written."""
-        self._compressed_file.write(self._compressor.flush())
+        self._compressed_file.write(self._end_stream())
         self._compressed_file.close()
-        if self._raw_file:
-            self._raw_file.close()
         self.sha256 = self._hash.hexdigest()
         return self.sha256
 
     def commit(self) -> StoredBlob:
         """Move the compressed file to its content address (a no-op if that blob exists)."""
         sha256 = self.sha256 or self.finish()
-        target = self._store.path_for(sha256)
+        target = self._store_root.path_for(sha256)
         if target.exists():
             self._compressed_path.unlink(missing_ok=True)
         else:
@@ -72,12 +54,10 @@ class BlobWriter:
         return StoredBlob(sha256=sha256, bytes=self._size, stored_bytes=target.stat().st_size)
 
     def close(self) -> None:
-        for handle in (self._compressed_file, self._raw_file):
-            if handle and not handle.closed:
-                handle.close()
+        if not self._compressed_file.closed:
+            self._compressed_file.close()
         self._compressed_path.unlink(missing_ok=True)
-        if self.raw_path:
-            self.raw_path.unlink(missing_ok=True)
+        self._drop_raw_copy()
 
 
 class BlobStore:

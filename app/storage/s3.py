@@ -10,7 +10,6 @@ Every storage error (endpoint down, access denied, 5xx) surfaces as StorageUnava
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -22,7 +21,7 @@ from urllib.parse import urlparse
 
 import zstandard
 
-from app.storage.base import BlobTooLarge, StorageUnavailable, StoredBlob, restore_verified, verified
+from app.storage.base import StorageUnavailable, StoredBlob, StreamingWriter, restore_verified, verified
 
 log = logging.getLogger("epiplex.storage.s3")
 PART_BYTES = 8 << 20  # S3 wants >= 5 MiB for every part but the last; memory holds one part
@@ -46,41 +45,28 @@ def _guarded(action):
         raise StorageUnavailable(f"object storage unavailable: {error}") from error
 
 
-class S3BlobWriter:
+class S3BlobWriter(StreamingWriter):
     """Hashes and compresses chunks into a multipart upload at a temporary key."""
 
     def __init__(self, store: S3BlobStore, max_bytes: int, keep_raw: bool, tmp_dir: Path) -> None:
-        self._store, self._max_bytes = store, max_bytes
         token = uuid.uuid4().hex
+        super().__init__(max_bytes, store.zstd_level,
+                         tmp_dir / f"upload-{token}.raw" if keep_raw else None)
+        self._s3_store = store
         self._tmp_key = store.key(f"tmp/upload-{token}.zst")
-        self.raw_path: Path | None = tmp_dir / f"upload-{token}.raw" if keep_raw else None
-        self._raw_file = open(self.raw_path, "wb") if self.raw_path else None
-        self._hash = hashlib.sha256()
-        self._size = self._stored = 0
-        self._compressor = zstandard.ZstdCompressor(level=store.zstd_level).compressobj()
+        self._stored = 0
         self._pending = bytearray()
         self._parts: list[dict] = []
         self._upload_id: str | None = None
         self._completed = False
-        self.sha256: str | None = None
 
-    @property
-    def bytes_written(self) -> int:
-        return self._size
-
-    def write(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > self._max_bytes:
-            raise BlobTooLarge(f"upload exceeds the maximum of {self._max_bytes} bytes")
-        self._hash.update(chunk)
-        if self._raw_file:
-            self._raw_file.write(chunk)
-        self._pending += self._compressor.compress(chunk)
+    def _store(self, compressed: bytes) -> None:
+        self._pending += compressed
         if len(self._pending) >= PART_BYTES:
             self._send_part()
 
     def _send_part(self) -> None:
-        s3, bucket = self._store.client, self._store.bucket
+        s3, bucket = self._s3_store.client, self._s3_store.bucket
         if self._upload_id is None:
             self._upload_id = _guarded(lambda: s3.create_multipart_upload(
                 Bucket=bucket, Key=self._tmp_key)["UploadId"])
@@ -93,10 +79,8 @@ class S3BlobWriter:
 
     def finish(self) -> str:
         """Send the last part and close the upload at the temporary key; returns the sha256."""
-        self._pending += self._compressor.flush()
-        if self._raw_file:
-            self._raw_file.close()
-        s3, bucket = self._store.client, self._store.bucket
+        self._pending += self._end_stream()
+        s3, bucket = self._s3_store.client, self._s3_store.bucket
         if self._upload_id is None:  # small enough for one plain PUT
             body = bytes(self._pending)
             _guarded(lambda: s3.put_object(Bucket=bucket, Key=self._tmp_key, Body=body))
@@ -114,7 +98,7 @@ class S3BlobWriter:
     def commit(self) -> StoredBlob:
         """Copy the temporary object to its content address (unless that blob exists already)."""
         sha256 = self.sha256 or self.finish()
-        store = self._store
+        store = self._s3_store
         if not store.exists(sha256):
             _guarded(lambda: store.client.copy({"Bucket": store.bucket, "Key": self._tmp_key},
                                                store.bucket, store.blob_key(sha256)))
@@ -125,11 +109,8 @@ class S3BlobWriter:
         """Drop the temporary object (or abandon the unfinished upload) and the raw copy.
 
         Best effort: with storage down, `clear_tmp` removes them later."""
-        if self._raw_file and not self._raw_file.closed:
-            self._raw_file.close()
-        if self.raw_path:
-            self.raw_path.unlink(missing_ok=True)
-        s3, bucket = self._store.client, self._store.bucket
+        self._drop_raw_copy()
+        s3, bucket = self._s3_store.client, self._s3_store.bucket
         try:
             if self._upload_id is not None and not self._completed:
                 _guarded(lambda: s3.abort_multipart_upload(Bucket=bucket, Key=self._tmp_key,
