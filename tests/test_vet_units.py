@@ -291,3 +291,10 @@ def test_the_table_prints_every_check_and_the_outcome():
     text = reports.table(mixed_summary())
     assert "min-epiplexity  0.0000 bits/byte  >= 0.0100 bits/byte  FAIL" in text
     assert text.splitlines()[-1].startswith("ERROR: 1 of 3 datasets passed")
+
+
+def test_the_api_schema_and_the_vet_module_name_the_same_thresholds():
+    from app.api.schemas import VetThresholds
+    from app.vet.vetting import THRESHOLD_NAMES
+
+    assert tuple(VetThresholds.model_fields) == THRESHOLD_NAMES

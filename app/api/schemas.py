@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from app.jobs.settings import NOT_PRESET_AND_BUDGETS, JobSettings, present
+from app.vet.vetting import REGRESSION_THRESHOLDS, THRESHOLD_NAMES, Thresholds
 
 Visibility = Literal["public", "private"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
@@ -172,13 +173,9 @@ class Health(BaseModel):
 VetStatus = Literal["passed", "failed", "pending", "error"]
 
 
-THRESHOLD_NAMES = ("min_epiplexity_bits_per_byte", "max_entropy_bits_per_byte", "max_zstd_ratio",
-                   "max_epiplexity_drop_percent", "max_entropy_rise_percent")
-REGRESSION_THRESHOLDS = ("max_epiplexity_drop_percent", "max_entropy_rise_percent")
-
-
 class VetThresholds(BaseModel):
-    """Limits a dataset must respect; leave a field out to skip its check. Figures at the largest budget."""
+    """Limits a dataset must respect; leave a field out to skip its check. Figures at the largest budget.
+    The fields are `app.vet.vetting.Thresholds` (a test keeps the two in step)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={  # at least one is set
         "anyOf": [present(name, "number") for name in THRESHOLD_NAMES]})
@@ -247,8 +244,7 @@ class VetRequest(JobSettings):
         limits = self.thresholds
         if all(value is None for value in limits.model_dump().values()):
             raise ValueError("thresholds: set at least one")
-        regression = limits.max_epiplexity_drop_percent is not None or limits.max_entropy_rise_percent is not None
-        if regression and self.baseline is None and self.baseline_dataset_id is None:
+        if Thresholds(**limits.model_dump()).against_baseline and self.baseline is None and self.baseline_dataset_id is None:
             raise ValueError("max_epiplexity_drop_percent and max_entropy_rise_percent need baseline or "
                              "baseline_dataset_id")
         return self

@@ -20,6 +20,9 @@ class VetInputError(ValueError):
     """Usage or input that cannot be vetted; the message says what to fix (exit code 2)."""
 
 
+REGRESSION_THRESHOLDS = ("max_epiplexity_drop_percent", "max_entropy_rise_percent")  # need a baseline
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Limits a dataset must respect; None leaves a check out.
@@ -56,10 +59,13 @@ class Thresholds:
     @property
     def against_baseline(self) -> bool:
         """True when a check compares with a baseline (so one must be given)."""
-        return self.max_epiplexity_drop_percent is not None or self.max_entropy_rise_percent is not None
+        return any(getattr(self, name) is not None for name in REGRESSION_THRESHOLDS)
 
     def to_dict(self) -> dict[str, float | None]:
         return asdict(self)
+
+
+THRESHOLD_NAMES = tuple(item.name for item in fields(Thresholds))
 
 
 @dataclass(frozen=True)
