@@ -6,7 +6,8 @@ log-spaced checkpoints the model, frozen, codes the held-out blocks; with L its 
 d the bytes coded so far and D all bytes,
     S = online bits of the d bytes - L * d        H = L * D
 exactly the transformer's prequential split, and the compute of a checkpoint counts every
-byte learned from and every held-out evaluation made so far (`flops.context_mixing_*`).
+byte learned from and every held-out evaluation made so far (`flops.context_mixing_*`). Each
+held-out block is coded frozen and adaptively, whichever is shorter (`ContextMixingModel.evaluate`).
 The runs are deterministic: seeds do not change them, so they run once per estimate.
 """
 from __future__ import annotations
@@ -90,14 +91,16 @@ def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
     heldout_bytes = int(holdout.mask(size).sum())
     fitted = cfg.fitted(size)
     contexts = fitted.contexts
-    eval_cost = flops.context_mixing_eval_ops(contexts, heldout_bytes)
+    def eval_cost(seen: int) -> float:
+        return flops.context_mixing_eval_ops(contexts, heldout_bytes, holdout.warm_bytes(size, seen))
+
     per_byte = flops.context_mixing_train_ops(contexts, 1)
     model = ContextMixingModel(fitted)
-    online_bits, coded, position, spent = 0.0, 0, 0, 0.0
+    online_bits, coded, position, spent, evaluated = 0.0, 0, 0, 0.0, 0.0
     checkpoints: list[dict] = []
     for target in _checkpoint_positions(size):
-        evaluations = len(checkpoints) + 1
-        affordable = (budget - evaluations * eval_cost) / per_byte - coded
+        # the next evaluation costs at most what one after the whole file does
+        affordable = (budget - evaluated - eval_cost(size)) / per_byte - coded
         if affordable < 1:
             break
         most = coded + int(min(affordable, size))  # an unbounded budget still stops at the end
@@ -113,7 +116,8 @@ def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = float(per_block.std(ddof=1) / math.sqrt(len(per_block))) \
             if len(per_block) > 1 else 0.0  # one block: no spread to measure (JSON has no NaN)
-        spent = flops.context_mixing_train_ops(contexts, coded) + evaluations * eval_cost
+        evaluated += eval_cost(position)
+        spent = flops.context_mixing_train_ops(contexts, coded) + evaluated
         checkpoints.append({
             "tokens_trained": coded // width, "compute_flops": spent,
             "epiplexity_bits": online_bits - loss * coded, "entropy_bits": loss * size,

@@ -44,7 +44,11 @@ def context_mixing_train_ops(contexts: int, tokens: int) -> float:
     return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)
 
 
-def context_mixing_eval_ops(contexts: int, tokens: int) -> float:
-    """Operations to code `tokens` held-out bytes with a frozen context-mixing model."""
+def context_mixing_eval_ops(contexts: int, tokens: int, warm: int) -> float:
+    """Operations to code `tokens` held-out bytes both ways (`ContextMixingModel.evaluate`):
+    frozen, and adaptively, learning from `warm` training bytes first and from each held-out
+    byte after coding it (rolling back what is learned is a store per write: counted in
+    learning's operations)."""
     per_bit = (contexts + 1) * CM_PREDICT_PER_INPUT + CM_PREDICT_FIXED
-    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)
+    frozen = float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)
+    return frozen + context_mixing_train_ops(contexts, tokens + warm)
