@@ -1,10 +1,10 @@
 """The training runs of a sweep, one at a time: a seam for running them on many machines.
 
-`estimate` makes its transformer runs (each planned run x seed) one after another. A cluster can
-instead list them with `sweep_runs`, make each one anywhere with `make_run` into a `state_dir`,
-gather the saved run files into one `state_dir` and call `estimate` with it: every run is then
-reloaded instead of trained, and the result is the same as a one-machine sweep. The count
-family's runs are cheap (seconds) and are made by that final `estimate` call.
+`estimate` makes its runs (each transformer size x seed, then each count-family size) one after
+another. A cluster can instead list them with `sweep_runs`, make each one anywhere with
+`make_run` into a `state_dir`, gather the saved run files into one `state_dir` and call
+`estimate` with it: every run is then reloaded instead of made, and the result is the same as a
+one-machine sweep.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from estimators.sweep import ProgressCallback, _Sweep, resolve
+from estimators import count_family
+from estimators.sweep import ProgressCallback, _Sweep, count_family_run, resolve
 
 
 def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | None, estimator: str,
@@ -29,18 +30,23 @@ def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | N
 def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
                budgets: Sequence[float] | None = None, estimator: str = "prequential", seeds: int = 1,
                seed: int = 0, vocab_size: int | None = None) -> list[dict]:
-    """The runs `estimate` would make with these options, in its order: {"seed", "size",
+    """The runs `estimate` would make with these options, in its order: {"family", "seed", "size",
     "replay_epochs", "keeps_model"} each (`keeps_model`: the run whose model `model_out` keeps).
+    Count-family runs are deterministic: their seed is None.
 
     Needs no torch: it only reads the data and plans the runs."""
     sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, None, None, None, vocab_size)
     kept = sweep.model_run()
-    return [{"seed": s, "size": list(run.size), "replay_epochs": run.replay_epochs, "keeps_model": run is kept}
+    return [{"family": "transformer", "seed": s, "size": list(run.size), "replay_epochs": run.replay_epochs,
+             "keeps_model": run is kept} if s is not None else
+            {"family": count_family.FAMILY, "seed": None, "size": run.name, "replay_epochs": 0,
+             "keeps_model": False}
             for s, run in _runs(sweep)]
 
 
 def _runs(sweep: _Sweep) -> list:
-    return [(s, run) for s in sweep.seeds for run in sweep.plan]
+    """(seed, planned transformer run) for each seed and size, then (None, count-family size)."""
+    return [(s, run) for s in sweep.seeds for run in sweep.plan] + [(None, cfg) for cfg in count_family.SIZES]
 
 
 def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = "bytes",
@@ -49,6 +55,7 @@ def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = 
              threads: int | None = None, vocab_size: int | None = None, keep_model: bool = False,
              progress: ProgressCallback | None = None) -> dict:
     """Make run `index` of `sweep_runs(...)` and save it in `state_dir` (reloaded if already there).
+    A count-family run gets no model kept and no progress (it takes seconds).
 
     With `keep_model`, the run's trained model is saved beside it, as `estimate(model_out=...)`
     needs for the run it keeps (the largest single pass of the first seed)."""
@@ -63,6 +70,8 @@ def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = 
     if not 0 <= index < len(runs):
         raise IndexError(f"run {index} of a sweep of {len(runs)} runs")
     s, run = runs[index]
+    if s is None:
+        return count_family_run(sweep, run)
     model_out = state / f"model-{index}.tmp" if keep_model else None
     try:
         return sweep.run_one(run, s, model_out)

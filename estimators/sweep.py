@@ -316,38 +316,45 @@ UNTRAINED_MODEL = {"name": UNIFORM, "params": 0, "width": 0, "depth": 0, "contex
 
 def _count_family_runs(sweep: _Sweep, progress: ProgressCallback | None,
                        share: float) -> list[dict]:
-    """One run of every count-family size, capped by the largest budget; seed-independent,
-    and saved in `state_dir` like the transformer's runs so that a re-run reloads them."""
+    """One run of every count-family size, capped by the largest budget; seed-independent."""
     from estimators import count_family
 
-    data, budget = sweep.data, sweep.budgets[-1]
+    data = sweep.data
     runs, done, planned = [], 0, len(data.tokens) * len(count_family.SIZES)
     for cfg in count_family.SIZES:
         label = f"{count_family.FAMILY} {cfg.name}"
 
-        def tick(count: int) -> None:
+        def tick(count: int, saved: bool = False) -> None:
             nonlocal done
             done += count
             if progress:
-                progress(min(share, share * done / planned), label)
+                progress(min(share, share * done / planned), f"{label} (saved)" if saved else label)
 
-        key = {"sha256": data.sha256, "format": data.format, "family": count_family.FAMILY,
-               "config": asdict(cfg), "budget": budget, "code": code_hash()}
-        path = sweep._state_file(key)
-        if path and path.exists():
-            run = json.loads(path.read_text())
-            done += len(data.tokens)
-            if progress:
-                progress(share * done / planned, f"{label} (saved)")
-        else:
-            run = count_family.run(data, cfg, budget, tick)
-            if path:
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(run))
-                os.replace(tmp, path)  # atomic, as for the transformer's runs
+        run = count_family_run(sweep, cfg, tick)
         if run is not None:
             runs.append(run)
     return runs
+
+
+def count_family_run(sweep: _Sweep, cfg, tick: Callable[..., None] | None = None) -> dict | None:
+    """One count-family size's run, saved in `state_dir` like the transformer's runs so that a
+    re-run (or the assembling call of a cluster's sweep) reloads it."""
+    from estimators import count_family
+
+    data, budget = sweep.data, sweep.budgets[-1]
+    key = {"sha256": data.sha256, "format": data.format, "family": count_family.FAMILY,
+           "config": asdict(cfg), "budget": budget, "code": code_hash()}
+    path = sweep._state_file(key)
+    if path and path.exists():
+        if tick:
+            tick(len(data.tokens), saved=True)
+        return json.loads(path.read_text())
+    run = count_family.run(data, cfg, budget, tick)
+    if path:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(run))
+        os.replace(tmp, path)  # atomic, as for the transformer's runs
+    return run
 
 
 def _family_of(runs: list[dict], point: Point) -> str:

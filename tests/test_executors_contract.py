@@ -42,7 +42,7 @@ def services(request, tmp_path_factory):
 
 
 def transformer_runs(result: dict) -> list[dict]:
-    """The sweep's Ray-able runs (the count family's are made once, by the final call)."""
+    """The sweep's runs that depend on a seed (the count family's are made once per size)."""
     return [run for run in result["runs"] if run.get("family") == "transformer"]
 
 
