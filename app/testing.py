@@ -93,7 +93,9 @@ class ServiceProcess:
             return "(no log)"
 
     def __enter__(self) -> ServiceProcess:
-        return self.start()
+        # `with ServiceProcess(...).start() as s` must not start a second server (it leaked one)
+        running = self.process is not None and self.process.poll() is None
+        return self if running else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()

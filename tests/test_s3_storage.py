@@ -111,7 +111,7 @@ def test_service_keeps_blobs_in_s3_and_scores_from_there(moto_server, tmp_path):
     bucket = f"svc-{uuid.uuid4().hex[:10]}"
     # A loaded CI machine may take more than the 5 s FAST_TIMINGS allow to import torch.
     env = {**moto_server.env(bucket), "EPIPLEX_STALE_AFTER_SECONDS": "60"}
-    with ServiceProcess(tmp_path / "svc", env=env).start() as server, \
+    with ServiceProcess(tmp_path / "svc", env=env) as server, \
             server.client() as client:
         dataset = client.upload(data, name="in-s3")
         assert dataset.sha256 == hashlib.sha256(data).hexdigest()
@@ -130,7 +130,7 @@ def test_upload_with_storage_down_is_503_and_records_nothing(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
            "EPIPLEX_BLOB_URL": "s3://nowhere/epiplex", "EPIPLEX_S3_ENDPOINT_URL": dead}
-    with ServiceProcess(tmp_path / "down", env=env).start() as server:
+    with ServiceProcess(tmp_path / "down", env=env) as server:
         with httpx.Client(base_url=server.url, timeout=60) as http:
             response = http.post("/v1/datasets", content=b"some bytes" * 100, headers=OCTET)
             assert response.status_code == 503, response.text

@@ -12,7 +12,7 @@ from app.core.errors import NotFound
 from app.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -28,7 +28,7 @@ def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterato
 STRANGER = Caller(auth_enabled=True)
 
 
-def get_caller(request: Request) -> Caller:
+async def get_caller(request: Request) -> Caller:
     """Who is asking, as the access guard (app.auth.guard) found it; without the guard, a stranger."""
     return getattr(request.state, "caller", STRANGER)
 

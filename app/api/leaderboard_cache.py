@@ -24,15 +24,17 @@ MAX_ENTRIES = 256
 
 
 def data_fingerprint(session: Session) -> tuple:
-    jobs = session.execute(select(func.count(Job.id), func.max(Job.finished_at))
-                           .where(Job.status == "succeeded")).one()
-    # Publishing or hiding a dataset changes the public count, so visibility changes count too.
-    datasets = session.execute(select(func.count(Dataset.id), func.max(Dataset.created_at),
-                                      func.count(Dataset.id).filter(Dataset.visibility == "public"))).one()
-    transfer = session.execute(select(func.count(TransferRow.id), func.max(TransferRow.measured_at))).one()
+    succeeded = Job.status == "succeeded"
+    aggregates = (
+        select(func.count(Job.id)).where(succeeded), select(func.max(Job.finished_at)).where(succeeded),
+        select(func.count(Dataset.id)), select(func.max(Dataset.created_at)),
+        # Publishing or hiding a dataset changes the public count, so visibility changes count too.
+        select(func.count(Dataset.id)).where(Dataset.visibility == "public"),
+        select(func.count(TransferRow.id)), select(func.max(TransferRow.measured_at)))
+    counts = session.execute(select(*(a.scalar_subquery() for a in aggregates))).one()  # one round trip
     panel = tuple(session.scalars(select(Dataset.id).where(Dataset.panel_source.is_not(None))
                                   .order_by(Dataset.id)))
-    return (*jobs, *datasets, *transfer, panel)
+    return (*counts, panel)
 
 
 class PageCache:
