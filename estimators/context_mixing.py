@@ -4,8 +4,9 @@ A byte is coded as eight binary decisions, most significant bit first. For each 
 every context model offers a probability from an adaptive counter: the last k bytes for
 several orders k, the current word, the three bytes one line up (row-structured data), and
 a match model that follows the longest earlier repeat anywhere in the history (what lzma and
-zstd exploit). Two logistic mixers, their weights chosen by small contexts, combine them;
-two adaptive probability maps refine the result.
+zstd exploit). A logistic mixer combines them with three weight sets chosen by small
+contexts (the partial byte; the match state and last byte; how often the two longest contexts
+were seen); two adaptive probability maps refine the result.
 
 Why it is a valid prequential code whatever the hash collisions do: every probability is
 computed from earlier bytes only, each binary probability is clipped strictly inside (0, 1),
@@ -28,6 +29,7 @@ MIXER_RATE = 0.004
 MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where they settle
 # match pointer and length, word hash, previous word hash, last newline, line length
 STATE_FIELDS = 6
+CONFIDENCE_SETS = 81  # mixer weight sets chosen by the two longest contexts' counts (9 x 9)
 LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluation writes to
 
 
@@ -81,7 +83,7 @@ class ContextMixingModel:
         self.tables = np.zeros((cfg.contexts, 16 << cfg.table_bits), dtype=np.uint32)
         self.match_table = np.full(1 << cfg.match_bits, -1, dtype=np.int64)
         self.match_counters = np.full(64, 1 << 31, dtype=np.uint32)
-        self.weights = np.full((256 + 2048, cfg.inputs), 0.3, dtype=np.float64)
+        self.weights = np.full((256 + 2048 + CONFIDENCE_SETS, cfg.inputs), 0.3, dtype=np.float64)
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
         self.apm = np.tile(grid, (256 + 65536, 1)).astype(np.float32)
         self.state = np.zeros(STATE_FIELDS + 1, dtype=np.int64)  # +1: mixer updates so far
@@ -211,6 +213,19 @@ def _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm
 
 
 @njit(cache=True, inline="always")
+def _confidence(tables, index, i):
+    """0 for an unknown context, else 1 + log2 of its counter's observations (capped at 8)."""
+    if i < 0 or index[i] < 0:
+        return 0
+    n = np.int64(tables[i, index[i]] & np.uint32(1023))
+    level = 1
+    while n > 0 and level < 8:
+        n >>= 1
+        level += 1
+    return level
+
+
+@njit(cache=True, inline="always")
 def _squash(x: float) -> float:
     if x > 40.0:
         x = 40.0
@@ -297,6 +312,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
     mixer weights are saved whole by the caller). Returns (bits, bytes coded, entries logged)."""
     n_ctx = tables.shape[0]
     n_in = n_ctx + 1
+    n_orders = len(orders)
     bucket_mask = (tables.shape[1] >> 4) - 1
     match_mask = len(match_table) - 1
     hashes = np.zeros(n_ctx, dtype=np.uint64)
@@ -373,11 +389,15 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
             else:
                 index[n_ctx], x[n_ctx] = -1, 0.0
             s1, s2 = c0, 256 + (min(len_bucket, 7) if predicted >= 0 else 0) * 256 + c1
-            dot1, dot2 = 0.0, 0.0
+            # the third set: how often the two longest byte contexts have been seen
+            s3 = 2304 + _confidence(tables, index, n_orders - 1) * 9 \
+                + _confidence(tables, index, n_orders - 2)
+            dot1, dot2, dot3 = 0.0, 0.0, 0.0
             for i in range(n_in):
                 dot1 += weights[s1, i] * x[i]
                 dot2 += weights[s2, i] * x[i]
-            mixed = 0.5 * (dot1 + dot2)
+                dot3 += weights[s3, i] * x[i]
+            mixed = (dot1 + dot2 + dot3) / 3.0
             pm = _squash(mixed)
             # adaptive probability maps: order 0 and order 2, interpolated over stretch(p)
             t = min(max((mixed + 8.0) * 2.0, 0.0), 31.999)
@@ -396,6 +416,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
                 for i in range(n_in):
                     weights[s1, i] += err * x[i]
                     weights[s2, i] += err * x[i]
+                    weights[s3, i] += err * x[i]
                 near = lo + (frac > 0.5)
                 if evaluating:
                     logged = _remember(log_at, log_old, logged, LOG_APM, a1 * 33 + near,
