@@ -213,11 +213,12 @@ def _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm
 
 
 @njit(cache=True, inline="always")
-def _confidence(tables, index, i):
-    """0 for an unknown context, else 1 + log2 of its counter's observations (capped at 8)."""
-    if i < 0 or index[i] < 0:
+def _confidence(tables, base, i):
+    """How often context i's bucket was seen: 0 unknown, else 1 + log2 of the observations of
+    its first counter (the one every visit updates), capped at 8."""
+    if i < 0 or base[i] < 0:
         return 0
-    n = np.int64(tables[i, index[i]] & np.uint32(1023))
+    n = np.int64(tables[i, base[i] + 1] & np.uint32(1023))
     level = 1
     while n > 0 and level < 8:
         n >>= 1
@@ -354,7 +355,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
             len_bucket = min(31, 12 + np.int64(math.log2(length)))
         c1 = np.int64(data[pos - 1]) if _visible(pos - 1, pos, view) else 0
         byte = np.int64(data[pos])
-        c0, nib, chance = 1, 1, 1.0
+        c0, nib, chance, s3 = 1, 1, 1.0, 2304
         for bit_index in range(8):
             if bit_index == 0 or bit_index == 4:  # a new bucket of 15 counters per context
                 nib = 1
@@ -374,6 +375,9 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
                         else:
                             b = -1
                     base[i] = b
+                # the third weight set: how often the two longest byte contexts were seen
+                s3 = 2304 + _confidence(tables, base, n_orders - 1) * 9 \
+                    + _confidence(tables, base, n_orders - 2)
             bit = (byte >> (7 - bit_index)) & 1
             for i in range(n_ctx):
                 if base[i] < 0:
@@ -389,9 +393,6 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
             else:
                 index[n_ctx], x[n_ctx] = -1, 0.0
             s1, s2 = c0, 256 + (min(len_bucket, 7) if predicted >= 0 else 0) * 256 + c1
-            # the third set: how often the two longest byte contexts have been seen
-            s3 = 2304 + _confidence(tables, index, n_orders - 1) * 9 \
-                + _confidence(tables, index, n_orders - 2)
             dot1, dot2, dot3 = 0.0, 0.0, 0.0
             for i in range(n_in):
                 dot1 += weights[s1, i] * x[i]

@@ -27,13 +27,14 @@ def sample_flops(params: int, tokens: int) -> float:
 # per mixer input (one per context, plus the match model): predicting takes a counter load,
 # shift, stretch lookup and a multiply-add into each of three weight sets (9); learning adds
 # three weight updates (6) and a counter update (unpack, rate lookup, subtract, multiply,
-# shift, add, clamp, pack, store: 12). Fixed per decision: choosing the third weight set from
-# two counters' counts (10), the squash (~20), two interpolated probability maps (10), clip
-# and product (5); learning adds the error, the rate and two map updates (10). Per byte and context: the running hash and two bucket lookups with checksum
-# (14); per byte the match model's lookup, insert and follow-up (20) and the logarithm (10).
+# shift, add, clamp, pack, store: 12). Fixed per decision: the squash (~20), two interpolated
+# probability maps (10), clip and product (5); learning adds the error, the rate and two map
+# updates (10). Per byte and context: the running hash and two bucket lookups with checksum
+# (14); per byte the match model's lookup, insert and follow-up (20), the logarithm (10) and,
+# per nibble, the third weight set chosen from two counters' counts (2 x 10).
 CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 9, 18
-CM_PREDICT_FIXED, CM_LEARN_FIXED = 45, 10
-CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 30
+CM_PREDICT_FIXED, CM_LEARN_FIXED = 35, 10
+CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
 
 
 def context_mixing_train_ops(contexts: int, tokens: int) -> float:
