@@ -85,8 +85,10 @@ def bench_sweep(mib: float = 1.0, budget: float = 1e11, seeds: int = 2) -> dict:
         finally:
             ray.shutdown()
     (local_s, local_result), (ray_s, ray_result) = rows.values()
-    runs = len(local_result["runs"])
-    print(f"sweep: {runs} runs ({seeds} seeds x {runs // seeds} sizes), {mib:g} MiB, budget {budget:.0e} FLOPs")
+    transformer = sum(run.get("family") == "transformer" for run in local_result["runs"])
+    counting = len(local_result["runs"]) - transformer
+    print(f"sweep: {transformer} transformer runs ({seeds} seeds x {transformer // seeds} sizes) and "
+          f"{counting} count-family runs, {mib:g} MiB, budget {budget:.0e} FLOPs")
     print(f"machine: {machine()}")
     print(f"{'executor':<26}{'seconds':>9}{'S bits':>12}")
     for name, (seconds, result) in rows.items():
