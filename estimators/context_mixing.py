@@ -29,7 +29,9 @@ MIXER_RATE = 0.004
 MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where they settle
 # match pointer and length, word hash, previous word hash, last newline, line length
 STATE_FIELDS = 6
-CONFIDENCE_SETS = 81  # mixer weight sets chosen by the two longest contexts' counts (9 x 9)
+# Where each group of mixer weight sets starts: 256 chosen by the partial byte, 2048 by match
+# state and last byte, then 81 by how often the two longest contexts were seen (9 x 9 levels).
+MATCH_SETS_AT, CONFIDENCE_SETS_AT = 256, 256 + 2048
 LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluation writes to
 
 
@@ -83,7 +85,7 @@ class ContextMixingModel:
         self.tables = np.zeros((cfg.contexts, 16 << cfg.table_bits), dtype=np.uint32)
         self.match_table = np.full(1 << cfg.match_bits, -1, dtype=np.int64)
         self.match_counters = np.full(64, 1 << 31, dtype=np.uint32)
-        self.weights = np.full((256 + 2048 + CONFIDENCE_SETS, cfg.inputs), 0.3, dtype=np.float64)
+        self.weights = np.full((CONFIDENCE_SETS_AT + 81, cfg.inputs), 0.3, dtype=np.float64)
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
         self.apm = np.tile(grid, (256 + 65536, 1)).astype(np.float32)
         self.state = np.zeros(STATE_FIELDS + 1, dtype=np.int64)  # +1: mixer updates so far
@@ -120,7 +122,7 @@ class ContextMixingModel:
         - adaptive: the model first learns again from the training bytes just before the block
           (`holdout.warm` of them, those it saw), then from each block byte after coding it,
           as it did online. Text drifts from file to file; this recovers the local statistics
-          the online code enjoyed (Python source: 1.14 to 0.98 bits/byte at 256 KiB), while
+          the online code enjoyed (Python source: 1.14 to 1.01 bits/byte at 256 KiB), while
           stationary sources keep the frozen code.
         Both leave the model exactly as it was: every write is logged and rolled back."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
@@ -131,7 +133,7 @@ class ContextMixingModel:
         """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
         view = np.array([seen, 0, holdout.shift, holdout.every, 1], dtype=np.int64)
         size = _log_size(1 << holdout.shift, holdout.warm, self.cfg.contexts)
-        frozen, adaptive, count, _ = _evaluate(
+        frozen, adaptive, count = _evaluate(
             data, seen, view, holdout.warm, *self._kernel_args(), self.state, self.stretch,
             self.rates, np.zeros(size, dtype=np.int64), np.zeros(size))
         return frozen, adaptive, count
@@ -355,7 +357,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
             len_bucket = min(31, 12 + np.int64(math.log2(length)))
         c1 = np.int64(data[pos - 1]) if _visible(pos - 1, pos, view) else 0
         byte = np.int64(data[pos])
-        c0, nib, chance, s3 = 1, 1, 1.0, 2304
+        c0, nib, chance, s3 = 1, 1, 1.0, CONFIDENCE_SETS_AT
         for bit_index in range(8):
             if bit_index == 0 or bit_index == 4:  # a new bucket of 15 counters per context
                 nib = 1
@@ -376,7 +378,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
                             b = -1
                     base[i] = b
                 # the third weight set: how often the two longest byte contexts were seen
-                s3 = 2304 + _confidence(tables, base, n_orders - 1) * 9 \
+                s3 = CONFIDENCE_SETS_AT + _confidence(tables, base, n_orders - 1) * 9 \
                     + _confidence(tables, base, n_orders - 2)
             bit = (byte >> (7 - bit_index)) & 1
             for i in range(n_ctx):
@@ -392,7 +394,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
                 x[n_ctx] = stretch[match_counters[index[n_ctx]] >> 20]
             else:
                 index[n_ctx], x[n_ctx] = -1, 0.0
-            s1, s2 = c0, 256 + (min(len_bucket, 7) if predicted >= 0 else 0) * 256 + c1
+            s1, s2 = c0, MATCH_SETS_AT + (min(len_bucket, 7) if predicted >= 0 else 0) * 256 + c1
             dot1, dot2, dot3 = 0.0, 0.0, 0.0
             for i in range(n_in):
                 dot1 += weights[s1, i] * x[i]
@@ -506,7 +508,6 @@ def _evaluate(data, seen, view, warm, orders, word, column, match_min, tables, m
     frozen = np.zeros(len(starts))
     adaptive = np.zeros(len(starts))
     count = np.zeros(len(starts), dtype=np.int64)
-    warmed = 0
     unused = np.zeros(1)
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
@@ -519,11 +520,10 @@ def _evaluate(data, seen, view, warm, orders, word, column, match_min, tables, m
             warm_start, warm_stop = max(0, begin - warm), min(begin, seen)
             if adapt and warm_start < warm_stop:
                 _recall_lines(data, warm_start, frame, local)
-                _, learned, logged = _code(
+                _, _, logged = _code(
                     data, warm_start, warm_stop, frame, True, orders, word, column, match_min,
                     tables, match_table, match_counters, weights, apm, local, stretch, rates,
                     unused, False, log_at, log_old, logged)
-                warmed += learned
             else:
                 _recall_lines(data, begin, frame, local)
             bits, count[b], logged = _code(
@@ -536,4 +536,4 @@ def _evaluate(data, seen, view, warm, orders, word, column, match_min, tables, m
                 adaptive[b] = bits
             else:
                 frozen[b] = bits
-    return frozen, adaptive, count, warmed
+    return frozen, adaptive, count
