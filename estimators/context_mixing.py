@@ -61,8 +61,11 @@ class ContextMixingConfig:
         return self.table_bits + 2
 
     def fitted(self, data_bytes: int) -> "ContextMixingConfig":
-        """The same model with tables no larger than the data can fill (faster on small data)."""
-        bits = min(self.table_bits, max(10, math.ceil(math.log2(max(data_bytes, 2))) - 2))
+        """The same model with tables no larger than the data can fill (faster on small data):
+        a bucket per two bytes. Half that lost 1-5% of H on sparse Markov chains (256 KiB,
+        order 2 over 32 symbols: 3.7% above the rate against 4.7%), where long contexts
+        evicted each other."""
+        bits = min(self.table_bits, max(10, math.ceil(math.log2(max(data_bytes, 2))) - 1))
         return ContextMixingConfig(self.name, self.orders, self.word, self.column,
                                    self.match_min, bits)
 
@@ -122,7 +125,7 @@ class ContextMixingModel:
         - adaptive: the model first learns again from the training bytes just before the block
           (`holdout.warm` of them, those it saw), then from each block byte after coding it,
           as it did online. Text drifts from file to file; this recovers the local statistics
-          the online code enjoyed (Python source: 1.14 to 1.01 bits/byte at 256 KiB), while
+          the online code enjoyed (Python source: 1.14 to 1.00 bits/byte at 256 KiB), while
           stationary sources keep the frozen code.
         Both leave the model exactly as it was: every write is logged and rolled back."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
