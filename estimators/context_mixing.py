@@ -12,6 +12,8 @@ Why it is a valid prequential code whatever the hash collisions do: every probab
 computed from earlier bytes only, each binary probability is clipped strictly inside (0, 1),
 and a byte's probability is the product of eight of them along a path of a binary tree, so
 the 256 byte probabilities sum to exactly one.
+
+The kernels release the GIL (`nogil`): a sweep codes with them on a thread of its own.
 """
 from __future__ import annotations
 
@@ -201,7 +203,7 @@ def _remember(log_at, log_old, logged, kind, where, old):
     return logged + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm):
     """Undo the logged writes, newest first: the model is as it was before the block."""
     width = tables.shape[1]
@@ -307,7 +309,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, state, out
     return _mix64(match_hash)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _code(data, start, stop, view, learn, orders, word, column, match_min,
           tables, match_table, match_counters, weights, apm, state, stretch, rates,
           per_byte, keep_per_byte, log_at, log_old, logged):
@@ -479,7 +481,7 @@ def _code(data, start, stop, view, learn, orders, word, column, match_min,
     return total, coded, logged
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _recall_lines(data, begin, view, state):
     """Set the line state (last newline, line length) from the visible bytes before `begin`,
     so a held-out block after bytes the model saw starts with its column context."""
@@ -501,7 +503,7 @@ def _log_size(block: int, warm: int, contexts: int) -> int:
     return (block + warm) * (32 * contexts + 1 + 8 * (2 + contexts + 1))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _evaluate(data, seen, view, warm, orders, word, column, match_min, tables, match_table,
               match_counters, weights, apm, state, stretch, rates, log_at, log_old):
     """Bits and bytes of each held-out block under the model frozen after `seen` bytes, coded

@@ -15,6 +15,7 @@ is in the compute of every later checkpoint.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -68,9 +69,14 @@ def train_schedule(split: Split, cfg: RunConfig) -> list[int]:
     return batch_schedule(usable, cfg.batch_sequences)
 
 
+_SEEDING = threading.Lock()  # runs on parallel lanes seed the global generator one at a time
+
+
 def init_model(cfg: RunConfig, device: torch.device) -> GPT:
-    torch.manual_seed(cfg.seed)
-    return GPT(cfg.model).to(device)
+    with _SEEDING:
+        torch.manual_seed(cfg.seed)
+        model = GPT(cfg.model)
+    return model.to(device)
 
 
 class Learner:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from estimators import count_family
-from estimators.sweep import ProgressCallback, _Sweep, count_family_run, resolve
+from estimators.count_sweep import count_family_run
+from estimators.sweep import ProgressCallback, _Sweep, resolve
 
 
 def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | None, estimator: str,

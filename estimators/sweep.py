@@ -11,8 +11,10 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,6 +22,8 @@ import numpy as np
 
 from estimators import __version__, code_hash
 from estimators.baselines import compressor_baselines
+from estimators.count_sweep import CountFamilyRuns
+from estimators.lanes import Stopped, run_in_lanes
 from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, batch_schedule,
                              heldout_sequences, load, split)
 from estimators.frontier import (UNIFORM, Point, best_within, check_families, lower_hull,
@@ -103,6 +107,9 @@ class _Sweep:
         self._unreachable_warning()
         self.total_flops = sum(r.planned_flops for r in self.plan) * len(seeds) or 1.0
         self.done_flops = 0.0
+        self.label = ""  # what the last tick was about
+        self.stopping = threading.Event()  # set when the sweep failed: runs on lanes end
+        self._count_lock = threading.Lock()
 
     def _plan(self) -> list[PlannedRun]:
         """The runs to make: those of the included smaller presets, then this preset's own."""
@@ -181,10 +188,24 @@ class _Sweep:
                 f"below the {top:.2g} asked, so the curve is flat beyond that. Add data or "
                 "lower the budget.")
 
+    @property
+    def fraction(self) -> float:
+        """The share of the transformer's planned FLOPs done so far."""
+        return min(1.0, self.done_flops / self.total_flops)
+
     def _tick(self, planned_flops: float, label: str) -> None:
-        self.done_flops += planned_flops
+        with self._count_lock:  # runs on several lanes count into one total
+            self.done_flops += planned_flops
+        self.note(label)
+
+    def note(self, label: str) -> None:
+        """After each stretch of any run's work: stop if the sweep is stopping, else report
+        (`progress` is set only while runs are made on the calling thread)."""
+        if self.stopping.is_set():
+            raise Stopped()
+        self.label = label
         if self.progress:
-            self.progress(min(1.0, self.done_flops / self.total_flops), label)
+            self.progress(self.fraction, label)
 
     def _state_file(self, key: dict) -> Path | None:
         if self.state_dir is None:
@@ -314,49 +335,6 @@ UNTRAINED_MODEL = {"name": UNIFORM, "params": 0, "width": 0, "depth": 0, "contex
                    "untrained": True}
 
 
-def _count_family_runs(sweep: _Sweep, progress: ProgressCallback | None,
-                       share: float) -> list[dict]:
-    """One run of every count-family size, capped by the largest budget; seed-independent."""
-    from estimators import count_family
-
-    data = sweep.data
-    runs, done, planned = [], 0, len(data.tokens) * len(count_family.SIZES)
-    for cfg in count_family.SIZES:
-        label = f"{count_family.FAMILY} {cfg.name}"
-
-        def tick(count: int, saved: bool = False) -> None:
-            nonlocal done
-            done += count
-            if progress:
-                progress(min(share, share * done / planned), f"{label} (saved)" if saved else label)
-
-        run = count_family_run(sweep, cfg, tick)
-        if run is not None:
-            runs.append(run)
-    return runs
-
-
-def count_family_run(sweep: _Sweep, cfg, tick: Callable[..., None] | None = None) -> dict | None:
-    """One count-family size's run, saved in `state_dir` like the transformer's runs so that a
-    re-run (or the assembling call of a cluster's sweep) reloads it."""
-    from estimators import count_family
-
-    data, budget = sweep.data, sweep.budgets[-1]
-    key = {"sha256": data.sha256, "format": data.format, "family": count_family.FAMILY,
-           "config": asdict(cfg), "budget": budget, "code": code_hash()}
-    path = sweep._state_file(key)
-    if path and path.exists():
-        if tick:
-            tick(len(data.tokens), saved=True)
-        return json.loads(path.read_text())
-    run = count_family.run(data, cfg, budget, tick)
-    if path:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(run))
-        os.replace(tmp, path)  # atomic, as for the transformer's runs
-    return run
-
-
 def _family_of(runs: list[dict], point: Point) -> str:
     return runs[point.run]["family"] if point.run >= 0 else UNIFORM
 
@@ -378,6 +356,44 @@ def _read_curve(per_seed: list[list[Point]], ladder: list[float], runs: list[dic
         curve.append(CurvePoint(budget, s_mean, h_mean, s_mean / data_bytes, h_mean / data_bytes,
                                 model, ci95, _family_of(runs, first)))
     return curve
+
+
+def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
+               model_out: str | os.PathLike | None, report: Callable[[], None]
+               ) -> tuple[list[dict], list[list[dict]], dict]:
+    """Every run of the sweep, and the compressors' baselines, on up to `threads` lanes:
+    (count-family runs, each seed's transformer runs in plan order, baselines).
+
+    On a CPU each lane takes one task at a time and each run computes with `threads // lanes`
+    intra-op threads, so results do not depend on the order runs finish in."""
+    import torch
+
+    plan, first_seed = sweep.plan, sweep.seeds[0]
+
+    def kept(run: PlannedRun, s: int) -> Path | None:  # where the one run kept for transfer saves
+        return Path(model_out) if model_out and s == first_seed and run is sweep.model_run() else None
+
+    # The count family's sizes are one task (one lane), then the transformer's runs, longest
+    # first so that the lanes finish together, then the baselines.
+    pairs = sorted(((s, i) for s in sweep.seeds for i in range(len(plan))),
+                   key=lambda pair: -plan[pair[1]].planned_flops)
+    tasks = ([counting.make] if counting else []) + [
+        partial(sweep.run_one, plan[i], s, kept(plan[i], s)) for s, i in pairs] + [
+        partial(compressor_baselines, sweep.data)]
+    lanes = min(threads, len(tasks)) if sweep.device.type == "cpu" else 1
+    if lanes == 1:
+        sweep.progress = lambda fraction, label: report()  # every tick, on this thread
+    torch.set_num_threads(max(1, threads // lanes))
+    try:
+        made = run_in_lanes(tasks, lanes, report, sweep.stopping)
+    finally:
+        torch.set_num_threads(threads)
+    count_runs = made.pop(0) if counting else []
+    baselines = made.pop()
+    for run in made:
+        run["family"] = "transformer"  # its model stays as saved: width, depth, context
+    by_pair = dict(zip(pairs, made))
+    return count_runs, [[by_pair[s, i] for i in range(len(plan))] for s in sweep.seeds], baselines
 
 
 def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
@@ -405,34 +421,31 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     family_names = check_families(families)
     from estimators.training import cap_threads, pick_device
 
-    cap_threads(threads)
+    threads = cap_threads(threads)
     dev = pick_device(device)
     data = load(source, format, vocab_size=vocab_size)
     state = Path(state_dir) if state_dir else None
     if state:
         state.mkdir(parents=True, exist_ok=True)
     seed_list = [seed + i for i in range(seeds)]
-    with_transformer = "transformer" in family_names
-    count_share = 0.0
-    if "context-mixing" in family_names:  # cheap per byte: a small share of the progress bar
-        count_share = 0.1 if with_transformer else 1.0
-    scaled = (lambda f, m: progress(count_share + (1 - count_share) * f, m)) if progress else None
-    sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, scaled, state)
-    if not with_transformer:
+
+    def report() -> None:
+        if progress:
+            counted = counting.fraction if counting else 0.0
+            progress(count_share * counted + (1 - count_share) * sweep.fraction, sweep.label)
+
+    sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state)
+    if "transformer" not in family_names:
         sweep.plan, sweep.warnings = [], []  # its warnings are about transformer runs
+    counting = CountFamilyRuns(sweep) if "context-mixing" in family_names else None
+    count_work = counting.work if counting else 0.0  # the families share the bar by work
+    count_share = count_work / (count_work + (sweep.total_flops if sweep.plan else 0.0) or 1.0)
+    runs, transformer_runs, baselines = _make_runs(sweep, counting, threads, model_out, report)
 
     prior = untrained_point(len(data.tokens), data.vocab_size)
-    runs: list[dict] = []
-    if count_share:
-        runs = _count_family_runs(sweep, progress, count_share)
     shared = _points(runs, prior, first_run=0)[1:]  # deterministic: every seed pools them
     per_seed: list[list[Point]] = []
-    for s in seed_list:
-        keep = [Path(model_out) if model_out and s == seed and run is sweep.model_run() else None
-                for run in sweep.plan]
-        seed_runs = [sweep.run_one(run, s, out) for run, out in zip(sweep.plan, keep)]
-        for run in seed_runs:
-            run["family"] = "transformer"  # its model stays as saved: width, depth, context
+    for seed_runs in transformer_runs:
         per_seed.append(_points(seed_runs, prior, first_run=len(runs)) + shared)
         runs.extend(seed_runs)
 
@@ -465,7 +478,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         epiplexity_bits=final.epiplexity_bits, entropy_bits=final.entropy_bits,
         epiplexity_bits_per_byte=final.epiplexity_bits_per_byte,
         entropy_bits_per_byte=final.entropy_bits_per_byte,
-        curve=curve, baselines=compressor_baselines(data),
+        curve=curve, baselines=baselines,
         dataset=DatasetInfo(data.bytes, data.bytes_coded, len(data.tokens), data.sha256,
                             data.format, data.vocab_size),
         estimator=estimator, seeds=seed_list,

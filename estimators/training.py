@@ -55,10 +55,12 @@ def autocast(device: torch.device):
                           enabled=precision(device) == "bf16")
 
 
-def cap_threads(threads: int | None) -> None:
-    """Cap intra-op threads; concurrent jobs must share the cores, not oversubscribe them."""
-    threads = threads or int(os.environ.get("EPIPLEX_THREADS", 0)) or os.cpu_count() or 1
-    torch.set_num_threads(max(1, threads))
+def cap_threads(threads: int | None) -> int:
+    """Cap intra-op threads; concurrent jobs must share the cores, not oversubscribe them.
+    Returns the cap: `threads`, else $EPIPLEX_THREADS, else every core."""
+    threads = max(1, threads or int(os.environ.get("EPIPLEX_THREADS", 0)) or os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    return threads
 
 
 @dataclass

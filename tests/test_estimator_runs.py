@@ -1,4 +1,9 @@
 """A sweep made run by run (as a cluster does) gives the result of a one-machine sweep."""
+import threading
+import time
+
+import pytest
+
 import estimators
 from estimators import count_family, synthetic
 from estimators.runs import kept_run, make_run, sweep_runs
@@ -19,16 +24,42 @@ def test_every_run_of_every_family_is_listed_and_made_apart(tmp_path):
     assert runs[kept_run(runs)]["family"] == "transformer"
 
     state = tmp_path / "state"
-    made = [make_run(str(source), i, state_dir=state, device="cpu", **OPTIONS) for i in range(len(runs))]
+    made = [make_run(str(source), i, state_dir=state, device="cpu", threads=1, **OPTIONS)
+            for i in range(len(runs))]
     assert [run.get("family", "transformer") for run in made] == [r["family"] for r in runs]
 
     labels: list[str] = []
-    assembled = estimators.estimate(str(source), state_dir=state, device="cpu",
+    assembled = estimators.estimate(str(source), state_dir=state, device="cpu", threads=1,
                                     progress=lambda fraction, label="": labels.append(label), **OPTIONS)
     trained = {label for label in labels
                if "(saved)" not in label and ("seed" in label or count_family.FAMILY in label)}
     assert not trained  # nothing was made again: every run, count family included, was reloaded
     assert any(count_family.FAMILY in label and "(saved)" in label for label in labels)
-    alone = estimators.estimate(DATA, device="cpu", **OPTIONS)
+    alone = estimators.estimate(DATA, device="cpu", threads=2, **OPTIONS)  # on two lanes
     assert assembled.epiplexity_bits == alone.epiplexity_bits
     assert assembled.entropy_bits == alone.entropy_bits
+
+
+def test_runs_on_lanes_give_the_result_of_one_lane_and_stop_with_the_sweep():
+    reported: list[float] = []
+    lanes = estimators.estimate(DATA, device="cpu", threads=2, progress=lambda f, m="": reported.append(f),
+                                **OPTIONS)
+    one = estimators.estimate(DATA, device="cpu", threads=1, **OPTIONS)
+    assert lanes.to_dict()["curve"] == one.to_dict()["curve"]
+    assert [r["checkpoints"] for r in lanes.runs] == [r["checkpoints"] for r in one.runs]
+    assert reported == sorted(reported) and reported[-1] == 1.0
+
+    class Canceled(Exception):
+        pass
+
+    def cancel(fraction, label=""):
+        raise Canceled(fraction)
+
+    before = threading.active_count()
+    with pytest.raises(Canceled) as canceled:
+        estimators.estimate(DATA, device="cpu", threads=2, progress=cancel, **OPTIONS)
+    assert canceled.value.args[0] < 1.0  # raised by a report while the lanes were working
+    deadline = time.monotonic() + 30
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert threading.active_count() == before  # every lane ended at its next tick

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import estimators
-from estimators import sweep, synthetic
+from estimators import count_sweep, sweep, synthetic
 from estimators.baselines import compressor_baselines
 from estimators.data import MAX_VOCAB, DataFormatError, load, token_width, validate_file
 
@@ -147,7 +147,8 @@ def test_saved_runs_are_not_reused_by_different_code(tmp_path, monkeypatch):
     data = synthetic.MarkovSource(seed=4).sample(24 * 1024)
     first = estimators.estimate(data, budgets=[1e10], state_dir=tmp_path)
     assert first.code_hash == estimators.code_hash() and len(first.code_hash) == 64
-    monkeypatch.setattr(sweep, "code_hash", lambda: "f" * 64)
+    for module in (sweep, count_sweep):  # where each family's saved runs are keyed
+        monkeypatch.setattr(module, "code_hash", lambda: "f" * 64)
     messages = []
     estimators.estimate(data, budgets=[1e10], state_dir=tmp_path,
                         progress=lambda f, m: messages.append(m))
