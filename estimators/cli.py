@@ -50,7 +50,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="repeat with N seeds for a 95%% interval")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="cap on CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU cores to use (default all): the runs share them, one core each")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
 
 

@@ -88,7 +88,7 @@ def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
     stream, width = token_stream(data)
     size = len(stream)
     holdout = Holdout.for_size(size)
-    heldout_bytes = int(holdout.mask(size).sum())
+    heldout_bytes = size - int(holdout.training_bytes_before(size))  # no mask: 8 bytes per byte
     fitted = cfg.fitted(size)
     contexts = fitted.contexts
     def eval_cost(seen: int) -> float:

@@ -215,6 +215,11 @@ def test_the_leaderboard_shows_public_datasets_and_the_callers_own(as_, sessions
     assert board("alice") == {public, alices}
     assert board("bob") == {public, bobs}
     assert board("root") == {public, alices, bobs}
+    # cached pages follow publishing and hiding
+    assert as_["alice"].patch(f"/v1/datasets/{alices}", json={"visibility": "public"}).status_code == 200
+    assert board("bob") == {public, alices, bobs}
+    assert as_["alice"].patch(f"/v1/datasets/{alices}", json={"visibility": "private"}).status_code == 200
+    assert board("bob") == {public, bobs}
 
 
 def test_only_admin_keys_edit_the_panel(as_):

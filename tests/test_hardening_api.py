@@ -232,3 +232,13 @@ def test_cached_leaderboard_follows_new_results_and_deletions(http, sessions):
     assert [e["epiplexity_bits_per_byte"] for e in board["items"] if e["dataset_id"] == dataset["id"]] == [1.25]
     assert http.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
     assert http.get("/v1/leaderboard").json()["total"] == before
+
+
+def test_an_upload_alone_keeps_the_cached_leaderboard_valid(http, sessions):
+    from app.api.leaderboard_cache import data_fingerprint
+
+    with sessions() as session:
+        before = data_fingerprint(session)
+    assert http.post("/v1/datasets", content=b"not ranked yet " * 100, headers=OCTET).status_code == 201
+    with sessions() as session:
+        assert data_fingerprint(session) == before  # nothing new is listed until a job succeeds

@@ -2,10 +2,12 @@
 
 Ranking joins every succeeded job with its dataset and the transfer rows (~10 ms for 1,000
 datasets); the fingerprint is a few indexed aggregates (well under a millisecond). Any change
-that can alter a page changes the fingerprint: a job succeeding (count, newest finish), a dataset
-added or deleted (count, newest upload), transfer measured (count, newest measurement), the panel
-edited (its member ids). Workers write results from other processes, so nothing in memory could
-be told of a change; the fingerprint is read from the database on every request instead.
+that can alter a page changes the fingerprint: a job succeeding (count, newest finish), a listed
+dataset deleted (its jobs go too), published or hidden (public count among listed datasets),
+transfer measured (count, newest measurement), the panel edited (its member ids). An upload alone
+lists nothing new, so it leaves the cached pages valid. Workers write results from other
+processes, so nothing in memory could be told of a change; the fingerprint is read from the
+database on every request instead.
 """
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ MAX_ENTRIES = 256
 
 def data_fingerprint(session: Session) -> tuple:
     succeeded = Job.status == "succeeded"
+    ranked = Dataset.id.in_(select(Job.dataset_id).where(succeeded))  # only these are listed
     aggregates = (
+        # A dataset deleted takes its jobs with it, so deletions change these two as well.
         select(func.count(Job.id)).where(succeeded), select(func.max(Job.finished_at)).where(succeeded),
-        select(func.count(Dataset.id)), select(func.max(Dataset.created_at)),
-        # Publishing or hiding a dataset changes the public count, so visibility changes count too.
-        select(func.count(Dataset.id)).where(Dataset.visibility == "public"),
+        # Publishing or hiding a listed dataset changes how many of them are public.
+        select(func.count(Dataset.id)).where(Dataset.visibility == "public", ranked),
         select(func.count(TransferRow.id)), select(func.max(TransferRow.measured_at)))
     counts = session.execute(select(*(a.scalar_subquery() for a in aggregates))).one()  # one round trip
     panel = tuple(session.scalars(select(Dataset.id).where(Dataset.panel_source.is_not(None))
