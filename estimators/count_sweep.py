@@ -35,6 +35,14 @@ def count_family_run(sweep, cfg, tick: Callable[..., None] | None = None) -> dic
     return run
 
 
+def planned_work(sweep, cfg) -> float:
+    """One size's planned work in transformer-FLOP equivalents (to share out progress and order
+    runs): its pass, capped by the budget, plus held-out evaluations (about as much again)."""
+    n = len(sweep.data.tokens)
+    ops = min(sweep.budgets[-1], 2 * flops.context_mixing_train_ops(cfg.fitted(n).contexts, n))
+    return OPERATION_IN_FLOPS * ops
+
+
 class CountFamilyRuns:
     """One run of every count-family size, capped by the sweep's largest budget."""
 
@@ -45,12 +53,7 @@ class CountFamilyRuns:
 
     @property
     def work(self) -> float:
-        """The family's planned work in transformer-FLOP equivalents: each size's pass, capped
-        by the budget, plus its held-out evaluations (about as much again)."""
-        n, budget = len(self._sweep.data.tokens), self._sweep.budgets[-1]
-        ops = sum(min(budget, 2 * flops.context_mixing_train_ops(cfg.fitted(n).contexts, n))
-                  for cfg in count_family.SIZES)
-        return OPERATION_IN_FLOPS * ops
+        return sum(planned_work(self._sweep, cfg) for cfg in count_family.SIZES)
 
     @property
     def fraction(self) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from estimators import count_family
-from estimators.count_sweep import count_family_run
+from estimators.count_sweep import count_family_run, planned_work
 from estimators.sweep import ProgressCallback, _Sweep, resolve
 
 
@@ -31,17 +31,18 @@ def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | N
 def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
                budgets: Sequence[float] | None = None, estimator: str = "prequential", seeds: int = 1,
                seed: int = 0, vocab_size: int | None = None) -> list[dict]:
-    """The runs `estimate` would make with these options, in its order: {"family", "seed", "size",
-    "replay_epochs", "keeps_model"} each (`keeps_model`: the run whose model `model_out` keeps).
-    Count-family runs are deterministic: their seed is None.
+    """The runs `estimate` would make with these options: {"family", "seed", "size",
+    "replay_epochs", "keeps_model", "work"} each (`keeps_model`: the run whose model `model_out`
+    keeps; `work`: planned FLOPs, or their equivalent in time for a count-family run, to start
+    the longest first). Count-family runs are deterministic: their seed is None.
 
     Needs no torch: it only reads the data and plans the runs."""
     sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, None, None, None, vocab_size)
     kept = sweep.model_run()
     return [{"family": "transformer", "seed": s, "size": list(run.size), "replay_epochs": run.replay_epochs,
-             "keeps_model": run is kept} if s is not None else
+             "keeps_model": run is kept, "work": run.planned_flops} if s is not None else
             {"family": count_family.FAMILY, "seed": None, "size": run.name, "replay_epochs": 0,
-             "keeps_model": False}
+             "keeps_model": False, "work": planned_work(sweep, run)}
             for s, run in _runs(sweep)]
 
 

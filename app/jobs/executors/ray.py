@@ -93,9 +93,10 @@ class FannedOutScore:
         keep = kept_run(runs, options.get("seed", 0)) if model_out else None
         task = ray.remote(train_run).options(num_cpus=self._cpus, num_gpus=gpus, max_retries=RUN_RETRIES)
         config = _with_threads(self._config, max(1, int(self._cpus)))
+        longest_first = sorted(range(len(runs)), key=lambda index: -runs[index]["work"])
         pending = {task.remote(config, self._job_id, self._sha256, index,
                                {**options, "device": run_device, "keep_model": index == keep}): index
-                   for index in range(len(runs))}
+                   for index in longest_first}
         try:
             done = 0
             while pending:
