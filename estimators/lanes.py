@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
-REPORT_SECONDS = 1.0  # how often the calling thread reports progress while the lanes work
+REPORT_SECONDS = 0.25  # how often the calling thread reports progress while the lanes work
 
 
 class Stopped(Exception):
