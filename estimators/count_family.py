@@ -95,12 +95,13 @@ def run(data: TokenData, cfg: ContextMixingConfig, budget: float,
         return flops.context_mixing_eval_ops(contexts, heldout_bytes, holdout.warm_bytes(size, seen))
 
     per_byte = flops.context_mixing_train_ops(contexts, 1)
+    last_eval = eval_cost(size)  # the dearest evaluation: one after the whole file
     model = ContextMixingModel(fitted)
     online_bits, coded, position, spent, evaluated = 0.0, 0, 0, 0.0, 0.0
     checkpoints: list[dict] = []
     for target in _checkpoint_positions(size):
         # the next evaluation costs at most what one after the whole file does
-        affordable = (budget - evaluated - eval_cost(size)) / per_byte - coded
+        affordable = (budget - evaluated - last_eval) / per_byte - coded
         if affordable < 1:
             break
         most = coded + int(min(affordable, size))  # an unbounded budget still stops at the end

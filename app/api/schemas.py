@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from app.jobs.settings import NOT_PRESET_AND_BUDGETS, JobSettings, present
-from app.vet.vetting import REGRESSION_THRESHOLDS, THRESHOLD_NAMES, Thresholds
+from app.vet.vetting import REGRESSION_THRESHOLDS, THRESHOLD_NAMES
 
 Visibility = Literal["public", "private"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
@@ -244,7 +244,8 @@ class VetRequest(JobSettings):
         limits = self.thresholds
         if all(value is None for value in limits.model_dump().values()):
             raise ValueError("thresholds: set at least one")
-        if Thresholds(**limits.model_dump()).against_baseline and self.baseline is None and self.baseline_dataset_id is None:
+        against_baseline = any(getattr(limits, name) is not None for name in REGRESSION_THRESHOLDS)
+        if against_baseline and self.baseline is None and self.baseline_dataset_id is None:
             raise ValueError("max_epiplexity_drop_percent and max_entropy_rise_percent need baseline or "
                              "baseline_dataset_id")
         return self

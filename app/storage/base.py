@@ -39,7 +39,7 @@ class StoredBlob:
 
 class StreamingWriter:
     """What every store's writer does with a chunk: enforce the size limit, hash it, keep the
-    raw copy a format validator asks for, and compress it. `_store` keeps the compressed bytes."""
+    raw copy a format validator asks for, and compress it. `_keep` keeps the compressed bytes."""
 
     def __init__(self, max_bytes: int, zstd_level: int, raw_path: Path | None) -> None:
         self._max_bytes = max_bytes
@@ -61,9 +61,9 @@ class StreamingWriter:
         self._hash.update(chunk)
         if self._raw_file:
             self._raw_file.write(chunk)
-        self._store(self._compressor.compress(chunk))
+        self._keep(self._compressor.compress(chunk))
 
-    def _store(self, compressed: bytes) -> None:
+    def _keep(self, compressed: bytes) -> None:
         raise NotImplementedError
 
     def _end_stream(self) -> bytes:

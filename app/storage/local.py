@@ -25,11 +25,11 @@ class BlobWriter(StreamingWriter):
         token = uuid.uuid4().hex
         super().__init__(max_bytes, store.zstd_level,
                          store.tmp_dir / f"upload-{token}.raw" if keep_raw else None)
-        self._store_root = store
+        self._store = store
         self._compressed_path = store.tmp_dir / f"upload-{token}.zst"
         self._compressed_file = open(self._compressed_path, "wb")
 
-    def _store(self, compressed: bytes) -> None:
+    def _keep(self, compressed: bytes) -> None:
         self._compressed_file.write(compressed)
 
     def finish(self) -> str:
@@ -42,7 +42,7 @@ class BlobWriter(StreamingWriter):
     def commit(self) -> StoredBlob:
         """Move the compressed file to its content address (a no-op if that blob exists)."""
         sha256 = self.sha256 or self.finish()
-        target = self._store_root.path_for(sha256)
+        target = self._store.path_for(sha256)
         if target.exists():
             self._compressed_path.unlink(missing_ok=True)
         else:

@@ -52,7 +52,7 @@ class S3BlobWriter(StreamingWriter):
         token = uuid.uuid4().hex
         super().__init__(max_bytes, store.zstd_level,
                          tmp_dir / f"upload-{token}.raw" if keep_raw else None)
-        self._s3_store = store
+        self._store = store
         self._tmp_key = store.key(f"tmp/upload-{token}.zst")
         self._stored = 0
         self._pending = bytearray()
@@ -60,13 +60,13 @@ class S3BlobWriter(StreamingWriter):
         self._upload_id: str | None = None
         self._completed = False
 
-    def _store(self, compressed: bytes) -> None:
+    def _keep(self, compressed: bytes) -> None:
         self._pending += compressed
         if len(self._pending) >= PART_BYTES:
             self._send_part()
 
     def _send_part(self) -> None:
-        s3, bucket = self._s3_store.client, self._s3_store.bucket
+        s3, bucket = self._store.client, self._store.bucket
         if self._upload_id is None:
             self._upload_id = _guarded(lambda: s3.create_multipart_upload(
                 Bucket=bucket, Key=self._tmp_key)["UploadId"])
@@ -80,7 +80,7 @@ class S3BlobWriter(StreamingWriter):
     def finish(self) -> str:
         """Send the last part and close the upload at the temporary key; returns the sha256."""
         self._pending += self._end_stream()
-        s3, bucket = self._s3_store.client, self._s3_store.bucket
+        s3, bucket = self._store.client, self._store.bucket
         if self._upload_id is None:  # small enough for one plain PUT
             body = bytes(self._pending)
             _guarded(lambda: s3.put_object(Bucket=bucket, Key=self._tmp_key, Body=body))
@@ -98,7 +98,7 @@ class S3BlobWriter(StreamingWriter):
     def commit(self) -> StoredBlob:
         """Copy the temporary object to its content address (unless that blob exists already)."""
         sha256 = self.sha256 or self.finish()
-        store = self._s3_store
+        store = self._store
         if not store.exists(sha256):
             _guarded(lambda: store.client.copy({"Bucket": store.bucket, "Key": self._tmp_key},
                                                store.bucket, store.blob_key(sha256)))
@@ -110,7 +110,7 @@ class S3BlobWriter(StreamingWriter):
 
         Best effort: with storage down, `clear_tmp` removes them later."""
         self._drop_raw_copy()
-        s3, bucket = self._s3_store.client, self._s3_store.bucket
+        s3, bucket = self._store.client, self._store.bucket
         try:
             if self._upload_id is not None and not self._completed:
                 _guarded(lambda: s3.abort_multipart_upload(Bucket=bucket, Key=self._tmp_key,

@@ -14,7 +14,7 @@ from app.api.schemas import JobCreate, JobOut, JobStatus, Page
 from app.auth import access
 from app.auth.access import Caller
 from app.core.errors import NotFound
-from app.core.models import TERMINAL_STATUSES, Dataset, Job
+from app.core.models import TERMINAL_STATUSES
 from app.jobs import service
 from app.jobs.service import Submitted
 from app.services import Services
