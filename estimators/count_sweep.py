@@ -12,7 +12,7 @@ from estimators import code_hash, count_family, flops
 
 # One count-family operation takes about as long as this many transformer FLOPs (2-core AMD
 # EPYC, 1 MiB: 0.74 G operations/s against 33 GFLOP/s on one thread). It only shares out the
-# progress bar between the families.
+# progress bar between the families and orders a cluster's runs longest first.
 OPERATION_IN_FLOPS = 40
 
 
