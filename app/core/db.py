@@ -33,6 +33,9 @@ def normalize_url(database_url: str) -> str:
     return database_url
 
 
+SQLITE_POOL_SIZE = 40  # anyio's default limit on threads running sync routes at once
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine for `database_url`; SQLite connections get WAL, a busy timeout and foreign keys."""
     database_url = normalize_url(database_url)
@@ -41,8 +44,11 @@ def make_engine(database_url: str) -> Engine:
         return create_engine(database_url, pool_pre_ping=True,
                              connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     # API threads and worker processes share one file: WAL lets readers run beside the writer,
-    # and the busy timeout turns brief write contention into a wait instead of an error.
-    engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+    # and the busy timeout turns brief write contention into a wait instead of an error. The pool
+    # holds a connection for each of the API's 40 request threads: with SQLAlchemy's default of 5
+    # (plus 10 made and closed again), a busy server waited for connections and reopened them.
+    engine = create_engine(database_url, pool_size=SQLITE_POOL_SIZE, max_overflow=10,
+                           connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn, _record) -> None:
