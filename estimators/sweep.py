@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -199,8 +200,8 @@ class _Sweep:
         self.note(label)
 
     def note(self, label: str) -> None:
-        """After each stretch of any run's work: stop if the sweep is stopping, else report
-        (`progress` is set only while runs are made on the calling thread)."""
+        """After each stretch of any run's work, on whichever lane made it: stop if the sweep
+        is stopping, else pass the tick on to `progress`."""
         if self.stopping.is_set():
             raise Stopped()
         self.label = label
@@ -359,13 +360,14 @@ def _read_curve(per_seed: list[list[Point]], ladder: list[float], runs: list[dic
 
 
 def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
-               model_out: str | os.PathLike | None, report: Callable[[], None]
-               ) -> tuple[list[dict], list[list[dict]], dict]:
+               model_out: str | os.PathLike | None, tick: ProgressCallback,
+               report: Callable[[], None]) -> tuple[list[dict], list[list[dict]], dict]:
     """Every run of the sweep, and the compressors' baselines, on up to `threads` lanes:
     (count-family runs, each seed's transformer runs in plan order, baselines).
 
     On a CPU each lane takes one task at a time and each run computes with `threads // lanes`
-    intra-op threads, so results do not depend on the order runs finish in."""
+    intra-op threads, so results do not depend on the order runs finish in. Every run's ticks
+    go to `tick`; `report` hands them on, at once with one lane, every 0.25 s with more."""
     import torch
 
     plan, first_seed = sweep.plan, sweep.seeds[0]
@@ -381,8 +383,7 @@ def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
         partial(sweep.run_one, plan[i], s, kept(plan[i], s)) for s, i in pairs] + [
         partial(compressor_baselines, sweep.data)]
     lanes = min(threads, len(tasks)) if sweep.device.type == "cpu" else 1
-    if lanes == 1:
-        sweep.progress = lambda fraction, label: report()  # every tick, on this thread
+    sweep.progress = tick if lanes > 1 else lambda fraction, label: (tick(fraction, label), report())
     torch.set_num_threads(max(1, threads // lanes))
     try:
         made = run_in_lanes(tasks, lanes, report, sweep.stopping)
@@ -429,10 +430,22 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         state.mkdir(parents=True, exist_ok=True)
     seed_list = [seed + i for i in range(seeds)]
 
-    def report() -> None:
-        if progress:
-            counted = counting.fraction if counting else 0.0
-            progress(count_share * counted + (1 - count_share) * sweep.fraction, sweep.label)
+    def overall() -> float:
+        counted = counting.fraction if counting else 0.0
+        return count_share * counted + (1 - count_share) * sweep.fraction
+
+    ticks: deque[tuple[float, str]] = deque()  # queued by whichever lane ticked, in order
+    order = threading.Lock()
+
+    def tick(_fraction: float, label: str) -> None:
+        with order:
+            ticks.append((overall(), label))
+
+    def report() -> None:  # on the calling thread only: it may raise to stop the sweep
+        if progress and not ticks:
+            progress(overall(), sweep.label)  # still working: also a liveness check
+        while progress and ticks:
+            progress(*ticks.popleft())
 
     sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state)
     if "transformer" not in family_names:
@@ -440,7 +453,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     counting = CountFamilyRuns(sweep) if "context-mixing" in family_names else None
     count_work = counting.work if counting else 0.0  # the families share the bar by work
     count_share = count_work / (count_work + (sweep.total_flops if sweep.plan else 0.0) or 1.0)
-    runs, transformer_runs, baselines = _make_runs(sweep, counting, threads, model_out, report)
+    runs, transformer_runs, baselines = _make_runs(sweep, counting, threads, model_out, tick, report)
 
     prior = untrained_point(len(data.tokens), data.vocab_size)
     shared = _points(runs, prior, first_run=0)[1:]  # deterministic: every seed pools them
