@@ -3,8 +3,9 @@
 Torch and the count family's numba kernels release the GIL while they compute, so `lanes`
 threads use that many cores without starting processes (no second torch import, no fork after
 torch). The caller fixes each run's intra-op threads before the lanes start, so a result never
-depends on which run finished first. Only the calling thread reports progress: the lanes just
-count, and raise `Stopped` at their next tick once `stopping` is set.
+depends on which run finished first. Only the calling thread reports progress (`report`, every
+`REPORT_SECONDS`): the lanes only queue their ticks for it, and raise `Stopped` at their next
+tick once `stopping` is set.
 """
 from __future__ import annotations
 
