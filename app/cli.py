@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -19,15 +20,13 @@ from app.vet.cli import add_vet_command
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Start the API and the local executor in this process; returns when the server stops."""
-    import uvicorn
-
-    from app.api.app import create_app
+    """Start the API and the local executor; returns when the server stops."""
+    from app.api.serving import reserve_port, serve as serve_api
     from app.core.logs import setup_logging
 
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "data_dir": args.data_dir, "workers": args.workers,
-        "insecure_no_auth": args.insecure_no_auth or None,
+        "api_processes": args.api_processes, "insecure_no_auth": args.insecure_no_auth or None,
         "executor": args.executor, "ray_address": args.ray_address,
     }.items() if value is not None}
     try:
@@ -49,9 +48,13 @@ def serve(args: argparse.Namespace) -> int:
         logging.getLogger("epiplex.auth").warning(
             "INSECURE: serving %s with --insecure-no-auth; without API keys anyone who reaches the port may read, "
             "delete and queue anything", settings.host)
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                access_log=settings.access_log, timeout_graceful_shutdown=10)
+    try:
+        settings = reserve_port(settings)
+    except OSError as error:
+        print(f"epiplex serve: cannot listen on {settings.host}:{settings.port}: {os.strerror(error.errno) if error.errno else error}",
+              file=sys.stderr)
+        return 1
+    serve_api(settings)
     return 0
 
 
@@ -66,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"database, blobs and job state (default ./{defaults['data_dir'].default}, env EPIPLEX_DATA_DIR)")
     run.add_argument("--workers", type=int,
                      help=f"concurrent worker processes (default {defaults['workers'].default}, env EPIPLEX_WORKERS)")
+    run.add_argument("--api-processes", type=int,
+                     help=f"processes answering HTTP (default {defaults['api_processes'].default}, "
+                     "env EPIPLEX_API_PROCESSES); the first also runs the jobs")
     run.add_argument("--insecure-no-auth", action="store_true",
                      help="serve a non-loopback --host without any API key (anyone reaching it may do anything; "
                      "env EPIPLEX_INSECURE_NO_AUTH)")

@@ -29,16 +29,22 @@ class Services:
     # Held while the built-in reference panel is stored, so concurrent first uses store it once.
     panel_lock: threading.Lock = field(default_factory=threading.Lock)
     blob_gc: GarbageCollector | None = None
+    primary: bool = True  # False: an extra API process; the first one runs the executor
 
     @classmethod
-    def start(cls, settings: Settings, run_executor: bool = True) -> Services:
-        """Migrate the database, open the blob store and start the executor (if any workers)."""
+    def start(cls, settings: Settings, run_executor: bool = True, maintain: bool = True) -> Services:
+        """Migrate the database, open the blob store and start the executor (if any workers).
+
+        `maintain=False` (an extra API process): the first process has migrated and keeps the
+        data directory clean; this one only opens the database and the blob store."""
         settings.ensure_dirs()
         engine = make_engine(settings.resolved_database_url)
-        run_migrations(engine)
         sessions = make_session_factory(engine)
         blobs = open_storage(settings.blob_url, settings.blob_dir, settings.tmp_dir,
                              settings.s3_endpoint_url, settings.zstd_level)
+        if not maintain:
+            return cls(settings, engine, sessions, blobs, executor=None, primary=False)
+        run_migrations(engine)
         if isinstance(blobs, BlobStore):
             # The local directory is this server's alone and nothing is in flight before it serves,
             # so what a crash left (a blob stored but never recorded) goes now, whatever its age.

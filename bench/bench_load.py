@@ -2,10 +2,12 @@
 
     python bench/bench_load.py [--datasets 1000] [--seconds 12] [--rates 100 200 400]
 
-Starts `epiplex serve` with its defaults (one process, one job worker, idle) on a free 127.0.0.1
-port with a temp data dir, seeds --datasets datasets with succeeded results in the database, then
-runs locust at each rate for --seconds (3 x 12 s = 36 s of load): users at a constant throughput
-of 5 requests/s each, so rate / 5 users. Mix per 10 requests: 4 leaderboard, 2 dataset list,
+Starts `epiplex serve` with its defaults (two API processes, one job worker, idle) on a free
+127.0.0.1 port with a temp data dir, seeds --datasets datasets with succeeded results in the
+database, then runs locust at each rate for --warmup + --seconds (3 x 15 s = 45 s of load): users
+at a constant throughput of 5 requests/s each, so rate / 5 users, each starting at a random phase.
+Latencies count after the warm-up (fresh connections, threads and statement caches made the first
+second of every run slow); errors count from the start. Mix per 10 requests: 4 leaderboard, 2 dataset list,
 2 dataset reads, 1 job list, 1 upload (2-20 KB). Prints p50/p99 (ms) and errors per endpoint.
 Goals (issue 10): 0 errors; leaderboard p99 < 50 ms at 200 requests/s on 2 cores.
 """
@@ -28,6 +30,7 @@ from locust.env import Environment  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from app.core.settings import Settings  # noqa: E402
 from app.testing import ServiceProcess  # noqa: E402
 from bench_service import seed_leaderboard  # noqa: E402
 from machine import machine  # noqa: E402
@@ -41,6 +44,9 @@ class ApiUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = random.Random()
+        # Users start together; without a random phase each would fire in the same instant every
+        # 1 / PER_USER_RATE s, a burst of every user at once instead of a steady rate.
+        gevent.sleep(self.rng.uniform(0, 1 / PER_USER_RATE))
 
     @task(4)
     def leaderboard(self) -> None:
@@ -68,20 +74,23 @@ class ApiUser(FastHttpUser):
                 response.failure(f"upload answered {response.status_code}")
 
 
-def run_rate(host: str, rate: int, seconds: float) -> list[tuple]:
+def run_rate(host: str, rate: int, seconds: float, warmup: float) -> list[tuple]:
     environment = Environment(user_classes=[ApiUser], host=host)
     runner = environment.create_local_runner()
     users = max(1, round(rate / PER_USER_RATE))
     runner.start(users, spawn_rate=users)  # all at once: the whole run is at the target rate
+    gevent.sleep(warmup)
+    warmup_failures = {entry.name: entry.num_failures for entry in environment.stats.entries.values()}
+    environment.stats.reset_all()  # latencies from here on; failures are counted from the start
     gevent.sleep(seconds)
     runner.quit()
     rows = []
     for entry in sorted(environment.stats.entries.values(), key=lambda e: e.name):
-        rows.append((rate, entry.name, entry.num_requests, entry.num_failures,
+        rows.append((rate, entry.name, entry.num_requests, entry.num_failures + warmup_failures.get(entry.name, 0),
                      entry.get_response_time_percentile(0.5), entry.get_response_time_percentile(0.99)))
     total = environment.stats.total
     rows.append((rate, f"ALL ({total.num_requests / seconds:.0f} req/s achieved)", total.num_requests,
-                 total.num_failures, total.get_response_time_percentile(0.5),
+                 total.num_failures + sum(warmup_failures.values()), total.get_response_time_percentile(0.5),
                  total.get_response_time_percentile(0.99)))
     return rows
 
@@ -90,15 +99,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=int, default=DATASET_COUNT)
     parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds at each rate before latencies count")
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 200, 400])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         with ServiceProcess(Path(tmp) / "load") as service:
             seed_leaderboard(f"sqlite:///{service.data_dir / 'epiplex.db'}", args.datasets, random.Random(0))
-            rows = [row for rate in args.rates for row in run_rate(service.url, rate, args.seconds)]
+            rows = [row for rate in args.rates for row in run_rate(service.url, rate, args.seconds, args.warmup)]
     print(f"Machine: {machine()}")
-    print(f"Server: `epiplex serve` defaults (1 process, 1 job worker), {args.datasets} datasets with results; "
-          f"{args.seconds:g} s per rate, loopback")
+    print(f"Server: `epiplex serve` defaults ({Settings().api_processes} API processes, 1 job worker), "
+          f"{args.datasets} datasets with results; {args.warmup:g} s warm-up then {args.seconds:g} s per rate "
+          "(errors counted over both), loopback")
     print("| target req/s | endpoint | requests | errors | p50 ms | p99 ms |")
     print("|---:|---|---:|---:|---:|---:|")
     for rate, name, count, failures, p50, p99 in rows:

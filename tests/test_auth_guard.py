@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
 
 from app.auth.cli import open_bind_refusal, open_sessions
+from app.auth.guard import KEY_CHECK_SECONDS
 from app.auth.keys import create_key
 from app.core.settings import Settings
 from app.testing import ServiceProcess, free_port
@@ -99,6 +101,7 @@ def test_keys_switch_on_once_one_exists_even_after_it_is_revoked(tmp_path):
         engine, sessions = open_sessions(Settings(data_dir=tmp_path))
         with sessions() as session:
             secret = create_key(session, "first").secret
+        time.sleep(KEY_CHECK_SECONDS)  # the guard looks for a first key at most this often
         assert http.get("/v1/datasets").status_code == 401
         assert http.get("/v1/datasets", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
         from app.auth.keys import revoke_key

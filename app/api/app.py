@@ -1,6 +1,7 @@
 """The FastAPI application: routers per resource, error answers, limits, metrics, lifespan."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,7 +14,7 @@ from app.api.contract import contract_openapi
 from app.api.errors import install_error_handlers
 from app.api.limits import JsonBodyLimit
 from app import web
-from app.core.metrics import HttpMetrics, JobCollector
+from app.core.metrics import HttpMetrics, JobCollector, scrape_registry
 from app.core.settings import Settings
 from app.services import Services
 
@@ -23,18 +24,28 @@ Upload a dataset, queue a job, read the curve of S_T and H_T over compute budget
 the leaderboard. All figures are in **bits** (totals) or **bits per byte** of the upload."""
 
 
-def create_app(settings: Settings | None = None, run_executor: bool = True) -> FastAPI:
-    """The service as an ASGI app; starting it migrates the database and starts the executor."""
+def create_app(settings: Settings | None = None, run_executor: bool = True, primary: bool = True,
+               on_started: Callable[[], None] | None = None, on_stopping: Callable[[], None] | None = None) -> FastAPI:
+    """The service as an ASGI app; starting it migrates the database and starts the executor.
+
+    `primary=False` is an extra API process of a running service (`app.api.serving`): no
+    executor, no migrations, no clean-up of the shared data directory. `on_started` runs once the
+    services are up, `on_stopping` before they stop (the helper processes' start and stop)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        services = Services.start(settings, run_executor=run_executor)
+        services = Services.start(settings, run_executor=run_executor and primary, maintain=primary)
         app.state.services = services
-        app.state.metrics_registry.register(JobCollector(services))
+        app.state.scrape_registry = scrape_registry(app.state.metrics_registry)
+        app.state.scrape_registry.register(JobCollector(services))
+        if on_started:
+            on_started()
         try:
             yield
         finally:
+            if on_stopping:
+                on_stopping()
             services.stop()
 
     # docs_url/redoc_url off: app.web serves /docs and /redoc with local assets (no CDN).

@@ -1,7 +1,7 @@
 """Dependencies injected into routes: the running services, a database session and the caller."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -16,7 +16,10 @@ async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterator[Session]:
+async def get_session(services: Annotated[Services, Depends(get_services)]) -> AsyncIterator[Session]:
+    """A session per request. Async so that opening and closing it cost no thread hop each (a sync
+    dependency makes two): opening does no I/O, and closing returns a pooled connection after a
+    rollback, a few microseconds on SQLite (one round trip on PostgreSQL)."""
     session = services.sessions()
     try:
         yield session

@@ -1,13 +1,17 @@
-"""Prometheus metrics: HTTP traffic counted in-process, job figures read from the durable rows.
+"""Prometheus metrics: HTTP traffic counted where it is served, job figures from the durable rows.
 
 Job counts and durations come from the database at scrape time, so they are right after a
-restart and whichever executor or process ran the jobs.
+restart and whichever executor or process ran the jobs. With several API processes
+(`app.api.serving`), HTTP counters use prometheus_client's multiprocess mode: each process writes
+its own files under PROMETHEUS_MULTIPROC_DIR and a scrape, whichever process answers it, sums them.
 """
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import case, func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,9 +47,19 @@ class JobCollector:
                                     buckets=buckets, sum_value=total)
         yield GaugeMetricFamily("epiplex_datasets", "Datasets stored.", value=datasets)
         yield GaugeMetricFamily("epiplex_stored_bytes", "Bytes of datasets at rest (compressed).", value=stored)
-        executor = self._services.executor
-        yield GaugeMetricFamily("epiplex_workers_busy", "Worker processes running a job now.",
-                                value=len(executor.running_jobs()) if executor else 0)
+        # From the rows, not the executor: any API process may answer the scrape, and only one runs it.
+        yield GaugeMetricFamily("epiplex_workers_busy", "Workers running a job now (one job each).",
+                                value=by_status.get("running", 0))
+
+
+def scrape_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics reports: this process's registry, or every process's files when shared
+    (`app.api.serving` sets PROMETHEUS_MULTIPROC_DIR before prometheus_client is imported)."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return own
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
 
 
 class HttpMetrics:

@@ -22,7 +22,8 @@ class Dataset(Base):
 
     __tablename__ = "datasets"
     # Content-addressed per owner: the same bytes from another key are another record (sharing the blob).
-    __table_args__ = (UniqueConstraint("owner_id", "sha256", "format", name="uq_datasets_owner_sha256_format"),)
+    __table_args__ = (UniqueConstraint("owner_id", "sha256", "format", name="uq_datasets_owner_sha256_format"),
+                      Index("ix_datasets_newest", "created_at", "id"))  # list pages, newest first
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
@@ -31,7 +32,7 @@ class Dataset(Base):
     # 64-bit: PostgreSQL's INTEGER stops at 2 GiB (SQLite's is 64-bit already).
     bytes: Mapped[int] = mapped_column(BigInteger)
     stored_bytes: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # In the reference panel of transfer targets: "builtin" (estimators.panel) or "operator"; null if not.
     panel_source: Mapped[str | None] = mapped_column(String(20), index=True)
     panel_description: Mapped[str | None] = mapped_column(Text)
@@ -54,6 +55,8 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("dataset_id", "config_key", name="uq_jobs_dataset_config"),
         Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_status_finished", "status", "finished_at"),  # the leaderboard's fingerprint
+        Index("ix_jobs_newest", "created_at", "id"),  # list pages, newest first
         Index("ix_jobs_dataset_status_finished", "dataset_id", "status", "finished_at"),
         Index("ix_jobs_dataset_score_key", "dataset_id", "score_key"),
     )
@@ -134,6 +137,7 @@ class TransferRow(Base):
         UniqueConstraint("source_dataset_id", "target_dataset_id", "preset", "seed", "score_key",
                          name="uq_transfer_pair"),
         Index("ix_transfer_target", "target_dataset_id"),
+        Index("ix_transfer_measured", "measured_at"),  # the leaderboard's fingerprint
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

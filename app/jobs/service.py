@@ -63,7 +63,7 @@ def list_jobs(session: Session, caller: Caller, status: str | None = None, datas
     if dataset_id is not None:
         query = query.where(Job.dataset_id == dataset_id)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
     return list(jobs), total
 
 

@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 
 from app.api.contract import UPLOAD_BODY
 from app.api.deps import CallerDep, PageLimit, PageOffset, ServicesDep, SessionDep
+from app.api.leaderboard_cache import note_visibility_change
 from app.api.routers.uploads import stream_body_to
 from app.api.schemas import DatasetOut, DatasetPatch, Page, Visibility
 from app.auth import access, quotas
@@ -155,7 +156,7 @@ def list_datasets(session: SessionDep, caller: CallerDep,
     """Datasets the caller may see (its own, public ones, the panel), newest first."""
     seen = access.visible_datasets(caller)
     total = session.scalar(select(func.count()).select_from(Dataset).where(seen))
-    rows = session.scalars(select(Dataset).where(seen).order_by(Dataset.created_at.desc(), Dataset.id)
+    rows = session.scalars(select(Dataset).where(seen).order_by(Dataset.created_at.desc(), Dataset.id.desc())
                            .limit(limit).offset(offset)).all()
     return Page(items=[DatasetOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
@@ -170,8 +171,10 @@ def update_dataset(dataset_id: str, body: DatasetPatch, session: SessionDep, cal
     """Publish a dataset (`visibility: public`) or make it private again; its owner or an admin only."""
     dataset = access.get_dataset(session, caller, dataset_id)
     access.check_may_change(caller, dataset.owner_id, f"dataset {dataset_id!r}")
-    dataset.visibility = body.visibility
-    session.commit()
+    if dataset.visibility != body.visibility:
+        dataset.visibility = body.visibility
+        note_visibility_change(session)
+        session.commit()
     return DatasetOut.model_validate(dataset)
 
 

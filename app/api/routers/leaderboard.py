@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import CallerDep, PageLimit, PageOffset, SessionDep
 from app.api.leaderboard_cache import PageCache, data_fingerprint
@@ -26,7 +26,7 @@ def leaderboard(
                                         "curve (e.g. transformer); results without it drop out.")] = None,
     limit: PageLimit = 50,
     offset: PageOffset = 0,
-) -> LeaderboardPage:
+) -> Response:
     """One entry per dataset the caller may see (public ones and its own), from its most recent
     succeeded job that passes the filters.
 
@@ -43,4 +43,5 @@ def leaderboard(
                              family=family, limit=limit, offset=offset)
     # Pages differ by who asks: what a caller sees depends on its key.
     key = (data_fingerprint(session), caller.key_id, caller.sees_everything, query)
-    return cache.get_or_compute(key, lambda: rank(session, caller, query))
+    page = cache.get_or_compute(key, lambda: rank(session, caller, query).model_dump_json(by_alias=True))
+    return Response(page, media_type="application/json")

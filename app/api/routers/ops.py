@@ -1,6 +1,8 @@
 """Operations: liveness, readiness and Prometheus metrics."""
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,7 +36,12 @@ def readyz(services: ServicesDep) -> JSONResponse:
         detail["database"] = f"unavailable: {error}"
         schema_ok = False
     executor = services.executor
-    detail["executor"] = (executor.name if executor.is_alive() else "stopped") if executor else "none (workers=0)"
+    if executor:
+        detail["executor"] = executor.name if executor.is_alive() else "stopped"
+    elif not services.primary and services.settings.workers > 0:  # this helper lives only as long as it
+        detail["executor"] = f"{services.settings.executor}, in the first API process (pid {os.getppid()})"
+    else:
+        detail["executor"] = "none (workers=0)"
     ok = schema_ok and (executor is None or executor.is_alive())
     return JSONResponse(Health(status="ok" if ok else "unavailable", detail=detail).model_dump(),
                         status_code=200 if ok else 503)
@@ -43,5 +50,5 @@ def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
-    body = await run_in_threadpool(generate_latest, request.app.state.metrics_registry)
+    body = await run_in_threadpool(generate_latest, request.app.state.scrape_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
