@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     quota_flops_per_day: float = Field(5e16, ge=0, allow_inf_nan=False,
                                        description="Planned FLOPs of the jobs one key submits in 24 h; 0: no limit.")
     rate_limit: str = Field("50/second", description="Requests per key, in the `limits` notation "
-                            "(e.g. '50/second;1000/minute'); empty: no limit. Admin keys are exempt.")
+                            "(e.g. '50/second;1000/minute'); empty: no limit. Admin keys are exempt. Each API process "
+                            "counts on its own.")
     log_level: str = Field("INFO")
     access_log: bool = Field(True, description="Log one line per HTTP request.")
 
