@@ -438,6 +438,8 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     order = threading.Lock()
 
     def tick(_fraction: float, label: str) -> None:
+        if progress is None:
+            return  # nobody reads them: a long sweep would queue millions
         with order:
             ticks.append((overall(), label))
 

@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 from app.core.settings import Settings
@@ -85,9 +86,15 @@ class ApiHelpers:
             process.start()
             self.processes.append(process)
             started.append(ready)
-        serving = sum(ready.wait(HELPER_START_SECONDS) for ready in started)
-        if self.processes:
-            log.info("API helper processes started", extra={"count": len(self.processes), "serving": serving})
+        deadline = time.monotonic() + HELPER_START_SECONDS
+        for ready, process in zip(started, self.processes):  # a helper that fails to start is not waited for
+            while not ready.wait(0.1) and process.is_alive() and time.monotonic() < deadline:
+                pass
+        serving = sum(ready.is_set() for ready in started)
+        if serving < len(started):
+            log.warning("API helper processes not serving", extra={"started": len(started), "serving": serving})
+        elif started:
+            log.info("API helper processes serving", extra={"count": serving})
 
     def stop(self) -> None:
         for process in self.processes:
