@@ -45,6 +45,10 @@ def reserve_port(settings: Settings) -> Settings:
 
 def serve(settings: Settings) -> None:
     """Run the service (and its helper processes) on `reserve_port`'s port until stopped."""
+    if sys.platform != "linux" and settings.api_processes > 1:
+        # Spreading connections (SO_REUSEPORT) and dying with the parent (PR_SET_PDEATHSIG) are Linux's.
+        log.info("one API process: helper processes need Linux", extra={"platform": sys.platform})
+        settings = settings.model_copy(update={"api_processes": 1})
     if settings.api_processes > 1:
         _share_metrics(settings.data_dir / "metrics")
     from app.api.app import create_app
@@ -107,8 +111,7 @@ class ApiHelpers:
 
 
 def _serve_helper(settings: Settings, parent_pid: int, ready) -> None:
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the first process died before the line above took effect
         return
     from app.api.app import create_app
@@ -122,4 +125,4 @@ def _run_uvicorn(app, settings: Settings) -> None:
     import uvicorn
 
     config = uvicorn.Config(app, log_config=None, access_log=settings.access_log, timeout_graceful_shutdown=10)
-    uvicorn.Server(config).run(sockets=[_bind(settings.host, settings.port, reuse_port=True)])
+    uvicorn.Server(config).run(sockets=[_bind(settings.host, settings.port, reuse_port=settings.api_processes > 1)])

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
                                             "looked for (also once at start).")
     workers: int = Field(1, ge=0, description="Concurrent local worker processes; 0 runs the API only.")
     api_processes: int = Field(2, ge=1, le=64, description="Processes answering HTTP on the one port (one "
-                               "Python process serves on about one core); the first also runs the executor.")
+                               "Python process serves on about one core); the first also runs the executor. "
+                               "Linux only: elsewhere 1.")
     max_upload_bytes: int = Field(1 << 30, ge=1, description="Larger uploads are refused with 413.")
     max_json_body_bytes: int = Field(1 << 20, ge=1024, description="Larger JSON request bodies are refused "
                                      "with 413 (uploads have max_upload_bytes).")
