@@ -32,17 +32,17 @@ class Services:
     primary: bool = True  # False: an extra API process; the first one runs the executor
 
     @classmethod
-    def start(cls, settings: Settings, run_executor: bool = True, maintain: bool = True) -> Services:
+    def start(cls, settings: Settings, run_executor: bool = True, primary: bool = True) -> Services:
         """Migrate the database, open the blob store and start the executor (if any workers).
 
-        `maintain=False` (an extra API process): the first process has migrated and keeps the
-        data directory clean; this one only opens the database and the blob store."""
+        `primary=False` (an extra API process): the first process has migrated, keeps the data
+        directory clean and runs the executor; this one only opens the database and the blob store."""
         settings.ensure_dirs()
         engine = make_engine(settings.resolved_database_url)
         sessions = make_session_factory(engine)
         blobs = open_storage(settings.blob_url, settings.blob_dir, settings.tmp_dir,
                              settings.s3_endpoint_url, settings.zstd_level)
-        if not maintain:
+        if not primary:
             return cls(settings, engine, sessions, blobs, executor=None, primary=False)
         run_migrations(engine)
         if isinstance(blobs, BlobStore):

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, run_executor: bool = True, prim
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        services = Services.start(settings, run_executor=run_executor and primary, maintain=primary)
+        services = Services.start(settings, run_executor=run_executor, primary=primary)
         app.state.services = services
         app.state.scrape_registry = scrape_registry(app.state.metrics_registry)
         app.state.scrape_registry.register(JobCollector(services))
