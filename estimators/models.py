@@ -92,7 +92,7 @@ class GPT(nn.Module):
         x = self.embed(idx) + self.position(torch.arange(offset, offset + t, device=idx.device))
         for i, block in enumerate(self.blocks):
             x = block(x, None if caches is None else caches[i])
-        return self.readout(self.norm(x)) * self.logit_scale
+        return self.readout(self.norm(x) * self.logit_scale)  # scaled where it is narrow
 
     def param_groups(self, lr: float, hidden_lr: float) -> list[dict]:
         """Adam groups with muP learning rates: hidden matrices get `hidden_lr` scaled by

@@ -93,7 +93,7 @@ class Learner:
 
     def step(self, loss: torch.Tensor) -> None:
         set_lr(self.opt, self.base_lrs, self.steps, WARMUP_STEPS)
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         self.ema.update(self.model)

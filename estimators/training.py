@@ -87,14 +87,43 @@ def checkpoint_steps(batch_sizes: list[int], context: int) -> set[int]:
     return steps
 
 
-def make_optimizer(model: GPT, lr: float, hidden_lr: float) -> torch.optim.Optimizer:
-    """Adam with the fused kernel (one pass over each parameter; the same update as the
-    per-tensor loop, measured in bench/)."""
-    return torch.optim.Adam(model.param_groups(lr, hidden_lr), betas=(0.9, 0.95), eps=1e-10,
-                            fused=True)
+class Adam:
+    """Adam over parameter groups, one fused kernel call per group: the update torch.optim.Adam
+    makes with `fused=True`, called directly. torch.optim's wrappers import torch._dynamo on
+    first use, about 2 s in every fresh process (and a lane waits on the import lock for it).
+    `param_groups` are dicts with "params" and "lr", as in torch.optim."""
+
+    def __init__(self, groups: list[dict], betas: tuple[float, float], eps: float):
+        self.param_groups = groups
+        self.betas, self.eps = betas, eps
+        self._state = [([torch.zeros_like(p) for p in g["params"]],
+                        [torch.zeros_like(p) for p in g["params"]],
+                        [torch.zeros((), dtype=torch.float32, device=p.device) for p in g["params"]])
+                       for g in groups]
+
+    def zero_grad(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group, (exp_avgs, exp_avg_sqs, steps) in zip(self.param_groups, self._state):
+            params = group["params"]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps,
+                               amsgrad=False, lr=group["lr"], beta1=self.betas[0],
+                               beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                               maximize=False, grad_scale=None, found_inf=None)
 
 
-def set_lr(opt: torch.optim.Optimizer, base: list[float], step: int, warmup: int) -> None:
+def make_optimizer(model: GPT, lr: float, hidden_lr: float) -> Adam:
+    """Adam with muP groups (the fused kernel: one pass over each parameter; the same update
+    as the per-tensor loop, measured in bench/)."""
+    return Adam(model.param_groups(lr, hidden_lr), betas=(0.9, 0.95), eps=1e-10)
+
+
+def set_lr(opt: Adam, base: list[float], step: int, warmup: int) -> None:
     """Linear warm-up over `warmup` steps, then constant (a prequential run never decays)."""
     scale = min(1.0, (step + 1) / warmup)
     for group, lr in zip(opt.param_groups, base):
@@ -117,8 +146,10 @@ class EMA:
 
 
 def token_bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Code length of each target under the logits, in bits, shape (batch, time)."""
-    return F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") / LN2
+    """Code length of each target under the logits, in bits, shape (batch, time). The softmax
+    runs over the contiguous last axis (a (batch, vocab, time) view would be copied twice)."""
+    flat = logits.float().reshape(-1, logits.shape[-1])
+    return (F.cross_entropy(flat, targets.reshape(-1), reduction="none") / LN2).view(targets.shape)
 
 
 def eval_sequences(heldout_count: int, context: int, trained_tokens: int) -> int:
