@@ -1,7 +1,7 @@
 """Scale-out benchmarks (issue 8), one command:
 
     .venv/bin/python bench/bench_scale.py claims [--jobs 10000] [--claimers 4]
-    .venv/bin/python bench/bench_scale.py sweep [--mib 1] [--budget 1e11] [--seeds 2]
+    .venv/bin/python bench/bench_scale.py sweep [--mib 1] [--budget 1e11] [--seeds 4]
 
 `claims` (bench/scale_claims.py): concurrent claimers on PostgreSQL (SKIP LOCKED) and SQLite; no
 job claimed twice, claims per second. `sweep` (bench/scale_sweep.py): a 4-run sweep through the

@@ -1,8 +1,8 @@
 """Scale-out benchmarks (issue 8).
 
-    .venv/bin/python bench/bench_scale.py sweep [--mib 1] [--budget 1e11] [--seeds 2]
+    .venv/bin/python bench/bench_scale.py sweep [--mib 1] [--budget 1e11] [--seeds 4]
 
-`bench_sweep`: one 4-run sweep (the quick preset's 2 model sizes x 2 seeds) on 1 MiB of
+`bench_sweep`: one 4-run sweep (the quick preset's model size x 4 seeds) on 1 MiB of
 text-like bytes, scored end to end through the service's executors: the local executor with one
 worker process (its runs on two lanes, one core each), against the Ray executor on a local 2-CPU
 cluster whose runs each ask for 1 CPU (two 1-CPU workers): first on the fresh cluster (its worker
@@ -69,7 +69,7 @@ def _score_once(settings: Settings, data: bytes, job_settings: JobSettings) -> t
         services.stop()
 
 
-def bench_sweep(mib: float = 1.0, budget: float = 1e11, seeds: int = 2) -> dict:
+def bench_sweep(mib: float = 1.0, budget: float = 1e11, seeds: int = 4) -> dict:
     import ray
 
     data = text_like(int(mib * (1 << 20)))
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep = commands.add_parser("sweep", help="local executor vs Ray on a 4-run sweep")
     sweep.add_argument("--mib", type=float, default=1.0)
     sweep.add_argument("--budget", type=float, default=1e11, help="the sweep's one budget, FLOPs")
-    sweep.add_argument("--seeds", type=int, default=2)
+    sweep.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args(argv)
     if args.command == "sweep":
         bench_sweep(args.mib, args.budget, args.seeds)
