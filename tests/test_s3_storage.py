@@ -92,8 +92,9 @@ def test_gc_removes_orphan_blobs_and_keeps_live_ones(backend, moto_server, tmp_p
     sessions = make_session_factory(engine)
     store = _s3_store(moto_server, tmp_path) if backend == "s3" else BlobStore(tmp_path / "blobs", tmp_path / "tmp")
     live, orphan = _put(store, b"live dataset " * 50), _put(store, b"orphan: killed before its row " * 50)
+    live_id = new_id("ds")
     with sessions() as session:
-        session.add(Dataset(id=new_id("ds"), sha256=live, format="bytes", name="live", bytes=650, stored_bytes=1))
+        session.add(Dataset(id=live_id, sha256=live, format="bytes", name="live", bytes=650, stored_bytes=1))
         session.commit()
     assert collect_garbage(store, sessions, grace_seconds=3600) == []  # young orphans may be uploads
     assert store.exists(orphan)
@@ -101,8 +102,11 @@ def test_gc_removes_orphan_blobs_and_keeps_live_ones(backend, moto_server, tmp_p
     assert store.exists(live) and not store.exists(orphan)
     (tmp_path / "run.json").write_text("{}")
     store.put_object("runs/job_gone/run-1.json", tmp_path / "run.json")  # its job was deleted
+    store.put_object(f"models/{live_id}/job_a/job_a.pt", tmp_path / "run.json")
+    store.put_object("models/ds_gone/job_b/job_b.pt", tmp_path / "run.json")  # killed mid-delete
     collect_garbage(store, sessions, grace_seconds=3600)
     assert store.object_groups("runs") == []
+    assert store.object_groups("models") == [live_id]
     engine.dispose()
 
 
@@ -122,8 +126,11 @@ def test_service_keeps_blobs_in_s3_and_scores_from_there(moto_server, tmp_path):
         job = client.wait(client.create_job(dataset.id, budgets=[1e8]).id, timeout=120)
         assert job.status == "succeeded", job.error
         assert job.result["dataset"]["sha256"] == dataset.sha256
+        # The model kept for transfer is in the bucket too, where every node can fetch it.
+        assert store.get_objects(f"models/{dataset.id}/{job.id}", tmp_path / "model") == [f"{job.id}.pt"]
         client.delete_dataset(dataset.id)
         assert not store.exists(dataset.sha256)
+        assert store.object_groups("models") == []
 
 
 def test_upload_with_storage_down_is_503_and_records_nothing(tmp_path):

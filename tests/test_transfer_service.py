@@ -76,15 +76,16 @@ def test_shared_structure_transfers_more_than_unrelated_data_and_the_model_is_re
         assert {p.target_name for p in report.predicted} == {f"panel/{name}" for name in (
             "markov-order1", "markov-order3", "eca-rule54", "eca-rule30", "arithmetic", "toy-grammar",
             "python-stdlib", "docstrings")}
-        model_file = tmp_path / "models" / source.id / f"{job.id}.pt"
-        assert model_file.is_file()
+        kept = tmp_path / "blobs" / "objects" / "models" / source.id  # the blob store: any node reaches it
+        assert [p.relative_to(kept).as_posix() for p in kept.rglob("*.pt")] == [f"{job.id}/{job.id}.pt"]
+        assert not list((tmp_path / "tmp").glob("*.model"))  # the worker's copy went with the job
 
         # A separate transfer request reuses the kept model and result: nothing is trained again.
         later = client.upload(SOURCE.sample(16 * 1024, seed=4), name="markov-a-third")
         follow = client.transfer(source.id, targets=[later.id, same.id], budgets=BUDGETS, wait=True, timeout=JOB_TIMEOUT)
         assert follow.status == "succeeded", follow.error
         assert follow.id != job.id and follow.result == job.result
-        assert sorted(p.name for p in (tmp_path / "models" / source.id).iterdir()) == [model_file.name]
+        assert [p.relative_to(kept).as_posix() for p in kept.rglob("*.pt")] == [f"{job.id}/{job.id}.pt"]
         report = client.dataset_transfer(source.id)
         rows = {row.target_dataset_id: row for row in report.measured}
         assert rows[same.id].job_id == job.id  # measured once, not again
@@ -97,4 +98,7 @@ def test_shared_structure_transfers_more_than_unrelated_data_and_the_model_is_re
         assert board.items[0].mean_transfer_bits_per_byte == pytest.approx(near.transfer_bits_per_byte)
         assert board.items[0].transfer_panel_targets == 1
         assert all(entry.mean_transfer_bits_per_byte is None for entry in board.items[1:])
+
+        client.delete_dataset(source.id)  # its kept model goes with it
+        assert not kept.exists()
     assert '"level": "ERROR"' not in server.log_path.read_text(), server.log_tail()

@@ -74,7 +74,7 @@ class Job(Base):
     score_key: Mapped[str | None] = mapped_column(String(64))
     # {"targets": [dataset ids], "preset": name}: measure transfer to these after scoring.
     transfer: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
-    # The source model for transfer, relative to the models dir (settings.models_dir).
+    # The name of the source model kept for transfer in the blob store (app.transfer.step).
     model_path: Mapped[str | None] = mapped_column(String(500))
     # The API key that submitted it ("" without keys).
     owner_id: Mapped[str] = mapped_column(String(32), default="", server_default="", index=True)

@@ -82,11 +82,6 @@ class Settings(BaseSettings):
         return self.data_dir / "state"
 
     @property
-    def models_dir(self) -> Path:
-        """Trained source models kept from scoring jobs, for measuring transfer without retraining."""
-        return self.data_dir / "models"
-
-    @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
 
@@ -95,5 +90,5 @@ class Settings(BaseSettings):
         return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.blob_dir, self.state_dir, self.models_dir, self.tmp_dir):
+        for path in (self.data_dir, self.blob_dir, self.state_dir, self.tmp_dir):
             path.mkdir(parents=True, exist_ok=True)

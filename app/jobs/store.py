@@ -95,7 +95,7 @@ def complete(factory: sessionmaker[Session], claim: Claim, result: dict, seconds
              model_path: str | None = None) -> bool:
     """Store a succeeded result (unchanged) and its leaderboard columns; False if no longer ours.
 
-    `model_path` (relative to the models dir) is the trained source model kept for transfer."""
+    `model_path` names the trained source model kept for transfer (`app.transfer.step`)."""
     baselines = result.get("baselines") or {}
     with session_scope(factory) as session:
         done = session.execute(update(Job).where(_owned(claim)).values(

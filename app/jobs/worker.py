@@ -22,7 +22,7 @@ from app.core.models import Dataset, Job
 from app.jobs import store
 from app.jobs.store import Claim, JobLost
 from app.storage import open_storage
-from app.transfer.step import measure_targets, model_file, reusable_scoring
+from app.transfer.step import keep_model, measure_targets, model_file, reusable_scoring
 
 log = logging.getLogger("epiplex.worker")
 
@@ -39,7 +39,6 @@ class WorkerConfig:
     blob_dir: str
     tmp_dir: str
     state_dir: str
-    models_dir: str
     threads: int
     device: str
     heartbeat_seconds: float
@@ -116,7 +115,7 @@ def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None
     # Named by lease: a stale worker of the same job must not read or delete this attempt's copy.
     data_path = Path(config.tmp_dir) / f"job-{claim.job_id}-{claim.lease}.data"
     state_dir = Path(config.state_dir) / claim.job_id
-    models_dir = Path(config.models_dir)
+    model_dir = Path(config.tmp_dir) / f"job-{claim.job_id}-{claim.lease}.model"  # kept in the store
     started = time.monotonic()
     try:
         with session_scope(factory) as session:
@@ -129,23 +128,28 @@ def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None
         # Scoring gets half the progress bar when transfer follows it, all of it otherwise.
         share = 0.5 if job.transfer else 1.0
         with _Reporter(factory, claim, config.heartbeat_seconds) as reporter:
-            reused = reusable_scoring(factory, job, models_dir)
+            reused = reusable_scoring(factory, job, blobs, model_dir)
             if reused:
-                result, model_path, scored_by = reused
+                result, model_path, scored_by, model = reused
                 reporter.progress(share, f"scored by job {scored_by}; reusing its result and model")
             else:
                 model_path = model_file(job)
-                (models_dir / model_path).parent.mkdir(parents=True, exist_ok=True)
+                model = model_dir / Path(model_path).name
+                model_dir.mkdir(parents=True, exist_ok=True)
                 blobs.restore_to(dataset.sha256, data_path)
                 state_dir.mkdir(parents=True, exist_ok=True)
                 result = score(
                     str(data_path), format=dataset.format, preset=job.preset, budgets=job.budgets,
                     estimator=job.estimator, seeds=job.seeds, device=config.device,
                     progress=lambda f, m="": reporter.progress(f * share, m), state_dir=str(state_dir),
-                    threads=config.threads, model_out=str(models_dir / model_path)).to_dict()
+                    threads=config.threads, model_out=str(model)).to_dict()
+                if model.is_file():  # no transformer run fitted the data: no model to keep
+                    keep_model(blobs, model_path, model)
+                else:
+                    model_path = None
             if job.transfer:
                 skipped = measure_targets(
-                    factory, claim, job, models_dir / model_path, result["seeds"][0], blobs,
+                    factory, claim, job, model, result["seeds"][0], blobs,
                     Path(config.tmp_dir), config.device, config.threads,
                     lambda f, m: reporter.progress(share + f * (1 - share), m))
                 result = {**result, "warnings": [*result.get("warnings", []), *skipped]}
@@ -166,4 +170,5 @@ def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None
         return store.fail_attempt(factory, claim, f"{type(error).__name__}: {error}", config.max_attempts)
     finally:
         data_path.unlink(missing_ok=True)
+        shutil.rmtree(model_dir, ignore_errors=True)
         engine.dispose()

@@ -19,10 +19,12 @@ log = logging.getLogger("epiplex.storage.gc")
 
 
 def collect_garbage(blobs: BlobStorage, sessions: sessionmaker[Session], grace_seconds: float) -> list[str]:
-    """Delete orphan blobs older than `grace_seconds`, stale temporary uploads and the saved runs
-    of jobs that are gone or succeeded; returns the sha256 of the blobs deleted."""
+    """Delete orphan blobs older than `grace_seconds`, stale temporary uploads, the saved runs
+    of jobs that are gone or succeeded and the kept models of deleted datasets; returns the sha256
+    of the blobs deleted."""
     blobs.clear_tmp(older_than_seconds=grace_seconds)
     _collect_saved_runs(blobs, sessions)
+    _collect_kept_models(blobs, sessions)
     old = [sha for sha, age in blobs.list_blobs() if age >= grace_seconds]
     deleted: list[str] = []
     if not old:
@@ -51,6 +53,19 @@ def _collect_saved_runs(blobs: BlobStorage, sessions: sessionmaker[Session]) -> 
     for job_id in groups:
         if job_id not in keep:
             blobs.delete_objects(f"runs/{job_id}")
+
+
+def _collect_kept_models(blobs: BlobStorage, sessions: sessionmaker[Session]) -> None:
+    """Kept models (`objects/models/DATASET_ID`) of datasets that are gone: a delete removes them
+    after its commit, so a kill or a storage outage in between leaves them behind."""
+    groups = blobs.object_groups("models")
+    if not groups:
+        return
+    with sessions() as session:
+        keep = set(session.scalars(select(Dataset.id).where(Dataset.id.in_(groups))))
+    for dataset_id in groups:
+        if dataset_id not in keep:
+            blobs.delete_objects(f"models/{dataset_id}")
 
 
 class GarbageCollector:

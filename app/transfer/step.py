@@ -1,8 +1,8 @@
 """The transfer step of a job, run in the worker after scoring: measure transfer to each target.
 
-The job's trained source model is kept (under the models dir) so that transfer never trains the
-source again: a later job with the same scoring settings reuses the succeeded job's result and
-model. Each target is coded twice, from the source model and from scratch
+The job's trained source model is kept in the blob store (`objects/models/DATASET_ID/JOB_ID/`,
+S3 in a cluster, so any node can fetch it) so that transfer never trains the source again: a later
+job with the same scoring settings reuses the succeeded job's result and model. Each target is coded twice, from the source model and from scratch
 (`estimators.transfer.measure`), and its row is stored at once, so a re-run after a crash
 measures only the targets still missing; so does a later job asking for the same pairs.
 """
@@ -28,13 +28,35 @@ ROW_FIELDS = ("transfer_bits", "transfer_bits_per_byte", "scratch_code_bits", "t
 
 
 def model_file(job: Job) -> str:
-    """Where a job keeps its trained source model, relative to the models dir."""
+    """The name a job's trained source model is kept under (the job's `model_path`)."""
     return f"{job.dataset_id}/{job.id}.pt"
 
 
-def reusable_scoring(factory: sessionmaker[Session], job: Job, models_dir: Path) -> tuple[dict, str, str] | None:
-    """(result, model path, job id) of a succeeded job with the same dataset and scoring settings
-    whose model is still on disk, newest first; None when the dataset must be scored."""
+def _model_prefix(model_path: str) -> str:
+    return "models/" + model_path.removesuffix(".pt")
+
+
+def keep_model(blobs: BlobStorage, model_path: str, local: Path) -> None:
+    """Store the model file `local` as the kept model `model_path`."""
+    blobs.put_object(f"{_model_prefix(model_path)}/{local.name}", local)
+
+
+def fetch_model(blobs: BlobStorage, model_path: str, folder: Path) -> Path | None:
+    """The kept model `model_path`, copied into `folder`; None when the store has no such model."""
+    name = Path(model_path).name
+    return folder / name if name in blobs.get_objects(_model_prefix(model_path), folder) else None
+
+
+def delete_models(blobs: BlobStorage, dataset_id: str) -> None:
+    """Remove every model kept from the dataset's jobs."""
+    blobs.delete_objects(f"models/{dataset_id}")
+
+
+def reusable_scoring(factory: sessionmaker[Session], job: Job, blobs: BlobStorage,
+                     folder: Path) -> tuple[dict, str, str, Path] | None:
+    """(result, model path, job id, model file fetched into `folder`) of a succeeded job with the
+    same dataset and scoring settings whose model is still kept, newest first; None when the
+    dataset must be scored."""
     if job.score_key is None:
         return None
     with session_scope(factory) as session:
@@ -44,8 +66,8 @@ def reusable_scoring(factory: sessionmaker[Session], job: Job, models_dir: Path)
                    Job.status == "succeeded", Job.model_path.is_not(None))
             .order_by(Job.finished_at.desc())).all()
     for job_id, result, path in rows:
-        if result and (models_dir / path).is_file():
-            return result, path, job_id
+        if result and (local := fetch_model(blobs, path, folder)) is not None:
+            return result, path, job_id, local
     return None
 
 

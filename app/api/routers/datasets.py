@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -23,6 +22,7 @@ from app.core.ids import new_id
 from app.core.models import Dataset
 from app.services import Services
 from app.storage import BlobTooLarge, BlobWriting, StorageUnavailable
+from app.transfer.step import delete_models
 
 log = logging.getLogger("epiplex.api.datasets")
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -208,5 +208,8 @@ def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep, 
                 services.blobs.delete(sha256)
             except StorageUnavailable:  # the row is gone; garbage collection removes the blob later
                 log.warning("blob left for garbage collection", extra={"sha256": sha256})
-    shutil.rmtree(services.settings.models_dir / dataset_id, ignore_errors=True)
+    try:
+        delete_models(services.blobs, dataset_id)
+    except StorageUnavailable:
+        log.warning("kept models left for garbage collection", extra={"dataset_id": dataset_id})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -41,7 +41,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
         database_url=settings.resolved_database_url,
         blob_dir=str(settings.blob_dir.resolve()), tmp_dir=str(settings.tmp_dir.resolve()),
-        state_dir=str(settings.state_dir.resolve()), models_dir=str(settings.models_dir.resolve()),
+        state_dir=str(settings.state_dir.resolve()),
         threads=settings.threads_per_job(),
         device=settings.device, heartbeat_seconds=settings.heartbeat_seconds,
         max_attempts=settings.max_attempts, log_level=settings.log_level,
