@@ -35,6 +35,7 @@ STATE_FIELDS = 6
 # state and last byte, then 81 by how often the two longest contexts were seen (9 x 9 levels).
 MATCH_SETS_AT, CONFIDENCE_SETS_AT = 256, 256 + 2048
 LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluation writes to
+APM_CONTEXTS = 256 + 65536  # the two probability maps' rows: by partial byte, and by it and the last byte
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,13 @@ class ContextMixingConfig:
     def match_bits(self) -> int:
         """log2 of the match model's index of earlier positions."""
         return self.table_bits + 2
+
+    @property
+    def state_bytes(self) -> int:
+        """Memory of the model's learned state (`ContextMixingModel`): its counter tables, match
+        index, mixer weights and probability maps."""
+        return (self.contexts * (16 << self.table_bits) * 4 + (1 << self.match_bits) * 8
+                + (CONFIDENCE_SETS_AT + 81) * self.inputs * 8 + APM_CONTEXTS * 33 * 4)
 
     def fitted(self, data_bytes: int) -> "ContextMixingConfig":
         """The same model with tables no larger than the data can fill (faster on small data):
@@ -92,7 +100,7 @@ class ContextMixingModel:
         self.match_counters = np.full(64, 1 << 31, dtype=np.uint32)
         self.weights = np.full((CONFIDENCE_SETS_AT + 81, cfg.inputs), 0.3, dtype=np.float64)
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
-        self.apm = np.tile(grid, (256 + 65536, 1)).astype(np.float32)
+        self.apm = np.tile(grid, (APM_CONTEXTS, 1)).astype(np.float32)
         self.state = np.zeros(STATE_FIELDS + 1, dtype=np.int64)  # +1: mixer updates so far
         self.state[4] = -1
         self.orders = np.asarray(cfg.orders, dtype=np.int64)

@@ -58,6 +58,14 @@ def model_info(cfg: ContextMixingConfig) -> dict:
             "column": cfg.column, "match_min": cfg.match_min, "table_bits": cfg.table_bits}
 
 
+def run_memory_bytes(cfg: ContextMixingConfig, data_bytes: int) -> int:
+    """About the most memory a process making one run of `cfg` holds: the model's state, the
+    data twice (as loaded and as the coded stream), and 192 MiB for the interpreter, numpy and
+    the compiled kernels. Measured peaks stay under it (random bytes: cm-order6 459 MiB on 1 MiB
+    and 717 MiB on 16 MiB, against 474 and 776; cm-order2 244 MiB on 16 MiB, against 288)."""
+    return cfg.fitted(data_bytes).state_bytes + 2 * data_bytes + (192 << 20)
+
+
 def _checkpoint_positions(size: int) -> list[int]:
     positions, p = [], FIRST_CHECKPOINT_BYTES
     while p < size:

@@ -32,17 +32,21 @@ def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
                budgets: Sequence[float] | None = None, estimator: str = "prequential", seeds: int = 1,
                seed: int = 0, vocab_size: int | None = None) -> list[dict]:
     """The runs `estimate` would make with these options: {"family", "seed", "size",
-    "replay_epochs", "keeps_model", "work"} each (`keeps_model`: the run whose model `model_out`
-    keeps; `work`: planned FLOPs, or their equivalent in time for a count-family run, to start
-    the longest first). Count-family runs are deterministic: their seed is None.
+    "replay_epochs", "keeps_model", "work", "memory"} each (`keeps_model`: the run whose model
+    `model_out` keeps; `work`: planned FLOPs, or their equivalent in time for a count-family run,
+    to start the longest first; `memory`: bytes a count-family run's process may hold, for a
+    scheduler to place it, None for a transformer run, whose model is small). Count-family runs
+    are deterministic: their seed is None.
 
     Needs no torch: it only reads the data and plans the runs."""
     sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, None, None, None, vocab_size)
     kept = sweep.model_run()
+    stream_bytes = len(sweep.data.tokens) * sweep.data.token_bytes
     return [{"family": "transformer", "seed": s, "size": list(run.size), "replay_epochs": run.replay_epochs,
-             "keeps_model": run is kept, "work": run.planned_flops} if s is not None else
+             "keeps_model": run is kept, "work": run.planned_flops, "memory": None} if s is not None else
             {"family": count_family.FAMILY, "seed": None, "size": run.name, "replay_epochs": 0,
-             "keeps_model": False, "work": planned_work(sweep, run)}
+             "keeps_model": False, "work": planned_work(sweep, run),
+             "memory": count_family.run_memory_bytes(run, stream_bytes)}
             for s, run in _runs(sweep)]
 
 

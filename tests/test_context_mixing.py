@@ -1,5 +1,8 @@
 """The count-based family is a valid prequential code, learns nothing from held-out bytes and
 stays inside its budget."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -174,3 +177,27 @@ def test_held_out_code_is_the_shorter_of_frozen_and_adaptive_plus_one_bit_per_bl
     model.code(markov, 0, len(markov), holdout)
     frozen, adaptive, _ = model.evaluate_both_ways(markov, len(markov), holdout)
     assert (frozen <= adaptive).mean() > 0.5
+
+
+@pytest.mark.parametrize("cfg", count_family.SIZES, ids=lambda cfg: cfg.name)
+def test_state_bytes_are_what_the_model_holds(cfg):
+    fitted = cfg.fitted(1 << 16)
+    model = ContextMixingModel(fitted)
+    held = sum(a.nbytes for a in (model.tables, model.match_table, model.match_counters,
+                                  model.weights, model.apm, model.state))
+    assert fitted.state_bytes <= held < fitted.state_bytes + 4096  # a few small arrays aside
+
+
+def test_a_run_stays_inside_the_memory_a_scheduler_is_told(tmp_path):
+    """`run_memory_bytes` is what a Ray task asks for: a fresh process making the run peaks below it."""
+    source = tmp_path / "data.bin"
+    source.write_bytes(synthetic.random_bytes(1 << 20, seed=8))
+    cfg = count_family.SIZES[-1]
+    code = ("import resource, sys\n"
+            "from estimators import count_family\n"
+            "from estimators.data import load\n"
+            f"count_family.run(load({str(source)!r}, 'bytes'), count_family.SIZES[-1], 1e15)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak = int(done.stdout.strip())
+    assert 0.5 * count_family.run_memory_bytes(cfg, 1 << 20) < peak < count_family.run_memory_bytes(cfg, 1 << 20)

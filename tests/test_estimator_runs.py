@@ -6,6 +6,7 @@ import pytest
 
 import estimators
 from estimators import count_family, synthetic
+from app.jobs.executors.ray import run_resources
 from estimators.runs import kept_run, make_run, sweep_runs
 
 DATA = synthetic.MarkovSource(order=1, alphabet=8, seed=3).sample(16 * 1024, seed=4)
@@ -21,6 +22,11 @@ def test_every_run_of_every_family_is_listed_and_made_apart(tmp_path):
     assert {r["seed"] for r in transformer} == {0, 1} and len(transformer) % 2 == 0
     assert [r["size"] for r in counting] == [cfg.name for cfg in count_family.SIZES]
     assert all(r["seed"] is None and not r["keeps_model"] for r in counting)
+    # A scheduler learns what each count-family run's process holds (transformer runs are small).
+    assert [r["memory"] for r in counting] == [count_family.run_memory_bytes(cfg, len(DATA))
+                                               for cfg in count_family.SIZES]
+    assert all(r["memory"] is None for r in transformer)
+    assert [run_resources(r) for r in runs] == [{"memory": r["memory"]} if r["memory"] else {} for r in runs]
     assert runs[kept_run(runs)]["family"] == "transformer"
 
     state = tmp_path / "state"

@@ -94,8 +94,9 @@ class FannedOutScore:
         task = ray.remote(train_run).options(num_cpus=self._cpus, num_gpus=gpus, max_retries=RUN_RETRIES)
         config = _with_threads(self._config, max(1, int(self._cpus)))
         longest_first = sorted(range(len(runs)), key=lambda index: -runs[index]["work"])
-        pending = {task.remote(config, self._job_id, self._sha256, index,
-                               {**options, "device": run_device, "keep_model": index == keep}): index
+        pending = {task.options(**run_resources(runs[index])).remote(
+                       config, self._job_id, self._sha256, index,
+                       {**options, "device": run_device, "keep_model": index == keep}): index
                    for index in longest_first}
         try:
             done = 0
@@ -114,6 +115,12 @@ class FannedOutScore:
         return estimators.estimate(
             data_path, progress=lambda f, m="": progress(ASSEMBLY_SHARE + (1 - ASSEMBLY_SHARE) * f, m),
             state_dir=state_dir, model_out=model_out, threads=threads, device="cpu", **options)
+
+
+def run_resources(run: dict) -> dict:
+    """Ray resources a run asks for beyond its CPUs: a count-family run's memory (its tables
+    reach hundreds of MiB), so that Ray does not put more of them on a node than its RAM holds."""
+    return {"memory": run["memory"]} if run["memory"] else {}
 
 
 def _with_threads(config: WorkerConfig, threads: int) -> WorkerConfig:
