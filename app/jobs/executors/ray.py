@@ -91,10 +91,10 @@ class FannedOutScore:
         gpus = 1 if device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1 else 0
         run_device = "cuda" if gpus else "cpu"
         keep = kept_run(runs, options.get("seed", 0)) if model_out else None
-        task = ray.remote(train_run).options(num_cpus=self._cpus, num_gpus=gpus, max_retries=RUN_RETRIES)
+        task, resources = ray.remote(train_run), {"num_cpus": self._cpus, "num_gpus": gpus}
         config = _with_threads(self._config, max(1, int(self._cpus)))
         longest_first = sorted(range(len(runs)), key=lambda index: -runs[index]["work"])
-        pending = {task.options(**run_resources(runs[index])).remote(
+        pending = {task.options(**resources, **run_resources(runs[index]), max_retries=RUN_RETRIES).remote(
                        config, self._job_id, self._sha256, index,
                        {**options, "device": run_device, "keep_model": index == keep}): index
                    for index in longest_first}
