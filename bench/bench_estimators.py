@@ -71,13 +71,20 @@ def throughput(width: int, depth: int, context: int, batch_tokens: int,
     return model.num_params(), steps * x.shape[0] * context / (time.perf_counter() - start)
 
 
+# The child's own peak: VmHWM starts afresh with its address space, while Linux carries ru_maxrss
+# over exec from the forked copy of this process (gigabytes after the deep-size throughput row).
 REPORT_PEAK = """
 import resource, runpy, sys
 sys.argv[0] = "estimators"
 try:
     runpy.run_module("estimators", run_name="__main__")
 finally:
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    try:
+        with open("/proc/self/status") as status:
+            peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(peak, file=sys.stderr)
 """
 
 
@@ -145,7 +152,6 @@ def preset_wall_time(preset: str) -> tuple[float, float]:
         f.write(synthetic.MarkovSource(order=2, seed=0).sample(1 << 20))
         f.flush()
         start = time.perf_counter()
-        # The child reports its own peak: RUSAGE_CHILDREN would count this process's pages too.
         done = subprocess.run([sys.executable, "-c", REPORT_PEAK, "score", f.name, "--preset",
                                preset, "--json"], check=True, capture_output=True, text=True)
         peak_kib = int(done.stderr.strip().splitlines()[-1])

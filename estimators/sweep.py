@@ -375,13 +375,14 @@ def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
     def kept(run: PlannedRun, s: int) -> Path | None:  # where the one run kept for transfer saves
         return Path(model_out) if model_out and s == first_seed and run is sweep.model_run() else None
 
-    # The count family's sizes are one task (one lane), then the transformer's runs, longest
-    # first so that the lanes finish together, then the baselines.
-    pairs = sorted(((s, i) for s in sweep.seeds for i in range(len(plan))),
-                   key=lambda pair: -plan[pair[1]].planned_flops)
-    tasks = ([counting.make] if counting else []) + [
-        partial(sweep.run_one, plan[i], s, kept(plan[i], s)) for s, i in pairs] + [
-        partial(compressor_baselines, sweep.data)]
+    # The count family's sizes are one task (one lane) and each transformer run another, all
+    # longest first so that the lanes finish together; then the baselines.
+    pairs = [(s, i) for s in sweep.seeds for i in range(len(plan))]
+    work = [plan[i].planned_flops for _, i in pairs] + ([counting.work] if counting else [])
+    runs = [partial(sweep.run_one, plan[i], s, kept(plan[i], s)) for s, i in pairs] + (
+        [counting.make] if counting else [])
+    order = sorted(range(len(runs)), key=lambda task: -work[task])
+    tasks = [runs[task] for task in order] + [partial(compressor_baselines, sweep.data)]
     lanes = min(threads, len(tasks)) if sweep.device.type == "cpu" else 1
     sweep.progress = tick if lanes > 1 else lambda fraction, label: (tick(fraction, label), report())
     torch.set_num_threads(max(1, threads // lanes))
@@ -389,11 +390,12 @@ def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
         made = run_in_lanes(tasks, lanes, report, sweep.stopping)
     finally:
         torch.set_num_threads(threads)
-    count_runs = made.pop(0) if counting else []
     baselines = made.pop()
-    for run in made:
+    by_task = dict(zip(order, made))
+    count_runs = by_task.pop(len(pairs)) if counting else []
+    for run in by_task.values():
         run["family"] = "transformer"  # its model stays as saved: width, depth, context
-    by_pair = dict(zip(pairs, made))
+    by_pair = {pairs[task]: run for task, run in by_task.items()}
     return count_runs, [[by_pair[s, i] for i in range(len(plan))] for s in sweep.seeds], baselines
 
 
