@@ -1,8 +1,9 @@
 """The transfer step of a job, run in the worker after scoring: measure transfer to each target.
 
 The job's trained source model is kept in the blob store (`objects/models/DATASET_ID/JOB_ID/`,
-S3 in a cluster, so any node can fetch it) so that transfer never trains the source again: a later
-job with the same scoring settings reuses the succeeded job's result and model. Each target is coded twice, from the source model and from scratch
+S3 in a cluster, so any node can fetch it) so that transfer never trains the source again: a
+later job with the same scoring settings reuses the succeeded job's result and model. Each
+target is coded twice, from the source model and from scratch
 (`estimators.transfer.measure`), and its row is stored at once, so a re-run after a crash
 measures only the targets still missing; so does a later job asking for the same pairs.
 """

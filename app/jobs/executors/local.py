@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
@@ -81,7 +82,10 @@ class LocalProcesses:
             for leftover in self._settings.tmp_dir.glob(f"job-{claim.job_id}-*.*"):
                 lease = leftover.name.removeprefix(f"job-{claim.job_id}-").split(".")[0]
                 if lease.isdigit() and int(lease) <= claim.lease:
-                    leftover.unlink(missing_ok=True)
+                    if leftover.is_dir():  # the copy of a kept model (`run_job`)
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
         return [(claim, process.exitcode) for claim, process in exited]
 
     def terminate(self, job_id: str) -> None:
