@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.api.serving import KEEP_ALIVE_REQUESTS
 from app.testing import ServiceProcess, free_port
 
 REQUESTS = 40
@@ -60,15 +59,6 @@ def test_every_api_process_answers_and_metrics_count_them_all(server):
 def test_readiness_from_a_helper_names_the_first_process_as_the_executor(server):
     answers = {httpx.get(f"{server.url}/readyz").json()["detail"]["executor"] for _ in range(REQUESTS)}
     assert answers == {"local", f"local, in the first API process (pid {server.process.pid})"}, answers
-
-
-def test_a_kept_alive_connection_is_asked_to_reconnect_now_and_then(server):
-    """The kernel spreads connections, not requests: one kept alive forever stays where it landed."""
-    with httpx.Client(base_url=server.url) as client:
-        answers = [client.get("/healthz") for _ in range(2 * KEEP_ALIVE_REQUESTS)]
-    assert all(answer.status_code == 200 for answer in answers)
-    closing = [i + 1 for i, answer in enumerate(answers) if answer.headers.get("connection") == "close"]
-    assert closing == [KEEP_ALIVE_REQUESTS, 2 * KEEP_ALIVE_REQUESTS]
 
 
 def test_helpers_die_with_a_killed_server_and_the_port_is_free_again(tmp_path):

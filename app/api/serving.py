@@ -8,12 +8,9 @@ first process (PR_SET_PDEATHSIG), so a kill -9 leaves nothing serving. The first
 starting (and /readyz answers) once its helpers serve: connections made earlier, kept alive,
 would all stay with the first.
 
-All of them bind the port with SO_REUSEPORT, so the kernel spreads connections over them (one
-shared socket let the busiest process accept most keep-alive connections). The port is first
-bound without it, so a port already in use, by anything, still fails the start. The spread is by
-a hash, so a burst of clients can land unevenly (40 load-test connections split 26/14) and a
-kept-alive connection would stay where it landed: each is asked to reconnect after
-`KEEP_ALIVE_REQUESTS` requests (`Connection: close`), so no process stays the busy one.
+All of them bind the port with SO_REUSEPORT, so the kernel spreads connections evenly (one shared
+socket let the busiest process accept most keep-alive connections). The port is first bound
+without it, so a port already in use, by anything, still fails the start.
 
 HTTP metrics are summed over the processes (prometheus_client's multiprocess mode, files under
 DATA_DIR/metrics). Per-key rate limits are counted by each process on its own. Everything else
@@ -38,7 +35,6 @@ log = logging.getLogger("epiplex.serve")
 PR_SET_PDEATHSIG = 1
 HELPER_START_SECONDS = 60
 HELPER_STOP_SECONDS = 10
-KEEP_ALIVE_REQUESTS = 20  # requests on one connection before the client is asked to reconnect
 
 
 def reserve_port(settings: Settings) -> Settings:
@@ -125,38 +121,8 @@ def _serve_helper(settings: Settings, parent_pid: int, ready) -> None:
     _run_uvicorn(create_app(settings, primary=False, on_started=ready.set), settings)
 
 
-class RecycleConnections:
-    """ASGI middleware: the `requests`-th request on a connection (its client address) is answered
-    with `Connection: close`, so the client's next connection is spread afresh."""
-
-    def __init__(self, app, requests: int) -> None:
-        self.app, self.requests = app, requests
-        self.counts: dict[tuple, int] = {}
-
-    async def __call__(self, scope, receive, send):
-        client = scope.get("client") if scope["type"] == "http" else None
-        if not client:
-            return await self.app(scope, receive, send)
-        key = tuple(client)
-        count = self.counts.pop(key, 0) + 1
-        if count < self.requests:
-            if len(self.counts) >= 65536:  # connections closed early leave their counts: drop them
-                self.counts.clear()
-            self.counts[key] = count
-            return await self.app(scope, receive, send)
-
-        async def closing(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, receive, closing)
-
-
 def _run_uvicorn(app, settings: Settings) -> None:
     import uvicorn
 
-    if settings.api_processes > 1:
-        app = RecycleConnections(app, KEEP_ALIVE_REQUESTS)
     config = uvicorn.Config(app, log_config=None, access_log=settings.access_log, timeout_graceful_shutdown=10)
     uvicorn.Server(config).run(sockets=[_bind(settings.host, settings.port, reuse_port=settings.api_processes > 1)])
