@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.models import Dataset, Job
@@ -45,27 +46,27 @@ def collect_garbage(blobs: BlobStorage, sessions: sessionmaker[Session], grace_s
 def _collect_saved_runs(blobs: BlobStorage, sessions: sessionmaker[Session]) -> None:
     """Saved runs (`objects/runs/JOB_ID`, written by the Ray executor) outlive a canceled or failed
     job on purpose, since a resubmission resumes from them; not a deleted or succeeded one."""
-    groups = blobs.object_groups("runs")
-    if not groups:
-        return
-    with sessions() as session:
-        keep = set(session.scalars(select(Job.id).where(Job.id.in_(groups), Job.status != "succeeded")))
-    for job_id in groups:
-        if job_id not in keep:
-            blobs.delete_objects(f"runs/{job_id}")
+    _collect_groups(blobs, sessions, "runs",
+                    lambda ids: select(Job.id).where(Job.id.in_(ids), Job.status != "succeeded"))
 
 
 def _collect_kept_models(blobs: BlobStorage, sessions: sessionmaker[Session]) -> None:
     """Kept models (`objects/models/DATASET_ID`) of datasets that are gone: a delete removes them
     after its commit, so a kill or a storage outage in between leaves them behind."""
-    groups = blobs.object_groups("models")
+    _collect_groups(blobs, sessions, "models", lambda ids: select(Dataset.id).where(Dataset.id.in_(ids)))
+
+
+def _collect_groups(blobs: BlobStorage, sessions: sessionmaker[Session], prefix: str,
+                    kept: Callable[[list[str]], Select]) -> None:
+    """Delete each object group `prefix/NAME` whose NAME the query `kept(names)` does not return."""
+    groups = blobs.object_groups(prefix)
     if not groups:
         return
     with sessions() as session:
-        keep = set(session.scalars(select(Dataset.id).where(Dataset.id.in_(groups))))
-    for dataset_id in groups:
-        if dataset_id not in keep:
-            blobs.delete_objects(f"models/{dataset_id}")
+        keep = set(session.scalars(kept(groups)))
+    for name in groups:
+        if name not in keep:
+            blobs.delete_objects(f"{prefix}/{name}")
 
 
 class GarbageCollector:
