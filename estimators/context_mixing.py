@@ -34,6 +34,7 @@ STATE_FIELDS = 6
 # Where each group of mixer weight sets starts: 256 chosen by the partial byte, 2048 by match
 # state and last byte, then 81 by how often the two longest contexts were seen (9 x 9 levels).
 MATCH_SETS_AT, CONFIDENCE_SETS_AT = 256, 256 + 2048
+WEIGHT_SETS = CONFIDENCE_SETS_AT + 81
 LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluation writes to
 APM_CONTEXTS = 256 + 65536  # the two probability maps' rows: by partial byte, and by it and the last byte
 
@@ -68,7 +69,7 @@ class ContextMixingConfig:
         """Memory of the model's learned state (`ContextMixingModel`): its counter tables, match
         index, mixer weights and probability maps."""
         return (self.contexts * (16 << self.table_bits) * 4 + (1 << self.match_bits) * 8
-                + (CONFIDENCE_SETS_AT + 81) * self.inputs * 8 + APM_CONTEXTS * 33 * 4)
+                + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4)
 
     def fitted(self, data_bytes: int) -> "ContextMixingConfig":
         """The same model with tables no larger than the data can fill (faster on small data):
@@ -98,7 +99,7 @@ class ContextMixingModel:
         self.tables = np.zeros((cfg.contexts, 16 << cfg.table_bits), dtype=np.uint32)
         self.match_table = np.full(1 << cfg.match_bits, -1, dtype=np.int64)
         self.match_counters = np.full(64, 1 << 31, dtype=np.uint32)
-        self.weights = np.full((CONFIDENCE_SETS_AT + 81, cfg.inputs), 0.3, dtype=np.float64)
+        self.weights = np.full((WEIGHT_SETS, cfg.inputs), 0.3, dtype=np.float64)
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
         self.apm = np.tile(grid, (APM_CONTEXTS, 1)).astype(np.float32)
         self.state = np.zeros(STATE_FIELDS + 1, dtype=np.int64)  # +1: mixer updates so far
