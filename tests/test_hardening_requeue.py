@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from app.core.db import make_engine, make_session_factory, run_migrations
 from app.core.models import Dataset, Job, utcnow
+from app.core.settings import Settings
+from app.jobs.executors.local import LocalExecutor
 from app.jobs.recovery import requeue_orphans, worker_orphaned
 
 
@@ -60,3 +62,22 @@ def test_requeue_orphans(tmp_path):
 def test_worker_orphaned_reads_the_parent():
     assert worker_orphaned(None) and worker_orphaned(dead_pid())
     assert not worker_orphaned(os.getpid())  # this test's parent is alive
+
+
+def test_a_starting_local_executor_removes_dead_attempts_files(tmp_path):
+    """A job that ended just before its server was killed was never collected: its earlier
+    attempts' copies stay in tmp unless the next server clears them (the soak test caught it)."""
+    settings = Settings(data_dir=tmp_path, workers=1, poll_seconds=0.1)
+    settings.ensure_dirs()
+    factory = make_session_factory(make_engine(settings.resolved_database_url))
+    run_migrations(factory.kw["bind"])
+    (settings.tmp_dir / "job-job_a-3.data").write_bytes(b"copy")
+    (settings.tmp_dir / "job-job_a-3.model").mkdir()
+    (settings.tmp_dir / "job-job_a-3.model" / "model.pt").write_bytes(b"weights")
+    (settings.tmp_dir / "upload-in-flight").write_bytes(b"not the executor's")
+    executor = LocalExecutor(settings, factory)
+    executor.start()
+    try:
+        assert sorted(path.name for path in settings.tmp_dir.iterdir()) == ["upload-in-flight"]
+    finally:
+        executor.stop()

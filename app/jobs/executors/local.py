@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +40,14 @@ def _exit_with_parent(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(1.0)
     os._exit(3)
+
+
+def _remove(attempt_file: Path) -> None:
+    """Delete an attempt's copy of its data or its kept model's folder (`run_job`)."""
+    if attempt_file.is_dir():
+        shutil.rmtree(attempt_file, ignore_errors=True)
+    else:
+        attempt_file.unlink(missing_ok=True)
 
 
 class LocalProcesses:
@@ -82,10 +91,7 @@ class LocalProcesses:
             for leftover in self._settings.tmp_dir.glob(f"job-{claim.job_id}-*.*"):
                 lease = leftover.name.removeprefix(f"job-{claim.job_id}-").split(".")[0]
                 if lease.isdigit() and int(lease) <= claim.lease:
-                    if leftover.is_dir():  # the copy of a kept model (`run_job`)
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        leftover.unlink(missing_ok=True)
+                    _remove(leftover)
         return [(claim, process.exitcode) for claim, process in exited]
 
     def terminate(self, job_id: str) -> None:
@@ -113,3 +119,10 @@ class LocalExecutor(Dispatcher):
 
     def __init__(self, settings: Settings, factory: sessionmaker[Session]) -> None:
         super().__init__("local", settings, factory, LocalProcesses(settings))
+
+    def start(self) -> None:
+        # No worker of this executor runs yet, so every attempt's file in tmp is a dead server's,
+        # including those of a job that ended before that server collected its worker.
+        for leftover in self._settings.tmp_dir.glob("job-*"):
+            _remove(leftover)
+        super().start()
