@@ -64,9 +64,10 @@ def test_worker_orphaned_reads_the_parent():
     assert not worker_orphaned(os.getpid())  # this test's parent is alive
 
 
-def test_a_starting_local_executor_removes_dead_attempts_files(tmp_path):
-    """A job that ended just before its server was killed was never collected: its earlier
-    attempts' copies stay in tmp unless the next server clears them (the soak test caught it)."""
+def test_the_local_executor_leaves_no_attempt_files(tmp_path):
+    """A job that ends just before its server is killed or stopped is never collected: its
+    attempts' copies would stay in tmp unless starting and stopping clear them (the soak test
+    caught it)."""
     settings = Settings(data_dir=tmp_path, workers=1, poll_seconds=0.1)
     settings.ensure_dirs()
     factory = make_session_factory(make_engine(settings.resolved_database_url))
@@ -79,5 +80,7 @@ def test_a_starting_local_executor_removes_dead_attempts_files(tmp_path):
     executor.start()
     try:
         assert sorted(path.name for path in settings.tmp_dir.iterdir()) == ["upload-in-flight"]
+        (settings.tmp_dir / "job-job_b-1.data").write_bytes(b"a copy whose worker exited uncollected")
     finally:
         executor.stop()
+    assert sorted(path.name for path in settings.tmp_dir.iterdir()) == ["upload-in-flight"]

@@ -111,7 +111,16 @@ class LocalProcesses:
             if process.is_alive():
                 process.kill()
                 process.join()
+        self.clear_attempt_files()
         return [claim for claim, _ in running]
+
+    def clear_attempt_files(self) -> None:
+        """Remove every attempt's files from tmp; only while none of our workers runs.
+
+        Leftovers also come from workers that exited but were never collected: a job can end
+        just before its server is killed or stopped."""
+        for leftover in self._settings.tmp_dir.glob("job-*"):
+            _remove(leftover)
 
 
 class LocalExecutor(Dispatcher):
@@ -121,8 +130,5 @@ class LocalExecutor(Dispatcher):
         super().__init__("local", settings, factory, LocalProcesses(settings))
 
     def start(self) -> None:
-        # No worker of this executor runs yet, so every attempt's file in tmp is a dead server's,
-        # including those of a job that ended before that server collected its worker.
-        for leftover in self._settings.tmp_dir.glob("job-*"):
-            _remove(leftover)
+        self._runners.clear_attempt_files()  # none runs yet: what is there is a dead server's
         super().start()
