@@ -131,6 +131,7 @@ def _serve_helper(settings: Settings, parent_pid: int, ready) -> None:
     from app.core.logs import setup_logging
 
     setup_logging(settings.log_level)
+
     def started() -> None:
         _freeze_startup_objects()
         ready.set()
