@@ -143,9 +143,9 @@ def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None
                     estimator=job.estimator, seeds=job.seeds, device=config.device,
                     progress=lambda f, m="": reporter.progress(f * share, m), state_dir=str(state_dir),
                     threads=config.threads, model_out=str(model)).to_dict()
-                if model.is_file():  # no transformer run fitted the data: no model to keep
+                if model.is_file():
                     keep_model(blobs, model_path, model)
-                else:
+                else:  # no transformer run fitted the data: no model to keep
                     model_path = None
             if job.transfer:
                 skipped = measure_targets(

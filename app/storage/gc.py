@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.models import Dataset, Job
 from app.storage.base import BlobStorage
+from app.transfer.step import MODELS
 
 log = logging.getLogger("epiplex.storage.gc")
 
@@ -53,7 +54,7 @@ def _collect_saved_runs(blobs: BlobStorage, sessions: sessionmaker[Session]) -> 
 def _collect_kept_models(blobs: BlobStorage, sessions: sessionmaker[Session]) -> None:
     """Kept models (`objects/models/DATASET_ID`) of datasets that are gone: a delete removes them
     after its commit, so a kill or a storage outage in between leaves them behind."""
-    _collect_groups(blobs, sessions, "models", lambda ids: select(Dataset.id).where(Dataset.id.in_(ids)))
+    _collect_groups(blobs, sessions, MODELS, lambda ids: select(Dataset.id).where(Dataset.id.in_(ids)))
 
 
 def _collect_groups(blobs: BlobStorage, sessions: sessionmaker[Session], prefix: str,

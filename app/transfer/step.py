@@ -33,8 +33,11 @@ def model_file(job: Job) -> str:
     return f"{job.dataset_id}/{job.id}.pt"
 
 
+MODELS = "models"  # the blob store's object group of kept models, one group per dataset
+
+
 def _model_prefix(model_path: str) -> str:
-    return "models/" + model_path.removesuffix(".pt")
+    return f"{MODELS}/" + model_path.removesuffix(".pt")
 
 
 def keep_model(blobs: BlobStorage, model_path: str, local: Path) -> None:
@@ -50,7 +53,7 @@ def fetch_model(blobs: BlobStorage, model_path: str, folder: Path) -> Path | Non
 
 def delete_models(blobs: BlobStorage, dataset_id: str) -> None:
     """Remove every model kept from the dataset's jobs."""
-    blobs.delete_objects(f"models/{dataset_id}")
+    blobs.delete_objects(f"{MODELS}/{dataset_id}")
 
 
 def reusable_scoring(factory: sessionmaker[Session], job: Job, blobs: BlobStorage,
