@@ -3,7 +3,8 @@
     bench/fidelity [--preset quick|standard] [--size-kib 256]
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
-text, cellular-automaton rows, Python source and its shuffles, random and constant bytes),
+text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
+modules, random and constant bytes),
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
 loose by that much.
@@ -38,7 +39,8 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
     python = panel.python_source(size)
     rows += [("Python stdlib source", python, "?"),
              ("  same, lines shuffled", synthetic.shuffled_lines(python, seed=6), "?"),
-             ("  same, bytes shuffled", synthetic.shuffled_bytes(python, seed=6), "?")]
+             ("  same, bytes shuffled", synthetic.shuffled_bytes(python, seed=6), "?"),
+             ("Python's compiled modules", panel.machine_code(size), "?")]
     return rows
 
 

@@ -1,7 +1,8 @@
 """The built-in reference panel: target datasets every installation has, with no download.
 
 Generated sources with known structure, plus real text read from what ships with Python:
-its standard-library source (code) and the docstrings in it (English-like prose).
+its standard-library source (code) and the docstrings in it (English-like prose). Its compiled
+extension modules (`machine_code`) are not a member; the fidelity laws use them.
 """
 from __future__ import annotations
 
@@ -76,6 +77,19 @@ def python_source(size: int, seed: int = 0) -> bytes:
         if total >= size:
             break
     return b"".join(out)[:size]
+
+
+def machine_code(size: int, seed: int = 0) -> bytes:
+    """Python's compiled extension modules (`lib-dynload/*.so`), concatenated in name order:
+    machine code, symbol and string tables, the statistics of a binary upload."""
+    root = Path(sysconfig.get_paths()["stdlib"]) / "lib-dynload"
+    out, total = [], 0
+    for path in sorted(root.glob("*.so")):
+        out.append(path.read_bytes())
+        total += len(out[-1])
+        if total >= size:
+            return b"".join(out)[:size]
+    raise FileNotFoundError(f"{root} holds {total} bytes of extension modules; {size} wanted")
 
 
 def docstrings(size: int, seed: int = 0) -> bytes:

@@ -1,5 +1,7 @@
 """The count-based family is a valid prequential code, learns nothing from held-out bytes and
 stays inside its budget."""
+import json
+import random
 import subprocess
 import sys
 
@@ -11,10 +13,10 @@ from estimators.context_mixing import ContextMixingConfig, ContextMixingModel, H
 from estimators.data import load
 
 FULL = ContextMixingConfig("test-full", (0, 1, 2, 3, 4, 6), word=True, column=True,
-                           match_min=4, table_bits=10)
+                           match_min=4, table_bits=10, sparse=True)
 # four buckets per context: nearly every context collides with another
 CRAMMED = ContextMixingConfig("test-crammed", (0, 1, 2, 3), word=True, column=True,
-                              match_min=3, table_bits=2)
+                              match_min=3, table_bits=2, sparse=True)
 NO_HOLDOUT = Holdout(shift=30, every=2)  # first held-out byte at 1 GiB: all bytes train
 
 
@@ -170,13 +172,30 @@ def test_held_out_code_is_the_shorter_of_frozen_and_adaptive_plus_one_bit_per_bl
     assert adaptive.sum() < 0.93 * frozen.sum()
     bits, _ = model.evaluate(data, len(data), holdout)
     assert np.array_equal(bits, np.minimum(frozen, adaptive) + 1)
-    # a stationary source gains nothing from relearning: its frozen code is kept
-    markov = np.frombuffer(synthetic.MarkovSource(2, 16, seed=11).sample(131072, seed=3),
-                           dtype=np.uint8)
+
+
+@pytest.mark.parametrize("source", ["markov", "records"])
+def test_the_final_model_codes_held_out_bytes_as_well_as_the_online_code_ended(source):
+    # The final model has learned from every training byte, so held-out blocks spread over
+    # the file should cost it no more than the online code paid for the last quarter of
+    # training. Relearning before a block once let the match model read the very byte it was
+    # learning from; it learned to trust itself and coded held-out JSON records 17% above
+    # this (a Markov chain 4%).
+    if source == "markov":
+        data = synthetic.MarkovSource(2, 16, seed=11).sample(131072, seed=3)
+    else:
+        rng = random.Random(42)
+        data = "".join(json.dumps({"id": i, "user": f"user{rng.randrange(500)}",
+                                   "score": round(rng.gauss(50, 10), 2), "ok": rng.random() < 0.8})
+                       + "\n" for i in range(4000)).encode()[:131072]
+    array = np.frombuffer(data, dtype=np.uint8)
+    holdout = Holdout.for_size(len(array))
+    online = np.zeros(len(array))
     model = ContextMixingModel(FULL)
-    model.code(markov, 0, len(markov), holdout)
-    frozen, adaptive, _ = model.evaluate_both_ways(markov, len(markov), holdout)
-    assert (frozen <= adaptive).mean() > 0.5
+    model.code(array, 0, len(array), holdout, per_byte=online)
+    training = online[~holdout.mask(len(array))]
+    bits, count = model.evaluate(array, len(array), holdout)
+    assert bits.sum() / count.sum() < 1.03 * training[-len(training) // 4:].mean()
 
 
 @pytest.mark.parametrize("cfg", count_family.SIZES, ids=lambda cfg: cfg.name)

@@ -31,6 +31,8 @@ def _source(name: str) -> bytes:
         return MARKOV[name[len("markov-"):]].sample(SIZE, seed=3)
     if name.startswith("ca-"):
         return synthetic.ca_rows(SMALL, rule=int(name[3:]), seed=4)
+    if name == "machine-code":
+        return panel.machine_code(SIZE)
     source = panel.python_source(SIZE)
     if name == "python":
         return source
@@ -50,7 +52,7 @@ def total(point) -> float:
     return point.epiplexity_bits_per_byte + point.entropy_bits_per_byte
 
 
-STRUCTURED = ["sentence", "python", *(f"markov-{k}" for k in MARKOV),
+STRUCTURED = ["sentence", "python", "machine-code", *(f"markov-{k}" for k in MARKOV),
               *(f"ca-{r}" for r in CA_RULES)]
 
 
