@@ -67,8 +67,9 @@ def run_memory_bytes(cfg: ContextMixingConfig, data_bytes: int) -> int:
     """About the most memory a process making one run of `cfg` holds: the model's state, the
     data twice (as loaded and as the coded stream), and 512 MiB for the interpreter, numpy and
     numba, which compiles the kernels in a process that finds no cached copy (a node's first
-    run). Measured peaks on random bytes, cm-order6: 459 MiB on 1 MiB with the kernels cached,
-    672 MiB compiling them (a fresh clone), against 794; 717 MiB on 16 MiB, cached, against 1,096."""
+    run). Measured peaks on random bytes, cm-order6 with its 12 contexts: 697 MiB on 1 MiB with
+    the kernels cached, against 923. With 8 (before sparse contexts): 672 MiB compiling them (a
+    fresh clone), against 794; 717 MiB on 16 MiB, cached, against 1,096."""
     return cfg.fitted(data_bytes).state_bytes + 2 * data_bytes + (512 << 20)
 
 
