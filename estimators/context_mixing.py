@@ -210,9 +210,13 @@ class Holdout:
         spread = (np.asarray(blocks, dtype=np.uint64) + np.uint64(1)) * np.uint64(GOLDEN)
         return (spread >> np.uint64(64 - self.every_bits)) == 0
 
+    def _blocks(self, size: int) -> np.ndarray:
+        """The index of every block of data of `size` bytes."""
+        return np.arange((size + (1 << self.shift) - 1) >> self.shift)
+
     def block_starts(self, size: int) -> np.ndarray:
         """The first byte of each held-out block of data of `size` bytes."""
-        blocks = np.arange((size + (1 << self.shift) - 1) >> self.shift)
+        blocks = self._blocks(size)
         return blocks[self.blocks_held_out(blocks)] << self.shift
 
     def training_bytes_before(self, position):
@@ -234,7 +238,8 @@ class Holdout:
                    .sum())
 
     def mask(self, size: int) -> np.ndarray:
-        return self.blocks_held_out(np.arange(size) >> self.shift)
+        """Whether each of `size` bytes is held out."""
+        return np.repeat(self.blocks_held_out(self._blocks(size)), 1 << self.shift)[:size]
 
 
 @njit(cache=True, inline="always")

@@ -20,6 +20,11 @@ MARKOV = {
 CA_RULES = (15, 30, 54, 90, 110, 150)  # 15: each row the shifted negation of the last
 
 
+def _period(name: str) -> int:
+    """Bytes in the pattern of a `repeat-KIB` source."""
+    return int(name[len("repeat-"):]) * 1024
+
+
 def _source(name: str) -> bytes:
     if name == "random":
         return synthetic.random_bytes(SIZE, seed=5)
@@ -32,8 +37,7 @@ def _source(name: str) -> bytes:
     if name.startswith("ca-"):
         return synthetic.ca_rows(SMALL, rule=int(name[3:]), seed=4)
     if name.startswith("repeat-"):  # a random pattern repeated at a power-of-two period
-        period = int(name[len("repeat-"):]) * 1024
-        return synthetic.random_bytes(period, seed=7) * (SIZE // period)
+        return synthetic.random_bytes(_period(name), seed=7) * (SIZE // _period(name))
     if name == "machine-code":
         return panel.machine_code(SIZE)
     source = panel.python_source(SIZE)
@@ -55,7 +59,9 @@ def total(point) -> float:
     return point.epiplexity_bits_per_byte + point.entropy_bits_per_byte
 
 
-REPEATS = ("repeat-16", "repeat-64")  # periods in KiB: 16 is the count family's held-out period
+# Periods in KiB. 16 blocks of 1 KiB was the stride of the count family's held-out blocks at
+# this size before they were spread by the golden ratio.
+REPEATS = ("repeat-16", "repeat-64")
 STRUCTURED = ["sentence", "python", "machine-code", *REPEATS, *(f"markov-{k}" for k in MARKOV),
               *(f"ca-{r}" for r in CA_RULES)]
 
@@ -77,7 +83,7 @@ def test_a_repeated_random_pattern_is_all_structure(name):
     # Held-out blocks taken at a fixed stride once fell on the same bytes of every period:
     # S came out at -7.1 and H at 8.0 bits/byte.
     top = result(name).curve[-1]
-    pattern = int(name[len("repeat-"):]) * 1024 * 8 / SIZE
+    pattern = _period(name) * 8 / SIZE
     assert top.epiplexity_bits_per_byte == pytest.approx(pattern, rel=0.02)
     assert top.entropy_bits_per_byte < 0.01
 
