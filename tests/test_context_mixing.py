@@ -148,6 +148,17 @@ def test_a_checkpoint_prices_the_data_ahead_by_the_held_out_blocks_ahead():
     assert points[-1]["extra"]["heldout_tokens"] == int(holdout.mask(512 << 10).sum())
 
 
+def test_the_data_ahead_is_never_priced_below_the_data_learned_from():
+    bits, count = np.array([100.0, 300.0, 150.0]), np.array([100, 100, 100])
+    # blocks 0 and 1 learned from (2 bits/byte), block 2 ahead
+    assert count_family._region_losses(bits, count, np.array([True, True, False])) == (2.0, 2.0)
+    bits[2] = 450.0
+    assert count_family._region_losses(bits, count, np.array([True, True, False])) == (2.0, 4.5)
+    everything = bits.sum() / count.sum()  # no block ahead (the end), or none learned yet
+    assert count_family._region_losses(bits, count, np.ones(3, bool)) == (everything, everything)
+    assert count_family._region_losses(bits, count, np.zeros(3, bool)) == (everything, everything)
+
+
 def test_token_ids_above_a_byte_are_coded_as_fixed_width_integers(tmp_path):
     tokens = np.tile(np.array([7, 900, 65000, 900], dtype=np.int64), 4096)
     path = tmp_path / "tokens.npy"
