@@ -4,7 +4,7 @@ Each size of the family makes one prequential pass over the training bytes in th
 order (a match model needs it: repeats 64 bytes or a whole file apart are what it finds). At
 log-spaced checkpoints the model, frozen, codes the held-out blocks. With p the position the
 pass reached, d the training bytes coded so far, D all bytes, L the held-out loss of the blocks
-before p and L' that of the blocks ahead of p,
+before p and L' that of the blocks ahead of p (never below L: `_region_losses`),
     S = online bits of the d bytes - L * d        H = L * p + L' * (D - p)
 At the end p = D and this is exactly the transformer's prequential split (H = L * D). Before
 it, the data ahead is priced by blocks ahead: on text that drifts from file to file, a block
