@@ -123,8 +123,8 @@ def test_total_code_never_rises_with_budget(name):
 
 # Lines shuffled keep each line and lose the order between them. The count family's held-out
 # blocks are coded adaptively after relearning the bytes before them, so the locality of real
-# source counts for its held-out code as it does for its online code (at 128 KiB, smaller than
-# the sizes users upload, S still rises under a line shuffle).
+# source counts for its held-out code as it does for its online code. At other sizes the law
+# is within the held-out slice's noise: `bench/fidelity --shuffle-law` (README, Fidelity).
 @pytest.mark.slow
 @pytest.mark.parametrize("shuffle", ["python-lines", "python-bytes"])
 def test_shuffling_real_text_lowers_structure_and_raises_entropy(shuffle):
