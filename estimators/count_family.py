@@ -12,9 +12,9 @@ among bytes the model learned from (its neighbours relearned, its file's words c
 far cheaper than new data, and pricing the data ahead by it made a half-trained model's S+H
 the lowest (Python source, 512 KiB: 1.266 at 240 KiB, 1.302 at the end).
 The compute of a checkpoint counts every byte learned from and every held-out evaluation made
-so far (`flops.context_mixing_*`). Each held-out block is coded frozen and adaptively,
-whichever is shorter (`ContextMixingModel.evaluate`). The runs are deterministic: seeds do
-not change them, so they run once per estimate.
+so far (`flops.context_mixing_*`). Each held-out block is coded uniformly, frozen or
+adaptively, whichever is shortest (`ContextMixingModel.evaluate`). The runs are
+deterministic: seeds do not change them, so they run once per estimate.
 """
 from __future__ import annotations
 
