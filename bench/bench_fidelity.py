@@ -77,12 +77,12 @@ def main() -> None:
                         help="check the line-shuffle law on real text at --sizes-kib instead")
     parser.add_argument("--sizes-kib", type=int, nargs="+", default=[256, 512, 1024])
     args = parser.parse_args()
-    size = args.size_kib * 1024
     print(f"machine: {machine()}")
     families = " ".join(args.families) if args.families else "every family"
     if args.shuffle_law:
         print(f"preset {args.preset}, {families}\n")
         return shuffle_law(args.preset, args.families, args.sizes_kib)
+    size = args.size_kib * 1024
     print(f"preset {args.preset}, {args.size_kib} KiB per source, {families}; bits per byte "
           "at the top budget\n")
     header = (f"| {'source':<28} | {'truth':>12} | {'S':>7} | {'H':>7} | {'S+H':>7} | "
