@@ -1,11 +1,11 @@
-"""The count family's part of a sweep: its runs, saved like the transformer's, made one size
-after another (one lane: two sizes' tables at once could pass the memory a large file allows).
-"""
+"""The count family's part of a sweep: one run per size, saved like the transformer's runs."""
 from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict
+from functools import partial
 from typing import Callable
 
 from estimators import code_hash, count_family, flops
@@ -44,32 +44,35 @@ def planned_work(sweep, cfg) -> float:
 
 
 class CountFamilyRuns:
-    """One run of every count-family size, capped by the sweep's largest budget."""
+    """One run of every count-family size, capped by the sweep's largest budget: one task per
+    size, so that the sizes share the lanes with the transformer's runs."""
 
     def __init__(self, sweep) -> None:
         self._sweep = sweep
         self._planned = max(1, len(sweep.data.tokens) * len(count_family.SIZES))
         self._done = 0
+        self._lock = threading.Lock()  # sizes on several lanes count into one total
 
     @property
-    def work(self) -> float:
-        return sum(planned_work(self._sweep, cfg) for cfg in count_family.SIZES)
+    def work(self) -> list[float]:
+        """Each size's planned work, in the order of `count_family.SIZES`."""
+        return [planned_work(self._sweep, cfg) for cfg in count_family.SIZES]
 
     @property
     def fraction(self) -> float:
         """The share of the family's bytes coded so far (saved runs count as coded)."""
         return min(1.0, self._done / self._planned)
 
-    def make(self) -> list[dict]:
-        runs = []
-        for cfg in count_family.SIZES:
-            name = f"{count_family.FAMILY} {cfg.name}"
+    def tasks(self) -> list[Callable[[], dict | None]]:
+        """One task per size, in the order of `count_family.SIZES`: each returns its run."""
+        return [partial(self._make, cfg) for cfg in count_family.SIZES]
 
-            def tick(count: int, saved: bool = False, name: str = name) -> None:
+    def _make(self, cfg) -> dict | None:
+        name = f"{count_family.FAMILY} {cfg.name}"
+
+        def tick(count: int, saved: bool = False) -> None:
+            with self._lock:
                 self._done += count
-                self._sweep.note(f"{name} (saved)" if saved else name)
+            self._sweep.note(f"{name} (saved)" if saved else name)
 
-            run = count_family_run(self._sweep, cfg, tick)
-            if run is not None:
-                runs.append(run)
-        return runs
+        return count_family_run(self._sweep, cfg, tick)

@@ -375,12 +375,12 @@ def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
     def kept(run: PlannedRun, s: int) -> Path | None:  # where the one run kept for transfer saves
         return Path(model_out) if model_out and s == first_seed and run is sweep.model_run() else None
 
-    # The count family's sizes are one task (one lane) and each transformer run another, all
-    # longest first so that the lanes finish together; then the baselines.
+    # Each transformer run and each count-family size is a task, all longest first so that
+    # the lanes finish together; then the baselines.
     pairs = [(s, i) for s in sweep.seeds for i in range(len(plan))]
-    work = [plan[i].planned_flops for _, i in pairs] + ([counting.work] if counting else [])
+    work = [plan[i].planned_flops for _, i in pairs] + (counting.work if counting else [])
     runs = [partial(sweep.run_one, plan[i], s, kept(plan[i], s)) for s, i in pairs] + (
-        [counting.make] if counting else [])
+        counting.tasks() if counting else [])
     order = sorted(range(len(runs)), key=lambda task: -work[task])
     tasks = [runs[task] for task in order] + [partial(compressor_baselines, sweep.data)]
     lanes = min(threads, len(tasks)) if sweep.device.type == "cpu" else 1
@@ -392,7 +392,8 @@ def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
         torch.set_num_threads(threads)
     baselines = made.pop()
     by_task = dict(zip(order, made))
-    count_runs = by_task.pop(len(pairs)) if counting else []
+    count_runs = [run for task in range(len(pairs), len(runs))
+                  if (run := by_task.pop(task)) is not None]
     for run in by_task.values():
         run["family"] = "transformer"  # its model stays as saved: width, depth, context
     by_pair = {pairs[task]: run for task, run in by_task.items()}
@@ -455,7 +456,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     if "transformer" not in family_names:
         sweep.plan, sweep.warnings = [], []  # its warnings are about transformer runs
     counting = CountFamilyRuns(sweep) if "context-mixing" in family_names else None
-    count_work = counting.work if counting else 0.0  # the families share the bar by work
+    count_work = sum(counting.work) if counting else 0.0  # the families share the bar by work
     count_share = count_work / (count_work + (sweep.total_flops if sweep.plan else 0.0) or 1.0)
     runs, transformer_runs, baselines = _make_runs(sweep, counting, threads, model_out, tick, report)
 
