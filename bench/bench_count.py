@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_count.py [--large-mib 100] [--skip-large]
 
 Speed is CPU time of one core (numba, one thread) coding 1 MiB of Python source and 1 MiB of
-random bytes, compilation excluded. Peak memory is the resident high-water mark of a fresh
+random bytes, compilation excluded; then the wall time of each size's whole run in a quick
+sweep of the source (its pass and held-out evaluations). Peak memory is the resident high-water mark of a fresh
 process that scores a `--large-mib` file with the largest size, its held-out evaluations
 included, and nothing else loaded (no torch).
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from estimators import count_family, panel, synthetic  # noqa: E402
+from estimators import PRESETS, count_family, panel, synthetic  # noqa: E402
 from estimators.context_mixing import ContextMixingModel, Holdout  # noqa: E402
 from estimators.data import load  # noqa: E402
 from machine import machine  # noqa: E402
@@ -44,6 +45,18 @@ def speed(data: bytes) -> list[tuple[str, float, float]]:
     return rows
 
 
+def run_seconds(data: bytes, budgets: tuple[float, ...]) -> list[float]:
+    """Wall seconds of each size's whole run as a sweep makes it: the pass and its held-out
+    evaluations at the checkpoints `budgets` place."""
+    loaded = load(data)
+    seconds = []
+    for cfg in count_family.SIZES:
+        started = time.perf_counter()
+        count_family.run(loaded, cfg, budgets)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
 def large_input(path: str, mib: int) -> None:
     """Python source, a Markov chain and random bytes in turn, to `mib` MiB."""
     pieces = [panel.python_source(4 << 20), synthetic.MarkovSource(2, 16).sample(1 << 20),
@@ -60,7 +73,7 @@ def large_input(path: str, mib: int) -> None:
 def peak_memory_child(path: str) -> None:
     data = load(path)
     started = time.perf_counter()
-    run = count_family.run(data, count_family.SIZES[-1], float("inf"))
+    run = count_family.run(data, count_family.SIZES[-1], [float("inf")])
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
     last = run["checkpoints"][-1]
@@ -78,12 +91,16 @@ def main() -> None:
         return peak_memory_child(args.child)
     print(f"machine: {machine()}\n")
     print(f"{'size':<10} {'contexts':>8}  {'source MB/s':>11} {'bits/B':>7}  "
-          f"{'random MB/s':>11} {'bits/B':>7}")
-    source = speed(panel.python_source(1 << 20))
+          f"{'random MB/s':>11} {'bits/B':>7}  {'quick run s':>11}")
+    text = panel.python_source(1 << 20)
+    source = speed(text)
     noise = speed(synthetic.random_bytes(1 << 20))
-    for cfg, (name, s_rate, s_bits), (_, r_rate, r_bits) in zip(count_family.SIZES, source, noise):
+    runs = run_seconds(text, PRESETS["quick"].budgets)
+    for cfg, (name, s_rate, s_bits), (_, r_rate, r_bits), run in zip(count_family.SIZES, source,
+                                                                      noise, runs):
         print(f"{name:<10} {cfg.contexts + 1:>8}  {s_rate:>11.2f} {s_bits:>7.3f}  "
-              f"{r_rate:>11.2f} {r_bits:>7.3f}")
+              f"{r_rate:>11.2f} {r_bits:>7.3f}  {run:>11.2f}")
+    print("(quick run s: the whole run of a quick sweep on the source, evaluations included)")
     if args.skip_large:
         return
     with tempfile.TemporaryDirectory() as tmp:

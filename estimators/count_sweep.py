@@ -19,15 +19,15 @@ OPERATION_IN_FLOPS = 40
 def count_family_run(sweep, cfg, tick: Callable[..., None] | None = None) -> dict | None:
     """One count-family size's run, saved in `sweep.state_dir` like the transformer's runs so
     that a re-run (or the assembling call of a cluster's sweep) reloads it."""
-    data, budget = sweep.data, sweep.budgets[-1]
+    data, budgets = sweep.data, list(sweep.budgets)
     key = {"sha256": data.sha256, "format": data.format, "family": count_family.FAMILY,
-           "config": asdict(cfg), "budget": budget, "code": code_hash()}
+           "config": asdict(cfg), "budgets": budgets, "code": code_hash()}
     path = sweep._state_file(key)
     if path and path.exists():
         if tick:
             tick(len(data.tokens), saved=True)
         return json.loads(path.read_text())
-    run = count_family.run(data, cfg, budget, tick)
+    run = count_family.run(data, cfg, budgets, tick)
     if path:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(run))
@@ -37,9 +37,10 @@ def count_family_run(sweep, cfg, tick: Callable[..., None] | None = None) -> dic
 
 def planned_work(sweep, cfg) -> float:
     """One size's planned work in transformer-FLOP equivalents (to share out progress and order
-    runs): its pass, capped by the budget, plus held-out evaluations (about as much again)."""
+    runs): its pass, capped by the budget, plus held-out evaluations (about half as much again
+    in time, one per budget of the ladder)."""
     n = len(sweep.data.tokens)
-    ops = min(sweep.budgets[-1], 2 * flops.context_mixing_train_ops(cfg.fitted(n).contexts, n))
+    ops = min(sweep.budgets[-1], 1.5 * flops.context_mixing_train_ops(cfg.fitted(n).contexts, n))
     return OPERATION_IN_FLOPS * ops
 
 
