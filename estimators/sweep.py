@@ -37,7 +37,7 @@ ProgressCallback = Callable[[float, str], None]
 # Warn when no run can spend more than this share of the top budget (budgets are usually a
 # decade apart, so within a factor of two the curve is representative).
 UNREACHABLE_FRACTION = 0.5
-FLAT_TOLERANCE = 0.01  # relative fall of held-out loss over the last doubling of data
+FLAT_TOLERANCE = 0.01  # relative fall of held-out loss per doubling of data, at the end
 FLAT_FLOOR_BITS = 0.005  # ...and at least this many bits/token, so a solved task counts as flat
 
 
@@ -311,12 +311,15 @@ def _points(runs: list[dict], prior: Point, first_run: int) -> list[Point]:
 def _run_warnings(run: dict, budget: float) -> list[str]:
     """Honesty checks on the run that the largest budget chose."""
     out, cps = [], run["checkpoints"]
-    if len(cps) >= 2:
+    if len(cps) >= 2 and cps[-2]["tokens_trained"] > 0:
         before, last = cps[-2]["heldout_bits_per_token"], cps[-1]["heldout_bits_per_token"]
-        if before - last > max(FLAT_TOLERANCE * before, FLAT_FLOOR_BITS):
+        trained, more = cps[-2]["tokens_trained"], cps[-1]["tokens_trained"]
+        # the fall per doubling of data (count-family checkpoints can be several doublings apart)
+        doublings = max(1.0, math.log2(more / trained))
+        if (before - last) / doublings > max(FLAT_TOLERANCE * before, FLAT_FLOOR_BITS):
             out.append(f"the loss curve has not flattened at {budget:.2g} FLOPs (held-out loss "
-                       f"{before:.3f} -> {last:.3f} bits/token over the last doubling of data): "
-                       "more data or compute would lower H further")
+                       f"{before:.3f} -> {last:.3f} bits/token from {trained:,} to {more:,} "
+                       "tokens trained): more data or compute would lower H further")
     if run["estimator"] == "requential":
         # Like with like: the checkpoint the budget chose, against the prequential code of the
         # same teacher after the same tokens (the requential code should never be longer).

@@ -87,3 +87,21 @@ def test_result_names_what_made_it(markov_result):
 
 def test_random_bytes_warn_that_epiplexity_is_zero(random_result):
     assert any("epiplexity is zero" in w for w in random_result.warnings)
+
+
+def _run(*checkpoints: tuple[int, float]) -> dict:
+    return {"estimator": "prequential", "checkpoints": [
+        {"tokens_trained": tokens, "heldout_bits_per_token": loss} for tokens, loss in checkpoints]}
+
+
+def test_the_not_flattened_warning_reads_the_fall_per_doubling_of_data():
+    from estimators.sweep import _run_warnings
+
+    # a transformer's checkpoints a doubling apart: 2.5% lower over the last doubling
+    warned = _run_warnings(_run((1000, 2.0), (2000, 1.95)), 1e12)
+    assert warned == ["the loss curve has not flattened at 1e+12 FLOPs (held-out loss 2.000 -> "
+                      "1.950 bits/token from 1,000 to 2,000 tokens trained): more data or "
+                      "compute would lower H further"]
+    # the same fall over six doublings (count-family checkpoints sit at budgets): 0.4% each
+    assert _run_warnings(_run((1000, 2.0), (64000, 1.95)), 1e12) == []
+    assert _run_warnings(_run((1000, 2.0), (64000, 1.7)), 1e12) != []  # 2.5% a doubling
