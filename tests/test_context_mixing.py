@@ -13,6 +13,7 @@ from estimators import count_family, flops, panel, synthetic
 from estimators.context_mixing import ContextMixingConfig, ContextMixingModel, Holdout
 from estimators.data import load
 
+SIZE = {cfg.name: cfg for cfg in count_family.SIZES}
 FULL = ContextMixingConfig("test-full", (0, 1, 2, 3, 4, 6), word=True, column=True,
                            match_min=4, table_bits=10, sparse=True)
 # four buckets per context: nearly every context collides with another
@@ -104,7 +105,7 @@ def test_held_out_blocks_are_coded_from_what_the_model_saw_and_nothing_it_did_no
 
 def test_a_run_checkpoints_as_far_as_each_budget_reaches_and_counts_every_evaluation():
     data = load(synthetic.MarkovSource(2, 8, seed=4).sample(65536, seed=1))
-    cfg, holdout = count_family.SIZES[1], Holdout.for_size(65536)
+    cfg, holdout = SIZE["cm-order4"], Holdout.for_size(65536)
     contexts = cfg.fitted(65536).contexts
     ladder = [1e8, 2e8, 1e15]
     points = count_family.run(data, cfg, ladder)["checkpoints"]
@@ -132,15 +133,15 @@ def test_a_larger_ladder_passes_through_every_checkpoint_of_a_smaller_one():
     # presets are powers of ten and checkpoints fall at every power of ten below the top, so
     # standard's run of a size is quick's run continued: never a longer code at a quick budget
     data = load(panel.python_source(256 << 10))
-    quick = count_family.run(data, count_family.SIZES[2], [1e8, 1e9])["checkpoints"]
-    standard = count_family.run(data, count_family.SIZES[2], [1e9, 1e10])["checkpoints"]
+    quick = count_family.run(data, SIZE["cm-order6"], [1e8, 1e9])["checkpoints"]
+    standard = count_family.run(data, SIZE["cm-order6"], [1e9, 1e10])["checkpoints"]
     assert len(standard) > len(quick) >= 2
     assert standard[: len(quick)] == quick
 
 
 def test_prequential_split_adds_up_to_online_code_plus_held_out_loss():
     data = load(synthetic.ca_rows(32768, rule=90))
-    run = count_family.run(data, count_family.SIZES[2], [1e15])
+    run = count_family.run(data, SIZE["cm-order6"], [1e15])
     last = run["checkpoints"][-1]
     loss = last["heldout_bits_per_token"]
     assert last["entropy_bits"] == pytest.approx(loss * 32768)
@@ -154,7 +155,7 @@ def test_a_checkpoint_prices_the_data_ahead_by_the_held_out_blocks_ahead():
     # halfway checkpoint looked cheaper than the online code then paid for them, S+H rose
     # with training (1.266 -> 1.302 bits/byte) and the half-trained model won the frontier.
     data = load(panel.python_source(512 << 10))
-    run = count_family.run(data, count_family.SIZES[2], [1e7 * 2 ** k for k in range(10)])
+    run = count_family.run(data, SIZE["cm-order6"], [1e7 * 2 ** k for k in range(10)])
     points = run["checkpoints"]
     assert len(points) >= 6 and points[-1]["extra"]["position"] == 512 << 10
     totals = [(p["epiplexity_bits"] + p["entropy_bits"]) / (512 << 10) for p in points]
@@ -167,7 +168,7 @@ def test_a_model_that_drifted_away_codes_held_out_blocks_no_worse_than_uniform()
     # bytes before at 8.4-8.8 bits/byte: S came out -0.26 bits/byte. A held-out block may fall
     # back to the uniform code (8 bits/byte), one of three codes a block chooses between.
     data = load(synthetic.random_bytes(128 << 10, seed=3) + synthetic.constant_bytes(128 << 10))
-    run = count_family.run(data, count_family.SIZES[1], [1e15])
+    run = count_family.run(data, SIZE["cm-order4"], [1e15])
     last = run["checkpoints"][-1]
     assert last["entropy_bits"] / (256 << 10) == pytest.approx(4.0, abs=0.01)
     assert abs(last["epiplexity_bits"]) / (256 << 10) < 0.01
@@ -192,7 +193,7 @@ def test_token_ids_above_a_byte_are_coded_as_fixed_width_integers(tmp_path):
     stream, width = count_family.token_stream(data)
     assert width == 2 == data.token_bytes and len(stream) == 2 * len(tokens) == data.bytes_coded
     assert int.from_bytes(stream[2:4].tobytes(), "big") == 900
-    run = count_family.run(data, count_family.SIZES[0], [1e15])
+    run = count_family.run(data, SIZE["cm-order2"], [1e15])
     last = run["checkpoints"][-1]
     assert run["dataset_tokens"] == len(tokens)
     assert last["heldout_bits_per_token"] < 0.5  # a period-4 pattern of ids: 16 bits uniform
@@ -276,10 +277,10 @@ def test_a_run_stays_inside_the_memory_a_scheduler_is_told(tmp_path):
 
 def test_a_pass_coded_in_pieces_between_progress_ticks_codes_as_one_call_does(monkeypatch):
     data = load(panel.python_source(64 << 10))
-    whole = count_family.run(data, count_family.SIZES[1], [1e15])["checkpoints"]
+    whole = count_family.run(data, SIZE["cm-order4"], [1e15])["checkpoints"]
     ticks: list[int] = []
     monkeypatch.setattr(count_family, "PROGRESS_BYTES", 5000)
-    pieces = count_family.run(data, count_family.SIZES[1], [1e15], ticks.append)["checkpoints"]
+    pieces = count_family.run(data, SIZE["cm-order4"], [1e15], ticks.append)["checkpoints"]
     assert len(ticks) >= 13 and sum(ticks) == pieces[-1]["tokens_trained"]
     assert [p["extra"]["position"] for p in pieces] == [p["extra"]["position"] for p in whole]
     for a, b in zip(pieces, whole):
