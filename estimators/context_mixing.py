@@ -8,7 +8,9 @@ four or eight back rather than the last), and a match model that follows the lon
 repeat anywhere in the history (what lzma and zstd exploit). A logistic mixer combines them
 with three weight sets chosen by small contexts (the partial byte; the match state and last
 byte; how often the two longest contexts were seen); two adaptive probability maps refine the
-result.
+result. A context's counters for one nibble are a bucket of 16 in its hash table, in either
+bucket of a pair; a new one replaces the less-seen of the two. One way, with every collision
+a reset, cost 0.3-1.7% of H on Markov chains at 256 KiB, more than tables 8x larger won back.
 
 Why it is a valid prequential code whatever the hash collisions do: every probability is
 computed from earlier bytes only, each binary probability is clipped strictly inside (0, 1),
@@ -446,7 +448,14 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                     b = np.int64(hb & np.uint64(bucket_mask)) << 4
                     check = np.uint32((hb >> np.uint64(40)) | np.uint64(1))
                     if tables[i, b] != check:
-                        if learn:
+                        other = b ^ 16  # the bucket's pair: a context lives in either
+                        if tables[i, other] == check:
+                            b = other
+                        elif learn:
+                            # replace the less-seen of the two (an empty one has seen nothing)
+                            if tables[i, other + 1] & np.uint32(1023) < \
+                                    tables[i, b + 1] & np.uint32(1023):
+                                b = other
                             for k in range(16):
                                 if evaluating:
                                     logged = _remember(log_at, log_old, logged, LOG_TABLES,
