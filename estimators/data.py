@@ -263,8 +263,9 @@ def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
 
 @dataclass(frozen=True)
 class Split:
-    """Sequences of `context + 1` tokens (overlapping by one, so each token is a target once),
-    shuffled by seed; the first few form the held-out slice and are never trained on."""
+    """Sequences of `context + 1` tokens (overlapping by one, so each token is a target once):
+    a held-out slice spread over the whole stream, never trained on, and the rest shuffled by
+    seed into training order."""
 
     tokens: np.ndarray
     context: int
@@ -278,6 +279,13 @@ class Split:
     @property
     def heldout_tokens(self) -> int:
         return len(self.heldout) * self.context
+
+    def heldout_sample(self, count: int) -> np.ndarray:
+        """`count` held-out sequences evenly spaced through the slice (so through the stream),
+        or all of them: what a cheap early checkpoint evaluates."""
+        if count >= len(self.heldout):
+            return self.heldout
+        return self.heldout[np.arange(count) * len(self.heldout) // count]
 
     def sequences(self, starts: np.ndarray) -> np.ndarray:
         index = starts[:, None] + np.arange(self.context + 1)[None, :]
@@ -299,9 +307,19 @@ def split(tokens: np.ndarray, context: int, seed: int, heldout_tokens: int) -> S
     if count < MIN_SEQUENCES:
         raise DataFormatError(f"the dataset has {len(tokens)} tokens; at least "
                               f"{MIN_SEQUENCES * context + 1} are needed")
-    starts = np.random.default_rng(seed).permutation(count) * context
+    rng = np.random.default_rng(seed)
     held = heldout_sequences(count, context, heldout_tokens)
-    return Split(tokens, context, starts[held:], starts[:held])
+    # One held-out sequence at a random place in each of `held` equal stretches, in stream
+    # order. A uniform draw let chance decide how much of each part of a file was held out:
+    # on 256 KiB of random bytes followed by as many constant ones, an early checkpoint's
+    # first 22 sequences held 5 random ones and scored 1.85 bits/byte, under the 4 that the
+    # random half alone costs, and the frontier chose it.
+    edges = np.arange(held + 1) * count // held
+    heldout = edges[:-1] + (rng.random(held) * (edges[1:] - edges[:-1])).astype(np.int64)
+    train = np.ones(count, dtype=bool)
+    train[heldout] = False
+    return Split(tokens, context, rng.permutation(np.flatnonzero(train)) * context,
+                 heldout * context)
 
 
 def batch_schedule(total_sequences: int, full_batch: int) -> list[int]:

@@ -178,8 +178,10 @@ def mean_bits(model: GPT, split: Split, starts: np.ndarray,
 
 def heldout_loss(model: GPT, split: Split, device: torch.device,
                  sequences: int | None = None) -> tuple[float, float]:
-    """Mean bits per token on (the first `sequences` of) the held-out slice, and its stderr."""
-    return mean_bits(model, split, split.heldout[:sequences], device)
+    """Mean bits per token on the held-out slice (or `sequences` of it, spread through the
+    stream), and its stderr."""
+    starts = split.heldout if sequences is None else split.heldout_sample(sequences)
+    return mean_bits(model, split, starts, device)
 
 
 def save_model(model: GPT, path, **meta) -> None:

@@ -71,6 +71,16 @@ def test_split_holds_out_a_slice_never_trained_on_and_depends_on_the_seed():
     assert list(split(tokens, 32, 0, 1024).train) == list(a.train)
 
 
+def test_the_held_out_slice_and_its_samples_are_spread_over_the_whole_stream():
+    tokens = np.arange(100_001, dtype=np.int64) % 251
+    s = split(tokens, 100, 3, 4000)  # 1,000 sequences, 40 held out: one in each 25
+    assert len(s.heldout) == 40
+    assert list(s.heldout // 100 // 25) == list(range(40))
+    sample = s.heldout_sample(8)  # every fifth, in stream order
+    assert list(sample) == list(s.heldout[::5])
+    assert list(s.heldout_sample(99)) == list(s.heldout)
+
+
 def test_each_token_is_a_target_once_across_sequences():
     tokens = np.arange(1000, dtype=np.int64)
     s = split(tokens, 10, 0, 50)
