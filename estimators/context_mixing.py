@@ -131,8 +131,9 @@ class ContextMixingModel:
         """Code the training bytes of data[start:stop] (history data[:start] already seen)
         and learn from each after coding it. Returns (bits, bytes coded)."""
         out = per_byte if per_byte is not None else np.zeros(1)
-        view = np.array([stop, len(data) + 1, holdout.shift, holdout.every_bits, LEARNING],
-                        dtype=np.int64)
+        # a tuple, not an array: an array handed to the inlined helpers cost two atomic
+        # reference counts per history byte read (9% of a pass)
+        view = (stop, len(data) + 1, holdout.shift, holdout.every_bits, LEARNING)
         bits, coded, _ = _code(data, start, stop, view, True, *self._kernel_args(), self.state,
                                self.stretch, self.rates, out, per_byte is not None,
                                np.zeros(1, dtype=np.int64), np.zeros(1), 0)  # nothing logged
@@ -161,7 +162,7 @@ class ContextMixingModel:
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: "Holdout") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
-        view = np.array([seen, 0, holdout.shift, holdout.every_bits, EVALUATING], dtype=np.int64)
+        view = (seen, 0, holdout.shift, holdout.every_bits, EVALUATING)
         size = _log_size(1 << holdout.shift, holdout.warm, self.cfg.contexts)
         frozen, adaptive, count = _evaluate(
             data, seen, view, holdout.block_starts(len(data)), holdout.warm,
@@ -291,13 +292,17 @@ def _confidence(tables, base, i):
     return level
 
 
+# The logistic function tabulated over [-16, 16] in steps of 1/64 and interpolated (error below
+# 4e-6; an exp per bit took 14% of a pass). Beyond 16 it is within 1.2e-7 of 0 or 1.
+SQUASH_STEPS = 64
+_SQUASH = 1.0 / (1.0 + np.exp(-np.arange(-16 * SQUASH_STEPS, 16 * SQUASH_STEPS + 1) / SQUASH_STEPS))
+
+
 @njit(cache=True, inline="always")
 def _squash(x: float) -> float:
-    if x > 40.0:
-        x = 40.0
-    elif x < -40.0:
-        x = -40.0
-    return 1.0 / (1.0 + math.exp(-x))
+    t = (min(max(x, -16.0), 16.0) + 16.0) * SQUASH_STEPS
+    i = min(np.int64(t), len(_SQUASH) - 2)
+    return _SQUASH[i] + (_SQUASH[i + 1] - _SQUASH[i]) * (t - i)
 
 
 @njit(cache=True, inline="always")
@@ -598,9 +603,8 @@ def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, matc
     unused = np.zeros(1)
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
-        frame = np.array([seen, begin, view[2], view[3], EVALUATING], dtype=np.int64)
-        relearn = frame.copy()
-        relearn[4] = RELEARNING
+        frame = (seen, begin, view[2], view[3], EVALUATING)
+        relearn = (seen, begin, view[2], view[3], RELEARNING)
         for adapt in (False, True):
             local = state.copy()
             local[0], local[1], local[2], local[3], local[4], local[5] = 0, 0, 0, 0, -1, 0
