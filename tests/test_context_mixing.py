@@ -174,15 +174,32 @@ def test_a_model_that_drifted_away_codes_held_out_blocks_no_worse_than_uniform()
     assert abs(last["epiplexity_bits"]) / (256 << 10) < 0.01
 
 
-def test_the_data_ahead_is_never_priced_below_the_data_learned_from():
-    bits, count = np.array([100.0, 300.0, 150.0]), np.array([100, 100, 100])
-    # blocks 0 and 1 learned from (2 bits/byte), block 2 ahead
-    assert count_family._region_losses(bits, count, np.array([True, True, False])) == (2.0, 2.0)
-    bits[2] = 450.0
-    assert count_family._region_losses(bits, count, np.array([True, True, False])) == (2.0, 4.5)
-    everything = bits.sum() / count.sum()  # no block ahead (the end), or none learned yet
-    assert count_family._region_losses(bits, count, np.ones(3, bool)) == (everything, everything)
-    assert count_family._region_losses(bits, count, np.zeros(3, bool)) == (everything, everything)
+def test_the_data_ahead_is_priced_two_standard_errors_up_never_below_the_data_learned_from():
+    count = np.full(6, 100)
+    learned = np.array([True] * 4 + [False] * 2)
+    bits = np.array([200.0] * 4 + [100.0, 100.0])  # learned from: 2 bits/byte; ahead: 1
+    assert count_family._region_losses(bits, count, learned) == (2.0, 2.0)
+    bits[4:] = 300.0, 500.0  # ahead: mean 4, standard error 1
+    assert count_family._region_losses(bits, count, learned) == pytest.approx((2.0, 6.0))
+    bits[4:] = 0.0, 800.0  # 4 + 2 * 4, but never above the uniform code's 8 bits/byte
+    assert count_family._region_losses(bits, count, learned) == (2.0, 8.0)
+    bits[4:] = 150.0, 250.0
+    everything = bits.sum() / count.sum()  # no block ahead (the end)
+    assert count_family._region_losses(bits, count, np.ones(6, bool)) == (everything, everything)
+    spread = np.std(bits / count, ddof=1) / np.sqrt(6)  # none learned from yet: all are ahead
+    assert count_family._region_losses(bits, count, np.zeros(6, bool)) == pytest.approx(
+        (everything, everything + 2 * spread))
+
+
+def test_a_half_trained_model_never_prices_the_data_ahead_below_what_it_holds():
+    # Constant bytes, then as many random ones: 4 bits/byte whatever codes them. The blocks
+    # ahead of an early checkpoint under-sampled the random half and it reported 3.80.
+    size = 256 << 10
+    data = load(synthetic.constant_bytes(size // 2) + synthetic.random_bytes(size // 2, seed=10))
+    for cfg in count_family.SIZES:
+        run = count_family.run(data, cfg, [1e9, 1e10, 1e11, 1e12])
+        for point in run["checkpoints"]:
+            assert (point["epiplexity_bits"] + point["entropy_bits"]) / size > 3.99
 
 
 def test_token_ids_above_a_byte_are_coded_as_fixed_width_integers(tmp_path):
