@@ -89,6 +89,22 @@ def test_random_bytes_warn_that_epiplexity_is_zero(random_result):
     assert any("epiplexity is zero" in w for w in random_result.warnings)
 
 
+def test_a_checkpoint_within_noise_of_the_uniform_code_is_no_frontier_point():
+    from estimators.frontier import untrained_point
+    from estimators.sweep import _points
+
+    prior = untrained_point(1000, 256)  # 8,000 bits, exactly
+
+    def checkpoint(flops: float, total: float, stderr: float) -> dict:
+        return {"compute_flops": flops, "epiplexity_bits": 0.0, "entropy_bits": total,
+                "heldout_stderr": stderr, "tokens_trained": 100}
+    run = {"dataset_tokens": 1000, "checkpoints": [
+        checkpoint(1e6, 7990.0, 0.01),  # 10 bits under, inside twice its noise (20 bits)
+        checkpoint(2e6, 7970.0, 0.01),  # 30 bits under: beyond it
+        checkpoint(3e6, 7999.0, float("nan"))]}  # one held-out sequence: no noise measured
+    assert [p.compute_flops for p in _points([run], prior, 0)] == [0.0, 2e6, 3e6]
+
+
 def _run(*checkpoints: tuple[int, float]) -> dict:
     return {"estimator": "prequential", "checkpoints": [
         {"tokens_trained": tokens, "heldout_bits_per_token": loss} for tokens, loss in checkpoints]}
