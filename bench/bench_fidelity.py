@@ -5,7 +5,7 @@
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
 text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
-modules, random and constant bytes),
+modules, random and constant bytes, and files half random, half constant),
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
 loose by that much. `--shuffle-law` instead checks, at several sizes, that shuffling the lines
@@ -35,6 +35,11 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
             ("Markov order 1, 16 symbols", synthetic.MarkovSource(1, 16, 0.3, seed=1))]:
         rows.append((label, source.sample(size, seed=3), f"H >= {source.entropy_rate_bits:.3f}"))
     rows.append(("24-byte sentence repeated", synthetic.repeated_sentence(size), "~0"))
+    half = synthetic.random_bytes(size // 2, seed=9)  # whatever codes it, 4 bits/byte in all
+    rows += [("random half, constant half", half + synthetic.constant_bytes(size - len(half)),
+              "4 (S 0)"),
+             ("constant half, random half", synthetic.constant_bytes(size - len(half)) + half,
+              "4 (S 0)")]
     for rule in (15, 30, 54, 90, 110, 150):
         rows.append((f"CA rows, rule {rule}", synthetic.ca_rows(size, rule, seed=4),
                      f"~{64 / size:.5f}"))  # only the random first row is entropy
