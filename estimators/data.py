@@ -312,7 +312,7 @@ def split(tokens: np.ndarray, context: int, seed: int, heldout_tokens: int) -> S
     # One held-out sequence at a random place in each of `held` equal stretches, in stream
     # order. A uniform draw let chance decide how much of each part of a file was held out:
     # on 256 KiB of random bytes followed by as many constant ones, an early checkpoint's
-    # first 22 sequences held 5 random ones and scored 1.85 bits/byte, under the 4 that the
+    # first 22 sequences held about 5 random ones and scored 1.85 bits/byte, under the 4 that the
     # random half alone costs, and the frontier chose it.
     edges = np.arange(held + 1) * count // held
     heldout = edges[:-1] + (rng.random(held) * (edges[1:] - edges[:-1])).astype(np.int64)

@@ -297,15 +297,10 @@ class _Sweep:
         return record
 
 
-def _beats_untrained(point: Point, prior: Point) -> bool:
-    """Whether a trained point codes the data shorter than the untrained code by more than
-    twice the noise of its held-out estimate."""
-    return prior.total_bits - point.total_bits > 2 * point.entropy_stderr_bits
-
-
 def _points(runs: list[dict], prior: Point, first_run: int) -> list[Point]:
-    """The untrained point and every checkpoint of `runs` that beats it beyond noise, as
-    frontier points; `first_run` is runs[0]'s index.
+    """The untrained point and every checkpoint of `runs` that codes the data shorter by more
+    than twice the noise of its held-out estimate, as frontier points; `first_run` is runs[0]'s
+    index.
 
     The uniform code's length is exact, a checkpoint's an estimate: on random bytes a barely
     trained transformer scored 7.9999 bits/byte on its held-out sample, 0.0001 under the
@@ -316,7 +311,7 @@ def _points(runs: list[dict], prior: Point, first_run: int) -> list[Point]:
             noise = c["heldout_stderr"] if math.isfinite(c["heldout_stderr"]) else 0.0
             point = Point(c["compute_flops"], c["epiplexity_bits"], c["entropy_bits"], i,
                           noise * c["tokens_trained"], noise * run["dataset_tokens"])
-            if _beats_untrained(point, prior):
+            if prior.total_bits - point.total_bits > 2 * point.entropy_stderr_bits:
                 points.append(point)
     return points
 
