@@ -121,8 +121,8 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> 
     The part ahead is bytes no model has coded yet, estimated from a few blocks, so it is
     priced at their mean plus `AHEAD_SIGMAS` standard errors (at most the uniform code's 8
     bits/byte): the frontier takes the lowest S+H, and priced at the mean alone the checkpoint
-    whose blocks ahead happened to be cheap won. On 256 KiB of constant bytes followed by as
-    many random ones, 8 of the 14 blocks ahead of a checkpoint 17% in were random where the
+    whose blocks ahead happened to be cheap won. On 256 KiB (constant bytes, then as
+    many random ones), 8 of the 14 blocks ahead of a checkpoint 17% in were random where the
     data ahead is 60% random, and it reported S+H = 3.80 bits/byte, under the 4 the random half
     alone costs. Nor is it below the part learned from: a model codes its own data best, so a
     price below would be the blocks' noise (a Markov chain's H came out 0.26% below its rate)."""

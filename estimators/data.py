@@ -311,7 +311,7 @@ def split(tokens: np.ndarray, context: int, seed: int, heldout_tokens: int) -> S
     held = heldout_sequences(count, context, heldout_tokens)
     # One held-out sequence at a random place in each of `held` equal stretches, in stream
     # order. A uniform draw let chance decide how much of each part of a file was held out:
-    # on 256 KiB of random bytes followed by as many constant ones, an early checkpoint's
+    # on 256 KiB (random bytes, then as many constant ones), an early checkpoint's
     # first 22 sequences held about 5 random ones and scored 1.85 bits/byte, under the 4 that the
     # random half alone costs, and the frontier chose it.
     edges = np.arange(held + 1) * count // held
