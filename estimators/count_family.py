@@ -113,6 +113,12 @@ def _furthest_within(cost: Callable[[int], float], position: int, size: int, mar
 AHEAD_SIGMAS = 2.0  # standard errors above its blocks' mean at which the data ahead is priced
 
 
+def _standard_error(per_block: np.ndarray, blocks: int) -> float:
+    """Standard error of a mean over `blocks` held-out blocks, from the spread of `per_block`
+    (bits per byte each); 0 from a single value, which has no spread (and JSON has no NaN)."""
+    return float(per_block.std(ddof=1) / math.sqrt(blocks)) if len(per_block) > 1 else 0.0
+
+
 def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> tuple[float, float]:
     """Held-out bits per byte of the part of the data a checkpoint learned from, and the price
     of the part ahead of it, each from the held-out blocks that lie there (the mean of the
@@ -133,9 +139,10 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> 
         return loss(learned), loss(learned)
     per_block = bits / np.maximum(count, 1)
     spread = per_block[ahead] if ahead.sum() > 1 else per_block  # one block has no spread
-    stderr = float(spread.std(ddof=1) / math.sqrt(ahead.sum())) if len(spread) > 1 else 0.0
-    price = min(loss(ahead) + AHEAD_SIGMAS * stderr, max(8.0, loss(ahead)))
-    learned_loss = loss(learned) if learned.any() else loss(ahead)
+    ahead_loss = loss(ahead)
+    price = min(ahead_loss + AHEAD_SIGMAS * _standard_error(spread, ahead.sum()),
+                max(8.0, ahead_loss))
+    learned_loss = loss(learned) if learned.any() else ahead_loss
     return learned_loss, max(learned_loss, price)
 
 
@@ -178,8 +185,7 @@ def run(data: TokenData, cfg: ContextMixingConfig, budgets: Sequence[float],
         learned, ahead = _region_losses(block_bits, block_bytes, starts < position)
         entropy = learned * position + ahead * (size - position)
         per_block = block_bits / np.maximum(block_bytes, 1)
-        stderr = float(per_block.std(ddof=1) / math.sqrt(len(per_block))) \
-            if len(per_block) > 1 else 0.0  # one block: no spread to measure (JSON has no NaN)
+        stderr = _standard_error(per_block, len(per_block))
         evaluated += eval_cost(position)
         spent = flops.context_mixing_train_ops(contexts, coded) + evaluated
         checkpoints.append({
