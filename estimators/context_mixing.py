@@ -152,8 +152,9 @@ class ContextMixingModel:
         """Bits and bytes of every held-out block under the model trained on data[:seen].
 
         Each block is coded as if it came after everything the model learned from: its memory
-        is the training bytes before `seen`, wherever they lie, plus the block's own earlier
-        bytes (the context a model conditions on, as a transformer on its window). Every block
+        is the training bytes before `seen`, wherever they lie, plus the held-out blocks before
+        it and the block's own earlier bytes (the context a model conditions on, as a
+        transformer on its window), none of which it learns from. Every block
         is coded three ways and costs the shortest plus log2(3) bits that say which:
         - uniform: 8 bits a byte. A model that drifted away from old data (after 128 KiB of
           one constant byte, random bytes cost it 8.4-8.8 bits/byte) codes no worse than it;
@@ -179,20 +180,19 @@ class ContextMixingModel:
         return frozen, adaptive, count
 
 
-GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio, odd
-
-
 @dataclass(frozen=True)
 class Holdout:
     """The held-out slice: one in `every` blocks of 2**shift bytes, in place, so it is spread
     over the whole file and keeps the data's natural order inside each block.
 
-    Block b is held out when the fractional part of (b + 1) / golden ratio falls below
-    1 / every (`held_out`): as even a spread as a regular one, but never in step with data
-    that repeats. Every 16th block, the rule before, held out the same bytes of every period
-    of data that repeats each 16 blocks or a multiple (records and files of power-of-two
-    sizes): the model never trained on them, and 100 MiB of three files repeated measured
-    H = 2.85 bits/byte where the online code paid 0.16."""
+    The blocks fall in strata of `every`, and a hash of its index picks the one each stratum
+    holds out (`held_out`): as even a spread as a regular one, and for data that repeats at
+    any distance a block's copy is held out too one time in `every`. Every 16th block held out
+    the same bytes of every period of data that repeats each 16 blocks or a multiple (records,
+    files of power-of-two sizes: 100 MiB of three files repeated measured H = 2.85 bits/byte
+    where the online code paid 0.16); a golden-ratio rule, those of data repeating every 144
+    blocks, or 233, or 89: random bytes written twice then split as S = 0, H = 4 bits/byte or
+    S = 4, H = 0 by the length of the copy."""
 
     shift: int
     every: int  # a power of two
@@ -220,8 +220,11 @@ class Holdout:
 
     def blocks_held_out(self, blocks: np.ndarray) -> np.ndarray:
         """Whether each block index is held out (the rule of `held_out`, vectorised)."""
-        spread = (np.asarray(blocks, dtype=np.uint64) + np.uint64(1)) * np.uint64(GOLDEN)
-        return (spread >> np.uint64(64 - self.every_bits)) == 0
+        blocks = np.asarray(blocks, dtype=np.uint64)
+        bits = np.uint64(self.every_bits)
+        with np.errstate(over="ignore"):  # the hash multiplies modulo 2**64
+            pick = _mix64((blocks >> bits) + np.uint64(1)) >> np.uint64(64 - self.every_bits)
+        return (blocks & np.uint64(self.every - 1)) == pick
 
     def _blocks(self, size: int) -> np.ndarray:
         """The index of every block of data of `size` bytes."""
@@ -321,9 +324,10 @@ def _alnum(c: int) -> bool:
 @njit(cache=True, inline="always")
 def held_out(p: int, view) -> bool:
     """Whether byte p belongs to the held-out slice (`Holdout`): view[2] is log2 of the block
-    size, view[3] log2 of `every`; a multiply and two shifts."""
-    spread = np.uint64((p >> view[2]) + 1) * np.uint64(GOLDEN)
-    return (spread >> np.uint64(64 - view[3])) == 0
+    size, view[3] log2 of `every`."""
+    block = p >> view[2]
+    pick = _mix64(np.uint64((block >> view[3]) + 1)) >> np.uint64(64 - view[3])
+    return np.uint64(block & ((1 << view[3]) - 1)) == pick
 
 
 @njit(cache=True, inline="always")
@@ -333,17 +337,22 @@ def _visible(p: int, pos: int, view) -> bool:
     `view` = (seen, block_start, shift, log2 every, mode). Learning or relearning, the model reads
     only training bytes before pos. Evaluating after `seen` bytes and coding a held-out block,
     it reads the training bytes before `seen` (its memory, wherever they lie: the final model
-    codes a held-out block as if it came after all it learned from) and the block's bytes
-    before pos; never another held-out byte. Relearning must not read ahead: the match model
-    would find the very byte it is learning from (its index holds every training position)
-    and learn to trust itself: held-out JSON records cost 17% more than the online code."""
+    codes a held-out block as if it came after all it learned from), the block's bytes before
+    pos, and the held-out blocks before it, which the evaluation coded first (`_evaluate`).
+    Relearning must not read ahead: the match model would find the very byte it is learning
+    from (its index holds every training position) and learn to trust itself: held-out JSON
+    records cost 17% more than the online code."""
     if p < 0:
         return False
     if view[1] <= p < view[1] + (1 << view[2]):
         return p < pos
+    if p >> view[2] == pos >> view[2]:  # pos's own block, not the one evaluated: training
+        return p < pos
     if p >= pos and view[4] != EVALUATING:
         return False
-    return p < view[0] and not held_out(p, view)
+    if held_out(p, view):
+        return view[4] == EVALUATING and p < view[1]
+    return p < view[0]
 
 
 @njit(cache=True, inline="always")
@@ -627,13 +636,24 @@ def _log_size(block: int, warm: int, contexts: int) -> int:
 @njit(cache=True, nogil=True)
 def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, match_min, tables,
               match_table, match_counters, weights, apm, state, stretch, rates, log_at, log_old):
-    """Bits and bytes of each held-out block (first bytes `starts`) under the model frozen
-    after `seen` bytes, coded two ways: frozen, and adaptively (`ContextMixingModel.evaluate`)."""
+    """Bits and bytes of each held-out block (first bytes `starts`, in order) under the model
+    frozen after `seen` bytes, coded two ways: frozen, and adaptively
+    (`ContextMixingModel.evaluate`).
+
+    The blocks are one sequential code of the held-out slice: once a block is coded, its
+    bytes join the match model's index until the evaluation ends, so a later block finds
+    repeats in it. Each block was coded alone, and a repeat whose copies were both held out
+    was paid twice: random bytes written twice scored 4.26 bits/byte (zstd: 4.00), with
+    S = -3.7, where the held-out rule of the time held out the same bytes of both copies."""
     block = 1 << view[2]
     frozen = np.zeros(len(starts))
     adaptive = np.zeros(len(starts))
     count = np.zeros(len(starts), dtype=np.int64)
     unused = np.zeros(1)
+    indexed = np.zeros(block, dtype=np.int64)  # the match-index slots of one block's bytes
+    kept_at = np.zeros(len(starts) * block, dtype=np.int64)  # index writes kept until the end
+    kept_old = np.zeros(len(starts) * block)
+    kept = 0
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
         frame = (seen, begin, view[2], view[3], EVALUATING)
@@ -657,10 +677,19 @@ def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, matc
                 data, begin, end, frame, adapt, orders, word, column, sparse, match_min, tables,
                 match_table, match_counters, weights, apm, local, stretch, rates, unused,
                 False, log_at, log_old, logged)
+            if not adapt:  # learning nothing, the frozen code logged only its index writes
+                indexed[:logged] = log_at[:logged] & ((1 << 56) - 1)
+                slots = logged
             _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm)
             if adapt:
                 weights[:] = saved_weights
                 adaptive[b] = bits
             else:
                 frozen[b] = bits
+        first = end - slots  # the frozen code indexed each byte from max(begin, match_min) on
+        for n in range(slots):
+            slot = indexed[n]
+            kept = _remember(kept_at, kept_old, kept, LOG_MATCH, slot, match_table[slot])
+            match_table[slot] = first + n
+    _roll_back(kept_at, kept_old, kept, tables, match_table, match_counters, apm)
     return frozen, adaptive, count

@@ -43,6 +43,8 @@ def _source(name: str) -> bytes:
         return synthetic.ca_rows(SMALL, rule=int(name[3:]), seed=4)
     if name.startswith("repeat-"):  # a random pattern repeated at a power-of-two period
         return synthetic.random_bytes(_period(name), seed=7) * (SIZE // _period(name))
+    if name == "twice":  # 144 KiB of random bytes written twice: 144 blocks of 1 KiB apart
+        return synthetic.random_bytes(144 * 1024, seed=8) * 2
     if name == "machine-code":
         return panel.machine_code(SIZE)
     source = panel.python_source(SIZE)
@@ -65,7 +67,7 @@ def total(point) -> float:
 
 
 # Periods in KiB. 16 blocks of 1 KiB was the stride of the count family's held-out blocks at
-# this size before they were spread by the golden ratio.
+# this size before each stratum of 16 held out one picked by a hash.
 REPEATS = ("repeat-16", "repeat-64")
 STRUCTURED = ["sentence", "python", "machine-code", *REPEATS, *(f"markov-{k}" for k in MARKOV),
               *(f"ca-{r}" for r in CA_RULES)]
@@ -106,13 +108,33 @@ def test_a_repeated_random_pattern_is_all_structure(name):
 
 
 @pytest.mark.slow
+def test_random_bytes_written_twice_are_paid_once_and_are_structure():
+    # The copy costs nothing, so S + H is 4 bits/byte, and the pattern is what a model learns.
+    # Held out by a golden-ratio rule, the blocks of the first copy were the very blocks of
+    # the second that were held out, each coded alone: S + H = 4.26 bits/byte (zstd 4.00)
+    # split as S = -3.75, H = 8.0.
+    outcome = result("twice")
+    top = outcome.curve[-1]
+    assert total(top) <= min(outcome.baselines["zstd_bits_per_byte"],
+                             outcome.baselines["lzma_bits_per_byte"]) + 0.01
+    assert top.epiplexity_bits_per_byte > 3.5
+    assert top.entropy_bits_per_byte < 0.5
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(MARKOV))
 def test_markov_entropy_never_falls_below_the_rate_and_ends_within_five_percent(name):
+    # Beyond noise: two standard errors of the held-out estimate of the checkpoint chosen
+    # (16 KiB of the 256 held out; over eight samples of order 3 over 4 symbols, the final
+    # H of cm-order4 came out 1.4% under the rate to 1.4% over it, 0.5% over on average).
     rate = MARKOV[name].entropy_rate_bits
-    curve = result(f"markov-{name}").curve
-    for point in curve:
-        assert point.entropy_bits_per_byte > rate * 0.99  # noise of a 16 KiB held-out slice
-    assert curve[-1].entropy_bits_per_byte < rate * 1.05
+    outcome = result(f"markov-{name}")
+    for point in outcome.curve:
+        chosen = [c for run in outcome.runs for c in run["checkpoints"]
+                  if c["entropy_bits"] == point.entropy_bits]
+        noise = chosen[0]["heldout_stderr"] if chosen else 0.0  # none: the uniform code
+        assert point.entropy_bits_per_byte > rate - 2 * noise
+    assert outcome.curve[-1].entropy_bits_per_byte < rate * 1.05
 
 
 @pytest.mark.slow
@@ -138,16 +160,21 @@ def test_total_code_never_rises_with_budget(name):
     assert all(later <= earlier + 1e-6 for earlier, later in zip(totals, totals[1:]))
 
 
-# Lines shuffled keep each line and lose the order between them. The count family's held-out
-# blocks are coded adaptively after relearning the bytes before them, so the locality of real
-# source counts for its held-out code as it does for its online code. At other sizes the law
-# is within the held-out slice's noise: `bench/fidelity --shuffle-law` (README, Fidelity).
+# Shuffled bytes keep only the byte frequencies: the headline loses its structure. Shuffled
+# lines keep each line and lose the order between them: H rises for every observer, and S
+# falls for the transformer, which must learn to use the context it reads. The count family
+# has its use of context built in (a match model, counters that adapt), and what it learns,
+# the statistics of the whole file, a line shuffle keeps: its S moved either way, within the
+# noise of its held-out estimate (README, Fidelity).
 @pytest.mark.slow
-@pytest.mark.parametrize("shuffle", ["python-lines", "python-bytes"])
-def test_shuffling_real_text_lowers_structure_and_raises_entropy(shuffle):
-    real, shuffled = result("python").curve[-1], result(shuffle).curve[-1]
-    assert shuffled.epiplexity_bits_per_byte < real.epiplexity_bits_per_byte
-    assert shuffled.entropy_bits_per_byte > real.entropy_bits_per_byte
+def test_shuffling_real_text_lowers_structure_and_raises_entropy():
+    real, lines, scrambled = (result(name) for name in ("python", "python-lines", "python-bytes"))
+    assert scrambled.curve[-1].epiplexity_bits_per_byte < real.curve[-1].epiplexity_bits_per_byte
+    assert scrambled.curve[-1].entropy_bits_per_byte > real.curve[-1].entropy_bits_per_byte
+    assert lines.curve[-1].entropy_bits_per_byte > real.curve[-1].entropy_bits_per_byte
+    before, after = real.families["transformer"][-1], lines.families["transformer"][-1]
+    assert after.epiplexity_bits_per_byte < before.epiplexity_bits_per_byte
+    assert after.entropy_bits_per_byte > before.entropy_bits_per_byte
 
 
 @pytest.mark.slow
