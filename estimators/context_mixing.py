@@ -235,6 +235,13 @@ class Holdout:
         blocks = self._blocks(size)
         return blocks[self.blocks_held_out(blocks)] << self.shift
 
+    def covered(self, size: int, position: int) -> np.ndarray:
+        """For each held-out block, the share of its stratum (the `every` blocks it stands
+        for) that lies before `position`."""
+        stratum = self.every << self.shift
+        first = (self.block_starts(size) >> (self.shift + self.every_bits)) * stratum
+        return np.clip((position - first) / (np.minimum(first + stratum, size) - first), 0, 1)
+
     def training_bytes_before(self, position):
         """How many of the first `position` bytes are training bytes (not held out); also
         element-wise over an array of positions."""

@@ -215,6 +215,11 @@ def test_the_data_ahead_is_priced_two_standard_errors_up_never_below_the_data_le
     spread = np.std(bits / count, ddof=1) / np.sqrt(6)  # none learned from yet: all are ahead
     assert count_family._region_losses(bits, count, np.zeros(6, bool)) == pytest.approx(
         (everything, everything + 2 * spread))
+    # a block counts for each part by the share of its stratum there
+    bits[4:] = 300.0, 500.0
+    learned, price = count_family._region_losses(bits, count, [1, 1, 1, 1, 0.5, 0])
+    assert learned == pytest.approx((800 + 0.5 * 300) / 450)
+    assert price == pytest.approx(650 / 150 + 2 * np.std([3.0, 5.0], ddof=1) / np.sqrt(1.5))
 
 
 def test_a_half_trained_model_never_prices_the_data_ahead_below_what_it_holds():
@@ -226,6 +231,9 @@ def test_a_half_trained_model_never_prices_the_data_ahead_below_what_it_holds():
         run = count_family.run(data, cfg, [1e9, 1e10, 1e11, 1e12])
         for point in run["checkpoints"]:
             assert (point["epiplexity_bits"] + point["entropy_bits"]) / size > 3.99
+            # and none of it is structure: counted by where its block lies, a stratum split
+            # by the checkpoint went wholly to one side, and S came out 0.28 80% of the way in
+            assert abs(point["epiplexity_bits"]) / size < 0.03
 
 
 def test_token_ids_above_a_byte_are_coded_as_fixed_width_integers(tmp_path):
