@@ -39,7 +39,10 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
     rows += [("random half, constant half", half + synthetic.constant_bytes(size - len(half)),
               "4 (S 0)"),
              ("constant half, random half", synthetic.constant_bytes(size - len(half)) + half,
-              "4 (S 0)")]
+              "4 (S 0)"),
+             ("random half written twice", half + half, "4 (S 4)"),
+             # the copy costs H(0.01) + 0.08 bits a byte: where the changes are, and what
+             ("  copy with 1% changed", half + synthetic.edited(half, 0.01, seed=2)[0], "~4.080")]
     for rule in (15, 30, 54, 90, 110, 150):
         rows.append((f"CA rows, rule {rule}", synthetic.ca_rows(size, rule, seed=4),
                      f"~{64 / size:.5f}"))  # only the random first row is entropy

@@ -108,3 +108,19 @@ def shuffled_bytes(data: bytes, seed: int = 0) -> bytes:
     """The same byte histogram in a random order: only order-0 statistics remain."""
     array = np.frombuffer(data, dtype=np.uint8)
     return np.random.default_rng(seed).permutation(array).tobytes()
+
+
+def edited(data: bytes, rate: float, kind: str = "changed", seed: int = 0) -> tuple[bytes, np.ndarray]:
+    """`data` with about `rate` of its bytes `changed` to a random byte, `inserted` before or
+    `deleted` (a near-duplicate); and where in the result each edit lies. A change at rate r
+    costs the ideal code H(r) + 8r bits a byte (where, and what)."""
+    rng = np.random.default_rng(seed)
+    out, where = bytearray(), []
+    for byte, draw, new in zip(data, rng.random(len(data)), rng.integers(0, 256, len(data))):
+        if draw >= rate:
+            out.append(byte)
+            continue
+        where.append(len(out))
+        out += {"changed": bytes([int(new)]), "inserted": bytes([int(new), byte]),
+                "deleted": b""}[kind]
+    return bytes(out), np.array(where)

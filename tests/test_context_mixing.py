@@ -351,21 +351,6 @@ def test_a_context_sits_in_either_bucket_of_a_pair_so_collisions_cost_little():
     assert last["entropy_bits"] / (256 << 10) < source.entropy_rate_bits * 1.032
 
 
-def _edited(data: bytes, rate: float, kind: str, seed: int) -> tuple[bytes, np.ndarray]:
-    """`data` with about `rate` of its bytes changed, inserted before or deleted; and where in
-    the result each edit lies."""
-    rng = np.random.default_rng(seed)
-    out, where = bytearray(), []
-    for byte, draw, new in zip(data, rng.random(len(data)), rng.integers(0, 256, len(data))):
-        if draw >= rate:
-            out.append(byte)
-            continue
-        where.append(len(out))
-        out += {"changed": bytes([int(new)]), "inserted": bytes([int(new), byte]),
-                "deleted": b""}[kind]
-    return bytes(out), np.array(where)
-
-
 @pytest.mark.parametrize("kind", ["changed", "inserted", "deleted"])
 @pytest.mark.parametrize("cfg", count_family.SIZES, ids=lambda cfg: cfg.name)
 def test_a_repeat_survives_a_changed_inserted_or_deleted_byte(cfg, kind):
@@ -374,7 +359,7 @@ def test_a_repeat_survives_a_changed_inserted_or_deleted_byte(cfg, kind):
     # bytes later: the six bytes after an edit cost 3.1-7.8 bits each and an edit 39-78 bits
     # (lzma: about 28 here); recovered, 0.24-0.64 and 18-30.
     original = synthetic.random_bytes(65536, seed=3)
-    copy, where = _edited(original, 0.01, kind, seed=7)
+    copy, where = synthetic.edited(original, 0.01, kind, seed=7)
     data = original + copy
     bits, _, _, _ = per_byte_bits(cfg.fitted(len(data)), data)
     edits = len(original) + where[:-1]
