@@ -33,7 +33,8 @@ MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
 # them match again (lengths below it count those) or this many bytes have passed. Dropped at
 # the change, a repeat was found again only `match_min` bytes later, coded without it: in a
 # copy of 64 KiB of random bytes with 1% of them edited, an edit cost 39-78 bits (lzma: 28);
-# now 18-30.
+# now 18-30, and a deletion 13-15: once a bit contradicts the repeat, the byte after the one
+# expected predicts the rest (`skipped`; 19-21 without).
 MATCH_RECOVER_BYTES = 16
 APM_RATE = 0.02
 P_CLIP = 1.0 / 65536  # floor on either binary outcome: a sure miss costs at most 16 bits
@@ -480,6 +481,8 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                 logged = _remember(log_at, log_old, logged, LOG_MATCH, slot, match_table[slot])
             match_table[slot] = pos
         expected = np.int64(data[ptr]) if length > 0 else -1
+        # once a bit contradicts the repeat, the byte after the expected one (a deleted byte)
+        skipped = np.int64(data[ptr + 1]) if length > 0 and _visible(ptr + 1, pos, view) else -1
         if length < 16:
             len_bucket = length
         else:
@@ -523,14 +526,17 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                 else:
                     index[i] = base[i] + nib
                     x[i] = stretch[tables[i, index[i]] >> 20]
-            predicted = -1
+            predicted, bucket = -1, 0
             if expected >= 0 and ((expected + 256) >> (8 - bit_index)) == c0:
-                predicted = (expected >> (7 - bit_index)) & 1
-                index[n_ctx] = len_bucket * 2 + predicted
+                predicted, bucket = (expected >> (7 - bit_index)) & 1, len_bucket
+            elif skipped >= 0 and ((skipped + 256) >> (8 - bit_index)) == c0:
+                predicted = (skipped >> (7 - bit_index)) & 1  # bucket 0: no length predicts
+            if predicted >= 0:
+                index[n_ctx] = bucket * 2 + predicted
                 x[n_ctx] = stretch[match_counters[index[n_ctx]] >> 20]
             else:
                 index[n_ctx], x[n_ctx] = -1, 0.0
-            s1, s2 = c0, MATCH_SETS_AT + (min(len_bucket, 7) if predicted >= 0 else 0) * 256 + c1
+            s1, s2 = c0, MATCH_SETS_AT + (min(bucket, 7) if predicted >= 0 else 0) * 256 + c1
             dot1, dot2, dot3 = 0.0, 0.0, 0.0
             for i in range(n_in):
                 dot1 += weights[s1, i] * x[i]
