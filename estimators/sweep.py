@@ -498,7 +498,13 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         sweep.keep_untrained(Path(model_out), seed)
     if best.run >= 0:
         sweep.warnings.extend(_run_warnings(runs[best.run], ladder[-1]))
-        if best.epiplexity_bits < 2 * best.stderr_bits:
+        if best.epiplexity_bits < -2 * best.stderr_bits:
+            sweep.warnings.append(
+                f"epiplexity came out negative ({best.epiplexity_bits:.0f} bits, beyond its "
+                f"noise of +/- {best.stderr_bits:.0f}): the final model codes held-out data "
+                "worse than the online code paid, as on data whose statistics drift, so the "
+                "split into S and H is unreliable here; S + H is still a valid code length")
+        elif best.epiplexity_bits < 2 * best.stderr_bits:
             sweep.warnings.append(
                 f"epiplexity ({best.epiplexity_bits:.0f} bits) is within noise of zero "
                 f"(+/- {best.stderr_bits:.0f} bits from the held-out estimate)")

@@ -1,4 +1,5 @@
 """Calibration laws from DESIGN.md, at the quick preset on a few hundred KiB of data."""
+import numpy as np
 import pytest
 
 import estimators
@@ -87,6 +88,16 @@ def test_result_names_what_made_it(markov_result):
 
 def test_random_bytes_warn_that_epiplexity_is_zero(random_result):
     assert any("epiplexity is zero" in w for w in random_result.warnings)
+
+
+def test_structure_far_below_zero_is_called_unreliable_not_noise():
+    # A random walk in float32: its statistics drift, and the final model codes held-out blocks
+    # worse than the online code paid for the bytes around them (S = -0.57 bits/byte).
+    walk = np.cumsum(np.random.default_rng(5).normal(0, 1, 1 << 16)).astype(np.float32)
+    result = estimators.estimate(walk.tobytes(), preset="quick", families=["context-mixing"])
+    assert result.epiplexity_bits < 0
+    assert any("epiplexity came out negative" in w for w in result.warnings)
+    assert not any("within noise of zero" in w for w in result.warnings)
 
 
 def test_a_checkpoint_within_noise_of_the_uniform_code_is_no_frontier_point():
