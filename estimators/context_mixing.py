@@ -33,9 +33,13 @@ MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
 # them match again (lengths below it count those) or this many bytes have passed. Dropped at
 # the change, a repeat was found again only `match_min` bytes later, coded without it: in a
 # copy of 64 KiB of random bytes with 1% of them edited, an edit cost 39-78 bits (lzma: 28);
-# now 18-30, and a deletion 13-15: once a bit contradicts the repeat, the byte after the one
-# expected predicts the rest (`skipped`; 19-21 without).
+# now a change 18-19. Once a bit contradicts the repeat, the byte after the one expected
+# predicts the rest (`skipped`: a deletion 13-15 bits, 19-21 without), and just after a change
+# the byte before it (`before`: an insertion 24-25, 28-30 without).
 MATCH_RECOVER_BYTES = 16
+# match counters come in pairs (by the bit predicted), bucket 0 for the byte after the one
+# expected, 1-31 by repeat length, and MATCH_BUCKETS for the byte before it
+MATCH_BUCKETS = 32
 APM_RATE = 0.02
 P_CLIP = 1.0 / 65536  # floor on either binary outcome: a sure miss costs at most 16 bits
 MIXER_RATE = 0.004
@@ -120,7 +124,7 @@ class ContextMixingModel:
         self.cfg = cfg
         self.tables = np.zeros((cfg.contexts, 16 << cfg.table_bits), dtype=np.uint32)
         self.match_table = np.full(1 << cfg.match_bits, -1, dtype=np.int64)
-        self.match_counters = np.full(64, 1 << 31, dtype=np.uint32)
+        self.match_counters = np.full(2 * (MATCH_BUCKETS + 1), 1 << 31, dtype=np.uint32)
         self.weights = np.full((WEIGHT_SETS, cfg.inputs), 0.3, dtype=np.float64)
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
         self.apm = np.tile(grid, (APM_CONTEXTS, 1)).astype(np.float32)
@@ -483,6 +487,9 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         expected = np.int64(data[ptr]) if length > 0 else -1
         # once a bit contradicts the repeat, the byte after the expected one (a deleted byte)
         skipped = np.int64(data[ptr + 1]) if length > 0 and _visible(ptr + 1, pos, view) else -1
+        # just after a change, the byte before the expected one (a byte was inserted)
+        before = np.int64(data[ptr - 1]) if recovering == MATCH_RECOVER_BYTES - 1 and \
+            _visible(ptr - 1, pos, view) else -1
         if length < 16:
             len_bucket = length
         else:
@@ -531,12 +538,15 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                 predicted, bucket = (expected >> (7 - bit_index)) & 1, len_bucket
             elif skipped >= 0 and ((skipped + 256) >> (8 - bit_index)) == c0:
                 predicted = (skipped >> (7 - bit_index)) & 1  # bucket 0: no length predicts
+            elif before >= 0 and ((before + 256) >> (8 - bit_index)) == c0:
+                predicted, bucket = (before >> (7 - bit_index)) & 1, MATCH_BUCKETS
             if predicted >= 0:
                 index[n_ctx] = bucket * 2 + predicted
                 x[n_ctx] = stretch[match_counters[index[n_ctx]] >> 20]
             else:
                 index[n_ctx], x[n_ctx] = -1, 0.0
-            s1, s2 = c0, MATCH_SETS_AT + (min(bucket, 7) if predicted >= 0 else 0) * 256 + c1
+            group = min(bucket, 7) if predicted >= 0 and bucket < MATCH_BUCKETS else 0
+            s1, s2 = c0, MATCH_SETS_AT + group * 256 + c1
             dot1, dot2, dot3 = 0.0, 0.0, 0.0
             for i in range(n_in):
                 dot1 += weights[s1, i] * x[i]
