@@ -56,6 +56,8 @@ SPARSE_CONTEXTS = len(SPARSE_BACK)
 MATCH_SETS_AT, CONFIDENCE_SETS_AT = 256, 256 + 2048
 WEIGHT_SETS = CONFIDENCE_SETS_AT + 81
 LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluation writes to
+LOG_KIND_AT = 56  # a log entry: the array's kind above this bit, the entry written below
+LOG_WHERE = (1 << LOG_KIND_AT) - 1
 # What a pass over bytes is (the last field of `view`): learning online; coding held-out bytes
 # with the final model; relearning, while evaluating, the training bytes before a held-out block.
 LEARNING, EVALUATING, RELEARNING = 0, 1, 2
@@ -280,7 +282,7 @@ def _mix64(x: np.uint64) -> np.uint64:
 @njit(cache=True, inline="always")
 def _remember(log_at, log_old, logged, kind, where, old):
     """Log one write made while evaluating: which array and entry, and its old value."""
-    log_at[logged] = (kind << 56) | where
+    log_at[logged] = (kind << LOG_KIND_AT) | where
     log_old[logged] = old
     return logged + 1
 
@@ -290,7 +292,7 @@ def _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm
     """Undo the logged writes, newest first: the model is as it was before the block."""
     width = tables.shape[1]
     for n in range(logged - 1, -1, -1):
-        kind, where = log_at[n] >> 56, log_at[n] & ((1 << 56) - 1)
+        kind, where = log_at[n] >> LOG_KIND_AT, log_at[n] & LOG_WHERE
         if kind == LOG_TABLES:
             tables[where // width, where % width] = np.uint32(log_old[n])
         elif kind == LOG_MATCH:
@@ -368,6 +370,17 @@ def _visible(p: int, pos: int, view) -> bool:
 
 
 @njit(cache=True, inline="always")
+def _shared_before(data, cand, pos, view, limit):
+    """How many bytes (at most `limit`) just before `cand` equal those just before `pos`,
+    all of them visible."""
+    run = 0
+    while run < limit and cand - 1 - run >= 0 and _visible(cand - 1 - run, pos, view) and \
+            _visible(pos - 1 - run, pos, view) and data[cand - 1 - run] == data[pos - 1 - run]:
+        run += 1
+    return run
+
+
+@njit(cache=True, inline="always")
 def _realign(data, pos, view, ptr):
     """Of ptr - 1, ptr and ptr + 1 (a byte inserted, changed or deleted), the repeat whose
     bytes before it match those before `pos` longest; ptr on a tie."""
@@ -375,10 +388,7 @@ def _realign(data, pos, view, ptr):
     for cand in (ptr, ptr - 1, ptr + 1):
         if cand >= pos or not _visible(cand, pos, view):
             continue
-        run = 0
-        while run < 8 and cand - 1 - run >= 0 and _visible(cand - 1 - run, pos, view) and \
-                _visible(pos - 1 - run, pos, view) and data[cand - 1 - run] == data[pos - 1 - run]:
-            run += 1
+        run = _shared_before(data, cand, pos, view, 8)
         if run > longest:
             best, longest = cand, run
     return best
@@ -472,12 +482,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         if length < match_min and pos >= match_min:  # none, or recovering from a change
             cand = match_table[slot]
             if cand > 0 and _visible(cand - 1, pos, view):
-                run = 0
-                while run < MATCH_MAX_VERIFY and cand - 1 - run >= 0 and \
-                        _visible(cand - 1 - run, pos, view) and \
-                        _visible(pos - 1 - run, pos, view) and \
-                        data[cand - 1 - run] == data[pos - 1 - run]:
-                    run += 1
+                run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
                 if run >= match_min and _visible(cand, pos, view):
                     ptr, length, recovering = cand, run, 0
         if pos >= match_min:
@@ -701,7 +706,7 @@ def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, matc
                 match_table, match_counters, weights, apm, local, stretch, rates, unused,
                 False, log_at, log_old, logged)
             if not adapt:  # learning nothing, the frozen code logged only its index writes
-                indexed[:logged] = log_at[:logged] & ((1 << 56) - 1)
+                indexed[:logged] = log_at[:logged] & LOG_WHERE
                 slots = logged
             _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm)
             if adapt:
