@@ -2,10 +2,11 @@
 
 A byte is coded as eight binary decisions, most significant bit first. For each decision
 every context model offers a probability from an adaptive counter: the last k bytes for
-several orders k, the current word, the three bytes one line up (row-structured data), sparse
-contexts that skip bytes (records and machine code, where a field depends on the byte two,
-four or eight back rather than the last), and a match model that follows the longest earlier
-repeat anywhere in the history (what lzma and zstd exploit). A logistic mixer combines them
+several orders k, the current word, the three bytes one line up and how much of the line so
+far matches the line above (row-structured data), sparse contexts that skip bytes (records
+and machine code, where a field depends on the byte two, four or eight back rather than the
+last), and a match model that follows the longest earlier repeat anywhere in the history
+(what lzma and zstd exploit). A logistic mixer combines them
 with three weight sets chosen by small contexts (the partial byte; the match state and last
 byte; how often the two longest contexts were seen); two adaptive probability maps refine the
 result. A context's counters for one nibble are a bucket of 16 in its hash table, in either
@@ -426,7 +427,10 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
                 p = above + d
                 c = data[p] if _visible(p, pos, view) else 256
                 h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
-            h += np.uint64(col == 0)
+            # how much of this line so far matches the line above: a column of numbers
+            # that change slowly shares a prefix with the row above
+            run = _shared_before(data, above, pos, view, min(col, 16))
+            h += np.uint64(col == 0) + np.uint64(2 * min(run, 3) + 8 * (run == col))
         out[j] = h
         j += 1
     if sparse:
