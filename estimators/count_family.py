@@ -45,9 +45,9 @@ SIZES: tuple[ContextMixingConfig, ...] = (
                         table_bits=18),
     ContextMixingConfig("cm-order4", orders=(0, 1, 2, 3, 4), word=False, column=True,
                         match_min=6, table_bits=19),
-    # Long contexts with counters that settle: a chain over a few symbols needs as many of
-    # them as its order (256 KiB, order 5 over 2 symbols: the final model 15% above the rate
-    # with orders up to 4, 1% with this; order 8 over 2 symbols: 50% and 0.3%).
+    # Long contexts with counters that settle: a chain over a few symbols needs contexts as
+    # long as its order (256 KiB, order 5 over 2 symbols: the final model 15% above the rate
+    # with orders up to 4, 2-3% with this; order 8 over 2 symbols: 40-50% and 0.3-1.9%).
     ContextMixingConfig("cm-order8", orders=(0, 1, 2, 3, 4, 6, 8), word=True, column=True,
                         match_min=8, table_bits=19),
     # The largest also follows drifting statistics (machine code, mixed files): sparse contexts

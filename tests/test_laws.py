@@ -19,7 +19,8 @@ MARKOV = {
     # every byte value: order-2 counters are too thin to help, and were 4.9% above the rate
     # until a size mixed order 1 and 0 alone (cm-order1)
     "order1-256": synthetic.MarkovSource(order=1, alphabet=256, concentration=0.3, seed=21),
-    # two symbols, long memory: 50% above the rate until a size had contexts of order 8
+    # two symbols, long memory: order 8 was 40% above the rate until a size had contexts of
+    # order 8
     "order5-2": synthetic.MarkovSource(order=5, alphabet=2, concentration=0.5, seed=13),
     "order8-2": synthetic.MarkovSource(order=8, alphabet=2, concentration=0.5, seed=14),
 }
