@@ -21,6 +21,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import estimators  # noqa: E402
@@ -40,6 +42,9 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
             ("Markov order 8, 2 symbols", synthetic.MarkovSource(8, 2, 0.5, seed=14))]:
         rows.append((label, source.sample(size, seed=3), f"H >= {source.entropy_rate_bits:.3f}"))
     rows.append(("24-byte sentence repeated", synthetic.repeated_sentence(size), "~0"))
+    binary = bytes(np.random.default_rng(10).choice(np.frombuffer(b"01", np.uint8), 5000))
+    rows.append(('5,000 of "0"/"1" repeated', (binary * (size // 5000 + 1))[:size],
+                 f"~{5000 / size:.4f}"))  # one bit a character, once
     half = synthetic.random_bytes(size // 2, seed=9)  # whatever codes it, 4 bits/byte in all
     rows += [("random half, constant half", half + synthetic.constant_bytes(size - len(half)),
               "4 (S 0)"),

@@ -6,6 +6,7 @@ bug, so the compressors are bounds the headline must meet on every structured so
 import json
 from functools import lru_cache
 
+import numpy as np
 import pytest
 
 import estimators
@@ -53,6 +54,9 @@ def _source(name: str) -> bytes:
         return synthetic.ca_rows(SMALL, rule=int(name[3:]), seed=4)
     if name.startswith("repeat-"):  # a random pattern repeated at a power-of-two period
         return synthetic.random_bytes(_period(name), seed=7) * (SIZE // _period(name))
+    if name == "binary-period":  # 5,000 random "0"s and "1"s, repeated: one bit a character
+        pattern = bytes(np.random.default_rng(10).choice(np.frombuffer(b"01", np.uint8), 5000))
+        return (pattern * (SIZE // len(pattern) + 1))[:SIZE]
     if name == "twice":  # 144 KiB of random bytes written twice: 144 blocks of 1 KiB apart
         return synthetic.random_bytes(144 * 1024, seed=8) * 2
     if name == "machine-code":
@@ -79,7 +83,8 @@ def total(point) -> float:
 # Periods in KiB. 16 blocks of 1 KiB was the stride of the count family's held-out blocks at
 # this size before each stratum of 16 held out one picked by a hash.
 REPEATS = ("repeat-16", "repeat-64")
-STRUCTURED = ["sentence", "python", "machine-code", *REPEATS, *(f"markov-{k}" for k in MARKOV),
+STRUCTURED = ["sentence", "python", "machine-code", *REPEATS, "binary-period",
+              *(f"markov-{k}" for k in MARKOV),
               *(f"ca-{r}" for r in CA_RULES)]
 
 
