@@ -86,6 +86,7 @@ class ContextMixingConfig:
     # A counter adapts at 1/(n + 1.5) after n observations until n reaches this limit, then at
     # that fixed rate: high for stationary sources, low to follow data whose statistics drift.
     counter_limit: int = 255
+    long_repeats: bool = True  # a second match index, by the last LONG_MATCH bytes
 
     @property
     def contexts(self) -> int:
@@ -98,14 +99,15 @@ class ContextMixingConfig:
 
     @property
     def match_bits(self) -> int:
-        """log2 of each of the match model's two indexes of earlier positions."""
+        """log2 of each of the match model's indexes of earlier positions."""
         return self.table_bits + 2
 
     @property
     def state_bytes(self) -> int:
         """Memory of the model's learned state (`ContextMixingModel`): its counter tables, match
         index, mixer weights and probability maps."""
-        return (self.contexts * (16 << self.table_bits) * 4 + (2 << self.match_bits) * 8
+        return (self.contexts * (16 << self.table_bits) * 4
+                + ((1 + self.long_repeats) << self.match_bits) * 8
                 + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4)
 
     def fitted(self, data_bytes: int) -> "ContextMixingConfig":
@@ -134,7 +136,7 @@ class ContextMixingModel:
         self.cfg = cfg
         self.tables = np.zeros((cfg.contexts, 16 << cfg.table_bits), dtype=np.uint32)
         # by a hash of the last `match_min` bytes, then (upper half) of the last LONG_MATCH
-        self.match_table = np.full(2 << cfg.match_bits, -1, dtype=np.int64)
+        self.match_table = np.full((1 + cfg.long_repeats) << cfg.match_bits, -1, dtype=np.int64)
         self.match_counters = np.full(2 * (MATCH_BUCKETS + 1), 1 << 31, dtype=np.uint32)
         self.weights = np.full((WEIGHT_SETS, cfg.inputs), 0.3, dtype=np.float64)
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
@@ -147,8 +149,8 @@ class ContextMixingModel:
 
     def _kernel_args(self) -> tuple:
         c = self.cfg
-        return (self.orders, c.word, c.column, c.sparse, c.match_min, self.tables,
-                self.match_table, self.match_counters, self.weights, self.apm)
+        return (self.orders, c.word, c.column, c.sparse, c.match_min, c.long_repeats,
+                self.tables, self.match_table, self.match_counters, self.weights, self.apm)
 
     def code(self, data: np.ndarray, start: int, stop: int, holdout: "Holdout",
              per_byte: np.ndarray | None = None) -> tuple[float, int]:
@@ -485,7 +487,7 @@ def _long_hash(data, pos, view):
 
 @njit(cache=True, nogil=True)
 def _code(data, start, stop, view, learn, orders, word, column, sparse, match_min,
-          tables, match_table, match_counters, weights, apm, state, stretch, rates,
+          long_repeats, tables, match_table, match_counters, weights, apm, state, stretch, rates,
           per_byte, keep_per_byte, log_at, log_old, logged):
     """Code data[start:stop], skipping held-out bytes outside the block being evaluated.
 
@@ -497,7 +499,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
     n_in = n_ctx + 1
     n_orders = len(orders)
     bucket_mask = (tables.shape[1] >> 4) - 1
-    match_mask = (len(match_table) >> 1) - 1
+    match_mask = (len(match_table) >> long_repeats) - 1
     hashes = np.zeros(n_ctx, dtype=np.uint64)
     base = np.zeros(n_ctx, dtype=np.int64)  # bucket offset per context; -1: unknown (frozen)
     x = np.zeros(n_in, dtype=np.float64)
@@ -537,20 +539,21 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             if evaluating:
                 logged = _remember(log_at, log_old, logged, LOG_MATCH, slot, match_table[slot])
             match_table[slot] = pos
-        if pos != last + 1:  # the first byte, or one after held-out bytes skipped
-            long_hash = _long_hash(data, pos, view)
-        long_slot = match_mask + 1 + np.int64(_mix64(long_hash) & np.uint64(match_mask))
-        if length < LONG_MATCH and pos % LONG_MATCH_EVERY == 0:
-            cand = match_table[long_slot]
-            if cand > 0 and cand != ptr and _visible(cand - 1, pos, view):
-                run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
-                if run >= LONG_MATCH and run > length and _visible(cand, pos, view):
-                    ptr, length, recovering = cand, run, 0
-        if pos >= LONG_MATCH:
-            if evaluating:
-                logged = _remember(log_at, log_old, logged, LOG_MATCH, long_slot,
-                                   match_table[long_slot])
-            match_table[long_slot] = pos
+        if long_repeats:
+            if pos != last + 1:  # the first byte, or one after held-out bytes skipped
+                long_hash = _long_hash(data, pos, view)
+            long_slot = match_mask + 1 + np.int64(_mix64(long_hash) & np.uint64(match_mask))
+            if length < LONG_MATCH and pos % LONG_MATCH_EVERY == 0:
+                cand = match_table[long_slot]
+                if cand > 0 and cand != ptr and _visible(cand - 1, pos, view):
+                    run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
+                    if run >= LONG_MATCH and run > length and _visible(cand, pos, view):
+                        ptr, length, recovering = cand, run, 0
+            if pos >= LONG_MATCH:
+                if evaluating:
+                    logged = _remember(log_at, log_old, logged, LOG_MATCH, long_slot,
+                                       match_table[long_slot])
+                match_table[long_slot] = pos
         expected = np.int64(data[ptr]) if length > 0 else -1
         # once a bit contradicts the repeat, the byte after the expected one (a deleted byte)
         skipped = np.int64(data[ptr + 1]) if length > 0 and _visible(ptr + 1, pos, view) else -1
@@ -726,8 +729,9 @@ def _log_size(block: int, warm: int, contexts: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, match_min, tables,
-              match_table, match_counters, weights, apm, state, stretch, rates, log_at, log_old):
+def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, match_min,
+              long_repeats, tables, match_table, match_counters, weights, apm, state, stretch,
+              rates, log_at, log_old):
     """Bits and bytes of each held-out block (first bytes `starts`, in order) under the model
     frozen after `seen` bytes, coded two ways: frozen, and adaptively
     (`ContextMixingModel.evaluate`).
@@ -762,14 +766,14 @@ def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, matc
                 _recall_lines(data, warm_start, relearn, local)
                 _, _, logged = _code(
                     data, warm_start, warm_stop, relearn, True, orders, word, column, sparse,
-                    match_min, tables, match_table, match_counters, weights, apm, local, stretch,
-                    rates, unused, False, log_at, log_old, logged)
+                    match_min, long_repeats, tables, match_table, match_counters, weights, apm,
+                    local, stretch, rates, unused, False, log_at, log_old, logged)
             else:
                 _recall_lines(data, begin, frame, local)
             bits, count[b], logged = _code(
-                data, begin, end, frame, adapt, orders, word, column, sparse, match_min, tables,
-                match_table, match_counters, weights, apm, local, stretch, rates, unused,
-                False, log_at, log_old, logged)
+                data, begin, end, frame, adapt, orders, word, column, sparse, match_min,
+                long_repeats, tables, match_table, match_counters, weights, apm, local, stretch,
+                rates, unused, False, log_at, log_old, logged)
             if not adapt:  # learning nothing, the frozen code logged only its index writes
                 slots = logged
                 for n in range(slots):

@@ -39,10 +39,12 @@ SIZES: tuple[ContextMixingConfig, ...] = (
     # size are too thin to help and their noise costs (256 KiB, order 1 over 256 symbols: the
     # final model's held-out loss 2.7% above the rate here, 6.3% with order 2 mixed in). Its
     # tables are not smaller: with 2**16 buckets the 4,352 its contexts fill collide, +0.5%.
+    # The two smallest look repeats up by their last 8 bytes alone: the index by the last 32
+    # cost them 11-19% of their speed, and the larger sizes find long repeats.
     ContextMixingConfig("cm-order1", orders=(0, 1), word=False, column=False, match_min=8,
-                        table_bits=18),
+                        table_bits=18, long_repeats=False),
     ContextMixingConfig("cm-order2", orders=(0, 1, 2), word=False, column=False, match_min=8,
-                        table_bits=18),
+                        table_bits=18, long_repeats=False),
     ContextMixingConfig("cm-order4", orders=(0, 1, 2, 3, 4), word=False, column=True,
                         match_min=6, table_bits=19),
     # Long contexts with counters that settle: a chain over a few symbols needs contexts as
@@ -79,7 +81,8 @@ def model_info(cfg: ContextMixingConfig) -> dict:
     counters = cfg.contexts * 15 << cfg.table_bits
     return {"name": cfg.name, "params": counters, "orders": list(cfg.orders), "word": cfg.word,
             "column": cfg.column, "sparse": cfg.sparse, "counter_limit": cfg.counter_limit,
-            "match_min": cfg.match_min, "table_bits": cfg.table_bits}
+            "match_min": cfg.match_min, "long_repeats": cfg.long_repeats,
+            "table_bits": cfg.table_bits}
 
 
 def run_memory_bytes(cfg: ContextMixingConfig, data_bytes: int) -> int:

@@ -30,7 +30,7 @@ def sample_flops(params: int, tokens: int) -> float:
 # shift, add, clamp, pack, store: 12). Fixed per decision: the squash (~20), two interpolated
 # probability maps (10), clip and product (5); learning adds the error, the rate and two map
 # updates (10). Per byte and context: the running hash and two bucket lookups with checksum
-# (14); per byte the match model's lookup, insert and follow-up (20), the logarithm (10) and,
+# (14); per byte the match model's lookups, inserts and follow-up (20), the logarithm (10) and,
 # per nibble, the third weight set chosen from two counters' counts (2 x 10).
 CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 9, 18
 CM_PREDICT_FIXED, CM_LEARN_FIXED = 35, 10
