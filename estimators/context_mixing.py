@@ -692,8 +692,9 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                 if recovering == 0 and length < match_min:
                     length = 0
         state[0], state[1], state[6] = ptr, length, recovering
-        long_hash = (long_hash << np.uint64(2)) + np.uint64(byte + 1)
-        last = pos
+        if long_repeats:
+            long_hash = (long_hash << np.uint64(2)) + np.uint64(byte + 1)
+            last = pos
         if _alnum(byte):
             state[2] = np.int64((np.uint64(state[2]) + np.uint64(byte + 1)) *
                                 np.uint64(0x100000001B3) & np.uint64(0x7FFFFFFFFFFFFFFF))

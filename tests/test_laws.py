@@ -56,7 +56,7 @@ def _source(name: str) -> bytes:
         return synthetic.random_bytes(_period(name), seed=7) * (SIZE // _period(name))
     if name == "binary-period":  # 5,000 random "0"s and "1"s, repeated: one bit a character
         pattern = bytes(np.random.default_rng(10).choice(np.frombuffer(b"01", np.uint8), 5000))
-        return (pattern * (SIZE // len(pattern) + 1))[:SIZE]
+        return synthetic.periodic_bytes(SIZE, pattern)
     if name == "twice":  # 144 KiB of random bytes written twice: 144 blocks of 1 KiB apart
         return synthetic.random_bytes(144 * 1024, seed=8) * 2
     if name == "machine-code":
