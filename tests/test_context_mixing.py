@@ -414,6 +414,25 @@ def test_a_repeat_survives_a_changed_inserted_or_deleted_byte(cfg, kind):
                                                       "deleted": 17}[kind]
 
 
+@pytest.mark.parametrize("cfg", count_family.SIZES, ids=lambda cfg: cfg.name)
+def test_a_repeat_goes_on_past_source_bytes_the_model_never_saw(cfg):
+    # Random bytes repeated every 4,000: the learning pass never sees the held-out blocks of
+    # the first copy, so the second copy's bytes there are new. Just past them the repeat
+    # goes on: the eight bytes after each such gap cost 0.1-2.8 bits (35-64 after the first,
+    # where the repeat itself is new). Dropped at the gap, it was found again `match_min`
+    # bytes later, and those eight bytes cost 24-61 bits.
+    period = 4000
+    data = synthetic.random_bytes(period, seed=5) * 4
+    holdout = Holdout.for_size(len(data))
+    bits, _, _, _ = per_byte_bits(cfg.fitted(len(data)), data, holdout)
+    held = holdout.mask(len(data))
+    source = np.arange(period, 2 * period)
+    gap_ends = source[held[source - period - 1] & ~held[source - period] & ~held[source]]
+    assert len(gap_ends) >= 3
+    after = np.array([bits[end:end + 8].sum() for end in gap_ends[1:]])
+    assert np.median(after) < 5
+
+
 def test_the_line_above_predicts_while_this_line_still_matches_it():
     # Each row of four digits copies a random-length prefix of the row above (the first digit
     # that differs, differs), then random digits: the second digit repeats the one above with
