@@ -413,10 +413,13 @@ def _shared_before(data, cand, pos, view, limit):
 @njit(cache=True, inline="always")
 def _realign(data, pos, view, ptr):
     """Of ptr - 1, ptr and ptr + 1 (a byte inserted, changed or deleted), the repeat whose
-    bytes before it match those before `pos` longest; ptr on a tie."""
+    bytes before it match those before `pos` longest; ptr on a tie. Evaluating, the repeat
+    may lie ahead of `pos`, in training bytes after the block: once only those behind it were
+    tried, and a held-out block whose copy ahead had lost bytes lost its repeat at each one
+    (eight bytes, about 80 bits)."""
     best, longest = ptr, -1
     for cand in (ptr, ptr - 1, ptr + 1):
-        if cand >= pos or not _visible(cand, pos, view):
+        if not _visible(cand, pos, view):
             continue
         run = _shared_before(data, cand, pos, view, 8)
         if run > longest:
