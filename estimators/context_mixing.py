@@ -500,8 +500,8 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
 
     Relearning (`ContextMixingModel.evaluate`) updates the counters and the match index, not
     the mixer and the maps. Evaluating or relearning (view[4] != LEARNING), every write to the
-    tables, match index, counters and maps is logged in (log_at, log_old) from entry `logged` on, so that
-    `_roll_back` can undo it (the mixer weights are saved whole by the caller).
+    tables, match index, counters and maps is logged in (log_at, log_old) from entry `logged`
+    on, so that `_roll_back` can undo it (the mixer weights are saved whole by the caller).
     Returns (bits, bytes coded, entries logged)."""
     n_ctx = tables.shape[0]
     n_in = n_ctx + 1
