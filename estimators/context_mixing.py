@@ -515,6 +515,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
     total, coded = 0.0, 0
     long_hash, last = np.uint64(0), np.int64(-2)
     evaluating = view[4] != LEARNING
+    tune = learn and view[4] != RELEARNING  # the mixer and the maps learn too
     n_tables = tables.shape[1]
     for pos in range(start, stop):
         if learn and held_out(pos, view) and not view[1] <= pos < view[1] + (1 << view[2]):
@@ -648,7 +649,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             p = 0.5 * pm + 0.25 * q1 + 0.25 * q2
             p = min(max(p, P_CLIP), 1.0 - P_CLIP)
             chance *= p if bit else 1.0 - p  # one logarithm per byte, not per bit
-            if learn and view[4] != RELEARNING:
+            if tune:
                 rate = max(MIXER_RATE, MIXER_RATE_START / (1.0 + state[7] / 4096.0))
                 state[7] += 1
                 err = (bit - pm) * rate  # both weight sets serve one sum: one error
