@@ -21,8 +21,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import estimators  # noqa: E402
@@ -42,7 +40,7 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
             ("Markov order 8, 2 symbols", synthetic.MarkovSource(8, 2, 0.5, seed=14))]:
         rows.append((label, source.sample(size, seed=3), f"H >= {source.entropy_rate_bits:.3f}"))
     rows.append(("24-byte sentence repeated", synthetic.repeated_sentence(size), "~0"))
-    binary = bytes(np.random.default_rng(10).choice(np.frombuffer(b"01", np.uint8), 5000))
+    binary = synthetic.random_bytes(5000, seed=10, alphabet=b"01")
     rows.append(('5,000 of "0"/"1" repeated', synthetic.periodic_bytes(size, binary),
                  f"~{5000 / size:.4f}"))  # one bit a character, once
     half = synthetic.random_bytes(size // 2, seed=9)  # whatever codes it, 4 bits/byte in all

@@ -411,6 +411,17 @@ def _shared_before(data, cand, pos, view, limit):
 
 
 @njit(cache=True, inline="always")
+def _verified_run(data, cand, pos, view, least):
+    """How many bytes before the indexed position `cand` match those before `pos` (up to
+    MATCH_MAX_VERIFY, all visible), when at least `least` do and `cand` itself may be read;
+    else 0: no repeat there."""
+    if cand <= 0 or not _visible(cand - 1, pos, view):
+        return 0
+    run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
+    return run if run >= least and _visible(cand, pos, view) else 0
+
+
+@njit(cache=True, inline="always")
 def _realign(data, pos, view, ptr):
     """Of ptr - 1, ptr and ptr + 1 (a byte inserted, changed or deleted), the repeat whose
     bytes before it match those before `pos` longest; ptr on a tie. Evaluating, the repeat
@@ -544,10 +555,9 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         slot = np.int64(match_hash & np.uint64(match_mask))
         if (length < match_min or unseen) and pos >= match_min:  # none, recovering or unseen
             cand = match_table[slot]
-            if cand > 0 and _visible(cand - 1, pos, view):
-                run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
-                if run >= match_min and _visible(cand, pos, view):
-                    ptr, length, recovering, unseen = cand, run, 0, False
+            run = _verified_run(data, cand, pos, view, match_min)
+            if run > 0:
+                ptr, length, recovering, unseen = cand, run, 0, False
         if pos >= match_min:
             if evaluating:
                 logged = _remember(log_at, log_old, logged, LOG_MATCH, slot, match_table[slot])
@@ -558,11 +568,9 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             long_slot = match_mask + 1 + np.int64(_mix64(long_hash) & np.uint64(match_mask))
             if (length < LONG_MATCH or unseen) and pos % LONG_MATCH_EVERY == 0:
                 cand = match_table[long_slot]
-                if cand > 0 and cand != ptr and _visible(cand - 1, pos, view):
-                    run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
-                    if run >= LONG_MATCH and (run > length or unseen) and \
-                            _visible(cand, pos, view):
-                        ptr, length, recovering, unseen = cand, run, 0, False
+                run = _verified_run(data, cand, pos, view, LONG_MATCH) if cand != ptr else 0
+                if run > 0 and (run > length or unseen):
+                    ptr, length, recovering, unseen = cand, run, 0, False
             if pos >= LONG_MATCH:
                 if evaluating:
                     logged = _remember(log_at, log_old, logged, LOG_MATCH, long_slot,

@@ -4,9 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def random_bytes(size: int, seed: int = 0) -> bytes:
-    """Uniform bytes: 8 bits/byte of entropy and no structure."""
-    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+def random_bytes(size: int, seed: int = 0, alphabet: bytes | None = None) -> bytes:
+    """Uniform bytes, or uniform over the bytes of `alphabet`: log2 of its size in bits/byte
+    of entropy (8 for all bytes) and no structure."""
+    rng = np.random.default_rng(seed)
+    if alphabet is None:
+        return rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    return bytes(rng.choice(np.frombuffer(alphabet, np.uint8), size))
 
 
 def constant_bytes(size: int, value: int = ord("a")) -> bytes:

@@ -6,7 +6,6 @@ bug, so the compressors are bounds the headline must meet on every structured so
 import json
 from functools import lru_cache
 
-import numpy as np
 import pytest
 
 import estimators
@@ -55,7 +54,7 @@ def _source(name: str) -> bytes:
     if name.startswith("repeat-"):  # a random pattern repeated at a power-of-two period
         return synthetic.random_bytes(_period(name), seed=7) * (SIZE // _period(name))
     if name == "binary-period":  # 5,000 random "0"s and "1"s, repeated: one bit a character
-        pattern = bytes(np.random.default_rng(10).choice(np.frombuffer(b"01", np.uint8), 5000))
+        pattern = synthetic.random_bytes(5000, seed=10, alphabet=b"01")
         return synthetic.periodic_bytes(SIZE, pattern)
     if name == "twice":  # 144 KiB of random bytes written twice: 144 blocks of 1 KiB apart
         return synthetic.random_bytes(144 * 1024, seed=8) * 2
