@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numba import njit
 
+from estimators import flops
+
 MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
 # A repeat survives a changed, inserted or deleted byte: the match model goes on predicting
 # from whichever of the next three alignments matches the bytes since, until `match_min` of
@@ -109,6 +111,23 @@ class ContextMixingConfig:
         return (self.contexts * (16 << self.table_bits) * 4
                 + ((1 + self.long_repeats) << self.match_bits) * 8
                 + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4)
+
+    def model(self) -> "ContextMixingModel":
+        return ContextMixingModel(self)
+
+    def train_ops(self, tokens: int) -> float:
+        return flops.context_mixing_train_ops(self.contexts, tokens)
+
+    def eval_ops(self, tokens: int, warm: int) -> float:
+        return flops.context_mixing_eval_ops(self.contexts, tokens, warm)
+
+    def info(self) -> dict:
+        """What a result says about this size: its contexts and how many counters it adapts."""
+        return {"name": self.name, "params": self.contexts * 15 << self.table_bits,
+                "orders": list(self.orders), "word": self.word, "column": self.column,
+                "sparse": self.sparse, "counter_limit": self.counter_limit,
+                "match_min": self.match_min, "long_repeats": self.long_repeats,
+                "table_bits": self.table_bits}
 
     def fitted(self, data_bytes: int) -> "ContextMixingConfig":
         """The same model with tables no larger than the data can fill (faster on small data):

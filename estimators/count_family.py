@@ -26,15 +26,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from estimators import flops
-from estimators.context_mixing import ContextMixingConfig, ContextMixingModel, Holdout
+from estimators.blending import BlendingConfig
+from estimators.context_mixing import ContextMixingConfig, Holdout
 from estimators.data import TokenData
 
 FAMILY = "context-mixing"
 PROGRESS_BYTES = 1 << 20  # coded between progress ticks (a stop asked for is seen at a tick)
 
 # Sizes from cheap to strong: more contexts cost more operations per byte and buy more.
-SIZES: tuple[ContextMixingConfig, ...] = (
+SIZES: tuple[BlendingConfig | ContextMixingConfig, ...] = (
+    # Counts of whole bytes after contexts of order 0-4, blended (estimators/blending.py): 37
+    # operations a byte and order where the bitwise sizes spend 1,300-3,400 a byte, and 5-7
+    # MB/s a core where they code 0.6-2.2 (`bench/bench_count.py`).
+    BlendingConfig("blend-order4", orders=(0, 1, 2, 3, 4), table_bits=20),
     # Byte pairs alone: on an order-1 source over many symbols, the order-2 counters of the next
     # size are too thin to help and their noise costs (256 KiB, order 1 over 256 symbols: the
     # final model's held-out loss 2.7% above the rate here, 6.3% with order 2 mixed in). Its
@@ -74,15 +78,6 @@ def token_stream(data: TokenData) -> tuple[np.ndarray, int]:
         return np.ascontiguousarray(data.tokens, dtype=np.uint8), 1
     stream = np.ascontiguousarray(data.tokens, dtype=f">u{width}").view(np.uint8)
     return stream, width
-
-
-def model_info(cfg: ContextMixingConfig) -> dict:
-    """What a result says about one size: its contexts and how many counters it adapts."""
-    counters = cfg.contexts * 15 << cfg.table_bits
-    return {"name": cfg.name, "params": counters, "orders": list(cfg.orders), "word": cfg.word,
-            "column": cfg.column, "sparse": cfg.sparse, "counter_limit": cfg.counter_limit,
-            "match_min": cfg.match_min, "long_repeats": cfg.long_repeats,
-            "table_bits": cfg.table_bits}
 
 
 def run_memory_bytes(cfg: ContextMixingConfig, data_bytes: int) -> int:
@@ -174,15 +169,14 @@ def run(data: TokenData, cfg: ContextMixingConfig, budgets: Sequence[float],
     holdout = Holdout.for_size(size)
     heldout_bytes = size - int(holdout.training_bytes_before(size))  # no mask: 8 bytes per byte
     fitted = cfg.fitted(size)
-    contexts = fitted.contexts
+
     def eval_cost(seen: int) -> float:
-        return flops.context_mixing_eval_ops(contexts, heldout_bytes, holdout.warm_bytes(size, seen))
+        return fitted.eval_ops(heldout_bytes, holdout.warm_bytes(size, seen))
 
     def cost(stop: int) -> float:  # learning every training byte before `stop`, evaluating there
-        return (flops.context_mixing_train_ops(contexts, int(holdout.training_bytes_before(stop)))
-                + eval_cost(stop))
+        return fitted.train_ops(int(holdout.training_bytes_before(stop))) + eval_cost(stop)
 
-    model = ContextMixingModel(fitted)
+    model = fitted.model()
     online_bits, coded, position, spent, evaluated = 0.0, 0, 0, 0.0, 0.0
     checkpoints: list[dict] = []
     for mark in _checkpoint_marks(budgets):
@@ -201,7 +195,7 @@ def run(data: TokenData, cfg: ContextMixingConfig, budgets: Sequence[float],
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = _standard_error(per_block, len(per_block))
         evaluated += eval_cost(position)
-        spent = flops.context_mixing_train_ops(contexts, coded) + evaluated
+        spent = fitted.train_ops(coded) + evaluated
         checkpoints.append({
             "tokens_trained": coded // width, "compute_flops": spent,
             "epiplexity_bits": online_bits - learned * coded, "entropy_bits": entropy,
@@ -213,7 +207,7 @@ def run(data: TokenData, cfg: ContextMixingConfig, budgets: Sequence[float],
     if not checkpoints:
         return None
     return {"family": FAMILY, "estimator": "prequential", "seed": None,
-            "params": model_info(fitted)["params"], "model": model_info(fitted),
+            "params": fitted.info()["params"], "model": fitted.info(),
             "tokens_trained": coded // width, "dataset_tokens": len(data.tokens),
             "flops_spent": spent, "budget_flops": max(budgets),
             "seconds": time.perf_counter() - started, "checkpoints": checkpoints}

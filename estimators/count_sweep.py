@@ -8,7 +8,7 @@ from dataclasses import asdict
 from functools import partial
 from typing import Callable
 
-from estimators import code_hash, count_family, flops
+from estimators import code_hash, count_family
 
 # One count-family operation takes about as long as this many transformer FLOPs (2-core AMD
 # EPYC, 1 MiB: 0.74 G operations/s against 33 GFLOP/s on one thread). It only shares out the
@@ -40,7 +40,7 @@ def planned_work(sweep, cfg) -> float:
     runs): its pass, capped by the budget, plus held-out evaluations (about half as much again
     in time, one per budget of the ladder)."""
     n = len(sweep.data.tokens)
-    ops = min(sweep.budgets[-1], 1.5 * flops.context_mixing_train_ops(cfg.fitted(n).contexts, n))
+    ops = min(sweep.budgets[-1], 1.5 * cfg.fitted(n).train_ops(n))
     return OPERATION_IN_FLOPS * ops
 
 

@@ -53,3 +53,24 @@ def context_mixing_eval_ops(contexts: int, tokens: int, warm: int) -> float:
     per_bit = (contexts + 1) * CM_PREDICT_PER_INPUT + CM_PREDICT_FIXED
     frozen = float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)
     return frozen + context_mixing_train_ops(contexts, tokens + warm)
+
+
+# The blending sizes (estimators/blending.py), counted the same way, per byte and order: a hash
+# step, the slot's address and check (8); its observations, distinct bytes, the escape
+# estimate's cell and a division (12); the count of the byte and the blend (6). Learning adds
+# the escape estimate's update (5) and the count's, its sum's and its distinct bytes' (6). Per
+# byte: the held-out test and the logarithm (15).
+BLEND_PREDICT_PER_ORDER, BLEND_LEARN_PER_ORDER, BLEND_PER_BYTE = 26, 11, 15
+
+
+def blending_train_ops(orders: int, tokens: int) -> float:
+    """Operations to code `tokens` bytes with a blending model and learn from them."""
+    return float(tokens) * (orders * (BLEND_PREDICT_PER_ORDER + BLEND_LEARN_PER_ORDER)
+                            + BLEND_PER_BYTE)
+
+
+def blending_eval_ops(orders: int, tokens: int, warm: int) -> float:
+    """Operations to code `tokens` held-out bytes frozen and adaptively after `warm` bytes
+    relearned (`BlendingModel.evaluate`; saving and restoring a slot counted in learning's)."""
+    frozen = float(tokens) * (orders * BLEND_PREDICT_PER_ORDER + BLEND_PER_BYTE)
+    return frozen + blending_train_ops(orders, tokens + warm)

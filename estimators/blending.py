@@ -1,0 +1,397 @@
+"""Blending: a count-based observer that predicts each byte whole from counts (numba-compiled).
+
+For each order k the model counts, per context of the last k bytes, the bytes that followed
+it. A byte's probability blends the orders from the shortest up:
+
+    p_-1(b) = 1/256        p_k(b) = (1 - w_k) * c_k(b) / n_k + w_k * p_{k-1}(b)
+
+with c_k(b) the count of b after this order-k context and n_k their sum. The weight w_k left
+to the shorter orders is learned as the model reads, one weight per cell of contexts alike
+(same order, about as many observations, about as many distinct bytes): PPM's blending, its
+escape learned by descending the code length. A context never seen leaves p_{k-1} as it is.
+One probability per order for the byte coded, where the bitwise context-mixing sizes make
+eight mixed decisions over every context: it codes several times faster, the family's cheap
+end of the compute axis.
+
+Why it is a valid prequential code: a context's counts are read with the sum they were kept
+with (a slot holds one context's counts, their sum, and a check of which context it holds; a
+hash collision starts the slot afresh), so each p_k sums to one over the 256 values, and every
+count and weight comes from earlier bytes only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from estimators import flops
+from estimators.context_mixing import (EVALUATING, LEARNING, RELEARNING, Holdout, _choice_bits,
+                                      _visible, held_out)
+
+COUNT_LIMIT = 65535  # a context's counts are halved when one of them reaches it
+FULL_ORDERS = 1  # orders up to this keep all 256 counts of every context, indexed directly
+# A longer context keeps the counts of at most SHORT_ENTRIES distinct bytes, in one 128-byte
+# slot of a hashed table (a byte that finds no room replaces the least counted, whose count
+# leaves the sum with it): long contexts see few distinct bytes. Slots of all 256 counts coded
+# random bytes at 2.1 MB/s, clearing 512 bytes a byte and order; 14 entries cost 1 MiB of
+# Python source 0.11 bits/byte more than 30, and 62 saved 0.03.
+SHORT_ENTRIES = 30
+SHORT_WORDS = SHORT_ENTRIES + 2  # check, sum and distinct, then a byte and its count each
+# the weights' cells: order x observations (log2, 12 levels) x distinct bytes / observations (8)
+OBSERVED_LEVELS, DISTINCT_LEVELS = 12, 8
+# Each weight takes a step down the gradient of its order's code length, scaled by w (1 - w) so
+# that it nears 0 or 1 without crossing: on 256 KiB of random bytes the blend's online code is
+# then 8.002 bits/byte, where learned as PPM's chance of a new byte it was 8.16-8.28.
+WEIGHT_RATE, WEIGHT_MIN = 0.05, 1e-4
+
+
+@dataclass(frozen=True)
+class BlendingConfig:
+    """One blending size: its orders and the slots of each hashed order."""
+
+    name: str
+    orders: tuple[int, ...]  # increasing: up to FULL_ORDERS indexed directly, longer ones hashed
+    table_bits: int  # log2 of the slots of each hashed order
+
+    @property
+    def contexts(self) -> int:
+        return len(self.orders)
+
+    @property
+    def full_slots(self) -> int:
+        return sum(256 ** k for k in self.orders if k <= FULL_ORDERS)
+
+    @property
+    def short_slots(self) -> int:
+        return sum(1 << self.table_bits for k in self.orders if k > FULL_ORDERS)
+
+    @property
+    def state_bytes(self) -> int:
+        return (self.full_slots * (256 * 2 + 8) + self.short_slots * SHORT_WORDS * 4
+                + self.contexts * OBSERVED_LEVELS * DISTINCT_LEVELS * 8)
+
+    def fitted(self, data_bytes: int) -> "BlendingConfig":
+        """The same model with no more hashed slots than a slot per 8 bytes of data."""
+        bits = min(self.table_bits, max(10, math.ceil(math.log2(max(data_bytes, 2))) - 3))
+        return replace(self, table_bits=bits)
+
+    def model(self) -> "BlendingModel":
+        return BlendingModel(self)
+
+    def train_ops(self, tokens: int) -> float:
+        return flops.blending_train_ops(self.contexts, tokens)
+
+    def eval_ops(self, tokens: int, warm: int) -> float:
+        return flops.blending_eval_ops(self.contexts, tokens, warm)
+
+    def info(self) -> dict:
+        """What a result says about this size: its orders and how many counts it adapts."""
+        return {"name": self.name, "params": 256 * self.full_slots + SHORT_ENTRIES * self.short_slots,
+                "orders": list(self.orders), "table_bits": self.table_bits}
+
+
+class BlendingModel:
+    """The learned state of one blending model: its counts and its weights."""
+
+    def __init__(self, cfg: BlendingConfig):
+        self.cfg = cfg
+        self.orders = np.asarray(cfg.orders, dtype=np.int64)
+        # where each order's slots start, in `counts` (full orders) or `short` (hashed ones)
+        first, full_at, short_at = [], 0, 0
+        for k in cfg.orders:
+            first.append(full_at if k <= FULL_ORDERS else short_at)
+            if k <= FULL_ORDERS:
+                full_at += 256 ** k
+            else:
+                short_at += 1 << cfg.table_bits
+        self.first_slot = np.asarray(first, dtype=np.int64)
+        self.counts = np.zeros((full_at, 256), dtype=np.uint16)
+        self.sums = np.zeros((full_at, 2), dtype=np.uint32)  # observations, distinct bytes
+        self.short = np.zeros((max(short_at, 1), SHORT_WORDS), dtype=np.uint32)
+        self.weights = np.full(cfg.contexts * OBSERVED_LEVELS * DISTINCT_LEVELS, 0.5)
+
+    def _args(self) -> tuple:
+        return (self.orders, self.first_slot, (1 << self.cfg.table_bits) - 1, self.counts,
+                self.sums, self.short, self.weights)
+
+    def _saves(self, rows: int) -> tuple:
+        """Buffers for the slots a pass over `rows` bytes may save before they change (a full
+        one once a byte and order, a short one twice: when reset and when counting), and the
+        count of each."""
+        full = rows * sum(k <= FULL_ORDERS for k in self.cfg.orders)
+        short = 2 * rows * sum(k > FULL_ORDERS for k in self.cfg.orders)
+        return (np.zeros((full, 256), np.uint16), np.zeros((full, 3), np.int64),
+                np.zeros((short, SHORT_WORDS + 1), np.int64), np.zeros(2, np.int64))
+
+    def code(self, data: np.ndarray, start: int, stop: int, holdout: Holdout,
+             per_byte: np.ndarray | None = None) -> tuple[float, int]:
+        """Code the training bytes of data[start:stop] (history data[:start] already seen)
+        and learn from each after coding it. Returns (bits, bytes coded)."""
+        out = per_byte if per_byte is not None else np.zeros(1)
+        view = (stop, len(data) + 1, holdout.shift, holdout.every_bits, LEARNING)
+        return _code(data, start, stop, view, True, *self._args(), out, per_byte is not None,
+                     *self._saves(1))
+
+    def evaluate(self, data: np.ndarray, seen: int, holdout: Holdout) -> tuple[np.ndarray, np.ndarray]:
+        """Bits and bytes of every held-out block under the model trained on data[:seen], each
+        the shortest of the uniform, frozen and adaptive codes plus the bits that say which, as
+        `ContextMixingModel.evaluate` codes them (adaptive: the counts relearn the training
+        bytes just before the block, then learn each block byte after coding it). Nothing is
+        kept: every slot is saved before it changes and restored."""
+        frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
+        codes = np.stack([8.0 * count, frozen, adaptive])
+        return codes.min(0) + _choice_bits(codes.argmin(0), len(codes)), count
+
+    def evaluate_both_ways(self, data: np.ndarray, seen: int,
+                           holdout: Holdout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
+        view = (seen, 0, holdout.shift, holdout.every_bits, EVALUATING)
+        return _evaluate(data, seen, view, holdout.block_starts(len(data)), holdout.warm,
+                         *self._args(), *self._saves((1 << holdout.shift) + holdout.warm))
+
+@njit(cache=True, inline="always")
+def _level(n: int) -> int:
+    """1 + log2 of n observations (n > 0), capped at OBSERVED_LEVELS - 1."""
+    return min(OBSERVED_LEVELS - 1, math.frexp(n)[1])
+
+
+@njit(cache=True, inline="always")
+def _short_entry(short, s, byte):
+    """Where `byte` is among the entries of short slot s; -1 if it is not."""
+    for i in range(2, 2 + (short[s, 1] >> np.uint32(24))):
+        if short[s, i] & np.uint32(255) == byte:
+            return i
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _learn_short(short, s, byte, at):
+    """Count `byte` in short slot s (at entry `at`, -1: not there yet)."""
+    n, distinct = short[s, 1] & np.uint32(0xFFFFFF), short[s, 1] >> np.uint32(24)
+    if at < 0:
+        if distinct < SHORT_ENTRIES:
+            at = 2 + distinct
+            distinct += 1
+        else:  # no room: the least counted byte goes, and its count with it
+            at = 2
+            for i in range(3, SHORT_WORDS):
+                if short[s, i] >> np.uint32(8) < short[s, at] >> np.uint32(8):
+                    at = i
+            n -= short[s, at] >> np.uint32(8)
+        short[s, at] = np.uint32(byte)
+    short[s, at] += np.uint32(256)
+    n += 1
+    if short[s, at] >> np.uint32(8) == COUNT_LIMIT:
+        n, kept = 0, 2
+        for i in range(2, 2 + distinct):
+            count = (short[s, i] >> np.uint32(8)) >> np.uint32(1)
+            if count > 0:
+                short[s, kept] = (count << np.uint32(8)) | (short[s, i] & np.uint32(255))
+                n += count
+                kept += 1
+        distinct = kept - 2
+    short[s, 1] = n | (np.uint32(distinct) << np.uint32(24))
+
+
+@njit(cache=True, inline="always")
+def _learn_full(counts, sums, s, byte):
+    """Count `byte` in full slot s."""
+    if counts[s, byte] == 0:
+        sums[s, 1] += 1
+    counts[s, byte] += 1
+    sums[s, 0] += 1
+    if counts[s, byte] == COUNT_LIMIT:
+        n, distinct = 0, 0
+        for b in range(256):
+            counts[s, b] >>= 1
+            n += counts[s, b]
+            distinct += counts[s, b] > 0
+        sums[s, 0], sums[s, 1] = n, distinct
+
+
+@intrinsic
+def _prefetch(typingctx, rows, row):
+    """Ask the CPU to bring row `row` of a 2-D array into cache; nothing else changes."""
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        where = cgutils.get_item_pointer(context, builder, signature.args[0], array,
+                                         [args[1], zero])
+        byte = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [byte, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(where, byte), i32(0), i32(3), i32(1)])  # read, keep
+        return context.get_dummy_value()
+    return types.void(rows, row), codegen
+
+
+@njit(cache=True, inline="always")
+def _slots(data, pos, view, orders, first_slot, hash_mask, slot, check):
+    """Each order's slot for the byte at pos, and for a hashed one the check of its context,
+    from one running hash over the bytes before pos."""
+    h, direct, k = np.uint64(0x9E3779B97F4A7C15), np.int64(0), 0
+    for j in range(len(orders)):
+        while k < orders[j]:
+            k += 1
+            c = np.int64(data[pos - k]) if _visible(pos - k, pos, view) else 0
+            h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
+            direct = direct * 256 + c
+        if k <= FULL_ORDERS:
+            slot[j] = first_slot[j] + direct
+        else:
+            hb = (h + np.uint64(k)) * np.uint64(0x2545F4914F6CDD1D)
+            hb ^= hb >> np.uint64(29)
+            slot[j] = first_slot[j] + np.int64(hb & np.uint64(hash_mask))
+            check[j] = np.uint32((hb >> np.uint64(40)) | np.uint64(1))
+
+
+@njit(cache=True, nogil=True)
+def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts, sums, short,
+          weights, per_byte, keep_per_byte, saved_full, saved_sums, saved_short, saved):
+    """Code data[start:stop], skipping held-out bytes outside the block being evaluated.
+
+    Evaluating or relearning (view[4] != LEARNING), each slot is saved whole before it changes
+    (full ones in saved_full and saved_sums, short ones in saved_short; saved[0] and saved[1]
+    rows so far) for `_restore`. The weights learn while learning or coding a block
+    adaptively, not relearning. Returns (bits, bytes coded)."""
+    n_orders = len(orders)
+    slot = np.zeros(n_orders, dtype=np.int64)  # -1: a context the frozen model never saw
+    check = np.zeros(n_orders, dtype=np.uint32)
+    ahead_slot, ahead_check, ahead_for = np.zeros_like(slot), np.zeros_like(check), -1
+    entry = np.zeros(n_orders, dtype=np.int64)  # a short slot's entry of the byte, or -1
+    cell = np.zeros(n_orders, dtype=np.int64)  # the weight's cell, -1: none
+    below, own, blended = np.zeros(n_orders), np.zeros(n_orders), np.zeros(n_orders)
+    evaluating = view[4] != LEARNING
+    tune = learn and view[4] != RELEARNING
+    total, coded = 0.0, 0
+    block_end = view[1] + (1 << view[2])
+    for pos in range(start, stop):
+        if learn and held_out(pos, view) and not view[1] <= pos < block_end:
+            continue
+        byte = np.int64(data[pos])
+        # --- each order's slot (worked out, and its short slots fetched, a byte ahead) ---
+        if ahead_for == pos:
+            slot[:], check[:] = ahead_slot, ahead_check
+        else:
+            _slots(data, pos, view, orders, first_slot, hash_mask, slot, check)
+        if pos + 1 < stop:
+            _slots(data, pos + 1, view, orders, first_slot, hash_mask, ahead_slot, ahead_check)
+            ahead_for = pos + 1
+            for j in range(n_orders):
+                if orders[j] > FULL_ORDERS:
+                    _prefetch(short, ahead_slot[j])
+        for j in range(n_orders):
+            s = slot[j]
+            if orders[j] <= FULL_ORDERS or short[s, 0] == check[j]:
+                continue
+            if not learn:
+                slot[j] = -1
+            else:  # another context held the slot: it starts afresh
+                if evaluating:
+                    saved_short[saved[1], :SHORT_WORDS] = short[s]
+                    saved_short[saved[1], SHORT_WORDS] = s
+                    saved[1] += 1
+                short[s, :] = 0
+                short[s, 0] = check[j]
+        # --- blend from the shortest order up ---
+        prob = 1.0 / 256
+        for j in range(n_orders):
+            s = slot[j]
+            cell[j] = -1
+            if s < 0:
+                continue
+            if orders[j] <= FULL_ORDERS:
+                n, distinct = np.int64(sums[s, 0]), np.int64(sums[s, 1])
+                count = np.int64(counts[s, byte])
+            else:
+                n = np.int64(short[s, 1] & np.uint32(0xFFFFFF))
+                distinct = np.int64(short[s, 1] >> np.uint32(24))
+                entry[j] = _short_entry(short, s, byte)
+                count = np.int64(short[s, entry[j]] >> np.uint32(8)) if entry[j] >= 0 else 0
+            if n == 0:
+                continue
+            e = (j * OBSERVED_LEVELS + _level(n)) * DISTINCT_LEVELS \
+                + min(DISTINCT_LEVELS - 1, distinct * DISTINCT_LEVELS // (n + 1))
+            cell[j] = e
+            below[j], own[j] = prob, count / n
+            prob = (1.0 - weights[e]) * own[j] + weights[e] * prob
+            blended[j] = prob
+        bits = -math.log2(prob)
+        total += bits
+        coded += 1
+        if keep_per_byte:
+            per_byte[pos - start] = bits
+        if not learn:
+            continue
+        # --- learn: the weights, then the counts ---
+        for j in range(n_orders):
+            s = slot[j]
+            if tune and cell[j] >= 0:  # a step down the gradient of this order's code length
+                e = cell[j]
+                w = weights[e]
+                step = WEIGHT_RATE * (below[j] - own[j]) / blended[j] * w * (1.0 - w)
+                weights[e] = min(max(w + step, WEIGHT_MIN), 1.0 - WEIGHT_MIN)
+            if orders[j] <= FULL_ORDERS:
+                if evaluating:
+                    saved_full[saved[0]] = counts[s]
+                    saved_sums[saved[0], 0], saved_sums[saved[0], 1] = sums[s, 0], sums[s, 1]
+                    saved_sums[saved[0], 2] = s
+                    saved[0] += 1
+                _learn_full(counts, sums, s, byte)
+            else:
+                if evaluating:
+                    saved_short[saved[1], :SHORT_WORDS] = short[s]
+                    saved_short[saved[1], SHORT_WORDS] = s
+                    saved[1] += 1
+                _learn_short(short, s, byte, entry[j] if cell[j] >= 0 else
+                             _short_entry(short, s, byte))
+    return total, coded
+
+
+@njit(cache=True, nogil=True)
+def _restore(counts, sums, short, saved_full, saved_sums, saved_short, saved):
+    """Put back the slots saved, newest first: the model is as it was before the block."""
+    for n in range(saved[0] - 1, -1, -1):
+        s = saved_sums[n, 2]
+        counts[s] = saved_full[n]
+        sums[s, 0], sums[s, 1] = saved_sums[n, 0], saved_sums[n, 1]
+    for n in range(saved[1] - 1, -1, -1):
+        s = saved_short[n, SHORT_WORDS]
+        for w in range(SHORT_WORDS):
+            short[s, w] = saved_short[n, w]
+    saved[:] = 0
+
+
+@njit(cache=True, nogil=True)
+def _evaluate(data, seen, view, starts, warm, orders, first_slot, hash_mask, counts, sums, short,
+              weights, saved_full, saved_sums, saved_short, saved):
+    """Bits and bytes of each held-out block (first bytes `starts`) under the model after
+    `seen` bytes, coded frozen and adaptively (`BlendingModel.evaluate`)."""
+    block = 1 << view[2]
+    frozen = np.zeros(len(starts))
+    adaptive = np.zeros(len(starts))
+    count = np.zeros(len(starts), dtype=np.int64)
+    unused = np.zeros(1)
+    state = (orders, first_slot, hash_mask, counts, sums, short, weights)
+    for b in range(len(starts)):
+        begin, end = starts[b], min(starts[b] + block, len(data))
+        frame = (seen, begin, view[2], view[3], EVALUATING)
+        relearn = (seen, begin, view[2], view[3], RELEARNING)
+        frozen[b], count[b] = _code(data, begin, end, frame, False, *state, unused, False,
+                                    saved_full, saved_sums, saved_short, saved)
+        kept_weights = weights.copy()
+        warm_start, warm_stop = max(0, begin - warm), min(begin, seen)
+        if warm_start < warm_stop:
+            _code(data, warm_start, warm_stop, relearn, True, *state, unused, False,
+                  saved_full, saved_sums, saved_short, saved)
+        adaptive[b], _ = _code(data, begin, end, frame, True, *state, unused, False,
+                               saved_full, saved_sums, saved_short, saved)
+        _restore(counts, sums, short, saved_full, saved_sums, saved_short, saved)
+        weights[:] = kept_weights
+    return frozen, adaptive, count
