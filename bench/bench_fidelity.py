@@ -134,7 +134,7 @@ def main() -> None:
     print(f"preset {args.preset}, {args.size_kib} KiB per source, {families}; bits per byte "
           "at the top budget\n")
     header = (f"| {'source':<28} | {'truth':>12} | {'S':>7} | {'H':>7} | {'S+H':>7} | "
-              f"{'lzma':>7} | {'zstd-19':>7} | {'transformer':>11} | winner      | seconds |")
+              f"{'lzma':>7} | {'zstd-19':>7} | {'transformer':>11} | {'winner':<12} | seconds |")
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     for name, data, truth in sources(size):
@@ -149,7 +149,7 @@ def main() -> None:
               f"{r.baselines['lzma_bits_per_byte']:>7.4f} | "
               f"{r.baselines['zstd_bits_per_byte']:>7.4f} | "
               f"{_total(own):>11} | "
-              f"{winner:<11} | {time.perf_counter() - started:>7.1f} |", flush=True)
+              f"{winner:<12} | {time.perf_counter() - started:>7.1f} |", flush=True)
 
 
 if __name__ == "__main__":
