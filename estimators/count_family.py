@@ -1,9 +1,11 @@
-"""The count-based observer family on the frontier: context-mixing runs that log (compute, S, H).
+"""The count-based observer family on the frontier: runs of each size that log (compute, S, H).
 
-Each size of the family makes one prequential pass over the training bytes in their natural
-order (a match model needs it: repeats 64 bytes or a whole file apart are what it finds). At
-checkpoints placed by compute (every budget of the ladder, every power of ten) the model codes
-the held-out blocks. With p the position the pass reached, d the training bytes coded so far,
+The sizes are a whole-byte blend of counts (`estimators/blending.py`), the cheapest, and
+bitwise context mixing (`estimators/context_mixing.py`); each config makes its `model()` and
+counts its operations (`train_ops`, `eval_ops`). Each size makes one prequential pass over
+the training bytes in their natural order (a match model needs it: repeats 64 bytes or a
+whole file apart are what it finds). At checkpoints placed by compute (every budget of the
+ladder, every power of ten) the model codes the held-out blocks. With p the position the pass reached, d the training bytes coded so far,
 D all bytes, L the held-out loss of the data before p and L' that of the data ahead of p
 (each block standing for its stratum; L' priced conservatively, never below L:
 `_region_losses`),
@@ -14,7 +16,7 @@ among bytes the model learned from (its neighbours relearned, its file's words c
 far cheaper than new data, and pricing the data ahead by it made a half-trained model's S+H
 the lowest (Python source, 512 KiB: 1.266 at 240 KiB, 1.302 at the end).
 The compute of a checkpoint counts every byte learned from and every held-out evaluation made
-so far (`flops.context_mixing_*`). Each held-out block is coded uniformly, frozen or
+so far (`estimators/flops.py`). Each held-out block is coded uniformly, frozen or
 adaptively, whichever is shortest (`ContextMixingModel.evaluate`). The runs are
 deterministic: seeds do not change them, so they run once per estimate.
 """
@@ -34,10 +36,12 @@ FAMILY = "context-mixing"
 PROGRESS_BYTES = 1 << 20  # coded between progress ticks (a stop asked for is seen at a tick)
 
 # Sizes from cheap to strong: more contexts cost more operations per byte and buy more.
-SIZES: tuple[BlendingConfig | ContextMixingConfig, ...] = (
-    # Counts of whole bytes after contexts of order 0-4, blended (estimators/blending.py): 37
-    # operations a byte and order where the bitwise sizes spend 1,300-3,400 a byte, and 5-7
-    # MB/s a core where they code 0.6-2.2 (`bench/bench_count.py`).
+Size = BlendingConfig | ContextMixingConfig
+
+SIZES: tuple[Size, ...] = (
+    # Counts of whole bytes after contexts of order 0-4, blended: 200 operations a byte where
+    # the bitwise sizes spend 1,086-3,386, and 6-8 MB/s a core where they code 0.3-2.2
+    # (`bench/bench_count.py`).
     BlendingConfig("blend-order4", orders=(0, 1, 2, 3, 4), table_bits=20),
     # Byte pairs alone: on an order-1 source over many symbols, the order-2 counters of the next
     # size are too thin to help and their noise costs (256 KiB, order 1 over 256 symbols: the
@@ -80,7 +84,7 @@ def token_stream(data: TokenData) -> tuple[np.ndarray, int]:
     return stream, width
 
 
-def run_memory_bytes(cfg: ContextMixingConfig, data_bytes: int) -> int:
+def run_memory_bytes(cfg: Size, data_bytes: int) -> int:
     """About the most memory a process making one run of `cfg` holds: the model's state, the
     data twice (as loaded and as the coded stream), and 512 MiB for the interpreter, numpy and
     numba, which compiles the kernels in a process that finds no cached copy (a node's first
@@ -156,7 +160,7 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> 
     return learned_loss, max(learned_loss, price)
 
 
-def run(data: TokenData, cfg: ContextMixingConfig, budgets: Sequence[float],
+def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         progress: Progress | None = None) -> dict | None:
     """One pass of one size, checkpointed at `_checkpoint_marks(budgets)`, spending at most the
     largest budget in all operations.
