@@ -2,13 +2,13 @@
 
 The sizes are a whole-byte blend of counts (`estimators/blending.py`), the cheapest, and
 bitwise context mixing (`estimators/context_mixing.py`); each config makes its `model()` and
-counts its operations (`train_ops`, `eval_ops`). Each size makes one prequential pass over
-the training bytes in their natural order (a match model needs it: repeats 64 bytes or a
-whole file apart are what it finds). At checkpoints placed by compute (every budget of the
-ladder, every power of ten) the model codes the held-out blocks. With p the position the pass reached, d the training bytes coded so far,
-D all bytes, L the held-out loss of the data before p and L' that of the data ahead of p
-(each block standing for its stratum; L' priced conservatively, never below L:
-`_region_losses`),
+counts its operations (`train_ops`, `eval_ops`). Each size makes one prequential pass over the
+training bytes in their natural order (a match model needs it: repeats 64 bytes or a whole file
+apart are what it finds). At checkpoints placed by compute (every budget of the ladder, every
+power of ten) the model codes the held-out blocks. With p the position the pass reached, d the
+training bytes coded so far, D all bytes, L the held-out loss of the data before p and L' that
+of the data ahead of p (each block standing for its stratum; L' priced conservatively, never
+below L: `_region_losses`),
     S = online bits of the d bytes - L * d        H = L * p + L' * (D - p)
 At the end p = D and this is exactly the transformer's prequential split (H = L * D). Before
 it, the data ahead is priced by blocks ahead: on text that drifts from file to file, a block
