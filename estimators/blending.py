@@ -15,8 +15,10 @@ end of the compute axis.
 
 Why it is a valid prequential code: a context's counts are read with the sum they were kept
 with (a slot holds one context's counts, their sum, and a check of which context it holds; a
-hash collision starts the slot afresh), so each p_k sums to one over the 256 values, and every
-count and weight comes from earlier bytes only.
+hash collision starts the slot afresh, and a byte that finds a slot full takes the place of
+the least counted, whose count leaves the sum), and a weight's cell depends on the context,
+never on the byte coded, so each p_k sums to one over the 256 values; every count and weight
+comes from earlier bytes only.
 """
 from __future__ import annotations
 
