@@ -3,6 +3,7 @@
     bench/fidelity [--preset quick|standard] [--size-kib 256] [--families ...]
     bench/fidelity --shuffle-law [--sizes-kib 256 512 1024]
     bench/fidelity --every-rule WIDTH [--size-kib 256] [--families ...]
+    bench/fidelity --markov-oracle [--size-kib 256] [--families ...]
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
 text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
@@ -12,7 +13,10 @@ lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the o
 loose by that much. `--shuffle-law` instead checks, at several sizes, that shuffling the lines
 of real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
-against lzma, which the law for those rows allows no slack.
+against lzma, which the law for those rows allows no slack. `--markov-oracle` sets H of
+Markov chains of many orders and alphabets beside their rate and beside the oracle: what the
+true probabilities code the count family's held-out bytes in, since a sample's held-out blocks
+can be easier or harder than the rate.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import estimators  # noqa: E402
 from machine import machine  # noqa: E402
 from estimators import panel, synthetic  # noqa: E402
+from estimators.context_mixing import Holdout  # noqa: E402
 
 
 def sources(size: int) -> list[tuple[str, bytes, str]]:
@@ -107,6 +112,30 @@ def every_rule(preset: str, families: list[str] | None, size: int, width: int) -
               f"{'holds' if total <= lzma else 'FAILS'} |", flush=True)
 
 
+# (order, alphabet, concentration of the rows' Dirichlet): from near-deterministic to flat rows
+MARKOV_CHAINS = [(1, 2, 0.5), (1, 4, 0.3), (1, 64, 0.3), (1, 256, 0.3), (1, 256, 1.0), (2, 4, 0.3),
+                 (2, 8, 0.5), (2, 32, 0.3), (2, 64, 1.0), (3, 2, 0.5), (3, 8, 0.3), (4, 4, 0.5),
+                 (6, 2, 0.5)]
+
+
+def markov_oracle(preset: str, families: list[str] | None, size: int) -> None:
+    """H of each chain beside its rate and the oracle's code length of the held-out bytes."""
+    held = Holdout.for_size(size).mask(size)
+    print("| order, symbols, concentration | rate | oracle | H | H / oracle | S+H | lzma | winner |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for order, alphabet, concentration in MARKOV_CHAINS:
+        source = synthetic.MarkovSource(order, alphabet, concentration, seed=100 * order + alphabet)
+        data = source.sample(size, seed=5)
+        oracle = source.bits(data)[held].mean()
+        r = estimators.estimate(data, preset=preset, families=families)
+        top = r.curve[-1]
+        h, total = top.entropy_bits_per_byte, top.epiplexity_bits_per_byte + top.entropy_bits_per_byte
+        winner = top.model.get("name", "uniform") if top.family != "uniform" else "uniform"
+        print(f"| {order}, {alphabet}, {concentration} | {source.entropy_rate_bits:.4f} | "
+              f"{oracle:.4f} | {h:.4f} | {h / oracle:.4f} | {total:.4f} | "
+              f"{r.baselines['lzma_bits_per_byte']:.4f} | {winner} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick", choices=list(estimators.PRESETS))
@@ -117,6 +146,8 @@ def main() -> None:
     parser.add_argument("--shuffle-law", action="store_true",
                         help="check the line-shuffle law on real text at --sizes-kib instead")
     parser.add_argument("--sizes-kib", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--markov-oracle", action="store_true",
+                        help="H of Markov chains beside the rate and the oracle at --size-kib")
     parser.add_argument("--every-rule", type=int, metavar="WIDTH",
                         help="code cellular-automaton rows WIDTH cells wide for every rule "
                              "(one of each of the 88 classes) at --size-kib instead")
@@ -127,6 +158,9 @@ def main() -> None:
         print(f"preset {args.preset}, {families}\n")
         return shuffle_law(args.preset, args.families, args.sizes_kib)
     size = args.size_kib * 1024
+    if args.markov_oracle:
+        print(f"preset {args.preset}, {families}, {args.size_kib} KiB\n")
+        return markov_oracle(args.preset, args.families, size)
     if args.every_rule:
         print(f"preset {args.preset}, {families}, {args.every_rule} cells a row, "
               f"{args.size_kib} KiB\n")

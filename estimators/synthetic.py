@@ -52,6 +52,15 @@ class MarkovSource:
         row_entropy = -(p * np.log2(np.where(p > 0, p, 1))).sum(1)
         return float(stationary @ row_entropy)
 
+    def bits(self, sample: bytes) -> np.ndarray:
+        """Bits each byte of `sample` costs under the true transition probabilities (from
+        the state `sample` starts in): the oracle's code length, byte by byte."""
+        symbols = np.frombuffer(sample, np.uint8).astype(np.int64) - self.first_symbol
+        padded = np.concatenate([np.zeros(self.order, np.int64), symbols])
+        state = sum(padded[self.order - j:len(padded) - j] * self.alphabet ** (j - 1)
+                    for j in range(1, self.order + 1))
+        return -np.log2(self.transitions[state, symbols])
+
     def sample(self, size: int, seed: int = 0) -> bytes:
         rng = np.random.default_rng(seed)
         cumulative = self.transitions.cumsum(1)
