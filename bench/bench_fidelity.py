@@ -102,7 +102,7 @@ def _rule_classes() -> list[int]:
 
 def every_rule(preset: str, families: list[str] | None, size: int, width: int) -> None:
     """S+H of cellular-automaton rows for every rule, beside lzma (the law allows no slack)."""
-    print(f"| rule | S+H | lzma | zstd-19 | law |\n|---|---|---|---|---|")
+    print("| rule | S+H | lzma | zstd-19 | law |\n|---|---|---|---|---|")
     for rule in _rule_classes():
         r = estimators.estimate(synthetic.ca_rows(size, rule, width, seed=rule + 1),
                                 preset=preset, families=families)
