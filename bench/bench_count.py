@@ -3,10 +3,10 @@
     .venv/bin/python bench/bench_count.py [--large-mib 100] [--skip-large]
 
 Speed is CPU time of one core (numba, one thread) coding 1 MiB of Python source and 1 MiB of
-random bytes, compilation excluded, the fastest of three passes; then the wall time of each size's whole run in a quick
-sweep of the source (its pass and held-out evaluations). Peak memory is the resident
-high-water mark of a fresh process that scores a `--large-mib` file with the largest size,
-its held-out evaluations included, and nothing else loaded (no torch).
+random bytes, compilation excluded, the fastest of three passes; then the wall time of each
+size's whole run in a quick sweep of the source (its pass and held-out evaluations). Peak
+memory is the resident high-water mark of a fresh process that scores a `--large-mib` file with
+the largest size, its held-out evaluations included, and nothing else loaded (no torch).
 """
 from __future__ import annotations
 

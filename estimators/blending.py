@@ -32,8 +32,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from estimators import flops
-from estimators.context_mixing import (EVALUATING, LEARNING, RELEARNING, Holdout, _choice_bits,
-                                      _visible, held_out)
+from estimators.context_mixing import (EVALUATING, LEARNING, RELEARNING, Holdout, _block_views,
+                                      _visible, held_out, shortest_code)
 
 COUNT_LIMIT = 65535  # a context's counts are halved when one of them reaches it
 FULL_ORDERS = 1  # orders up to this keep all 256 counts of every context, indexed directly
@@ -135,7 +135,7 @@ class BlendingModel:
         """Code the training bytes of data[start:stop] (history data[:start] already seen)
         and learn from each after coding it. Returns (bits, bytes coded)."""
         out = per_byte if per_byte is not None else np.zeros(1)
-        view = (stop, len(data) + 1, holdout.shift, holdout.every_bits, LEARNING)
+        view = holdout.view(stop, len(data) + 1, LEARNING)
         return _code(data, start, stop, view, True, *self._args(), out, per_byte is not None,
                      *self._saves(1))
 
@@ -146,13 +146,12 @@ class BlendingModel:
         bytes just before the block, then learn each block byte after coding it). Nothing is
         kept: every slot is saved before it changes and restored."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
-        codes = np.stack([8.0 * count, frozen, adaptive])
-        return codes.min(0) + _choice_bits(codes.argmin(0), len(codes)), count
+        return shortest_code(frozen, adaptive, count), count
 
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: Holdout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
-        view = (seen, 0, holdout.shift, holdout.every_bits, EVALUATING)
+        view = holdout.view(seen, 0, EVALUATING)
         return _evaluate(data, seen, view, holdout.block_starts(len(data)), holdout.warm,
                          *self._args(), *self._saves((1 << holdout.shift) + holdout.warm))
 
@@ -253,6 +252,14 @@ def _slots(data, pos, view, orders, first_slot, hash_mask, slot, check):
             check[j] = np.uint32((hb >> np.uint64(40)) | np.uint64(1))
 
 
+@njit(cache=True, inline="always")
+def _save_short(short, s, saved_short, saved):
+    """Save short slot s whole, for `_restore`."""
+    saved_short[saved[1], :SHORT_WORDS] = short[s]
+    saved_short[saved[1], SHORT_WORDS] = s
+    saved[1] += 1
+
+
 @njit(cache=True, nogil=True)
 def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts, sums, short,
           weights, per_byte, keep_per_byte, saved_full, saved_sums, saved_short, saved):
@@ -266,7 +273,7 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
     slot = np.zeros(n_orders, dtype=np.int64)  # -1: a context the frozen model never saw
     check = np.zeros(n_orders, dtype=np.uint32)
     ahead_slot, ahead_check, ahead_for = np.zeros_like(slot), np.zeros_like(check), -1
-    entry = np.zeros(n_orders, dtype=np.int64)  # a short slot's entry of the byte, or -1
+    entry = np.zeros(n_orders, dtype=np.int64)  # a short slot's entry of the byte, or -1 (none)
     cell = np.zeros(n_orders, dtype=np.int64)  # the weight's cell, -1: none
     below, own, blended = np.zeros(n_orders), np.zeros(n_orders), np.zeros(n_orders)
     evaluating = view[4] != LEARNING
@@ -296,9 +303,7 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
                 slot[j] = -1
             else:  # another context held the slot: it starts afresh
                 if evaluating:
-                    saved_short[saved[1], :SHORT_WORDS] = short[s]
-                    saved_short[saved[1], SHORT_WORDS] = s
-                    saved[1] += 1
+                    _save_short(short, s, saved_short, saved)
                 short[s, :] = 0
                 short[s, 0] = check[j]
         # --- blend from the shortest order up ---
@@ -348,11 +353,8 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
                 _learn_full(counts, sums, s, byte)
             else:
                 if evaluating:
-                    saved_short[saved[1], :SHORT_WORDS] = short[s]
-                    saved_short[saved[1], SHORT_WORDS] = s
-                    saved[1] += 1
-                _learn_short(short, s, byte, entry[j] if cell[j] >= 0 else
-                             _short_entry(short, s, byte))
+                    _save_short(short, s, saved_short, saved)
+                _learn_short(short, s, byte, entry[j])
     return total, coded
 
 
@@ -383,8 +385,7 @@ def _evaluate(data, seen, view, starts, warm, orders, first_slot, hash_mask, cou
     state = (orders, first_slot, hash_mask, counts, sums, short, weights)
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
-        frame = (seen, begin, view[2], view[3], EVALUATING)
-        relearn = (seen, begin, view[2], view[3], RELEARNING)
+        frame, relearn = _block_views(view, begin)
         frozen[b], count[b] = _code(data, begin, end, frame, False, *state, unused, False,
                                     saved_full, saved_sums, saved_short, saved)
         kept_weights = weights.copy()

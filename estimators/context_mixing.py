@@ -178,7 +178,7 @@ class ContextMixingModel:
         out = per_byte if per_byte is not None else np.zeros(1)
         # a tuple, not an array: an array handed to the inlined helpers cost two atomic
         # reference counts per history byte read (9% of a pass)
-        view = (stop, len(data) + 1, holdout.shift, holdout.every_bits, LEARNING)
+        view = holdout.view(stop, len(data) + 1, LEARNING)
         bits, coded, _ = _code(data, start, stop, view, True, *self._kernel_args(), self.state,
                                self.stretch, self.rates, out, per_byte is not None,
                                np.zeros(1, dtype=np.int64), np.zeros(1), 0)  # nothing logged
@@ -192,7 +192,7 @@ class ContextMixingModel:
         is the training bytes before `seen`, wherever they lie, plus the held-out blocks before
         it and the block's own earlier bytes (the context a model conditions on, as a
         transformer on its window), none of which it learns from. Every block is coded three
-        ways and costs the shortest plus the bits that say which (`_choice_bits`):
+        ways and costs the shortest plus the bits that say which (`shortest_code`):
         - uniform: 8 bits a byte. A model that drifted away from old data (after 128 KiB of
           one constant byte, random bytes cost it 8.4-8.8 bits/byte) codes no worse than it;
         - frozen: nothing is learned;
@@ -207,19 +207,25 @@ class ContextMixingModel:
           the online code paid 3.37 and 4.65; now 3.42 and 4.58).
         Neither changes the model: every write is logged and rolled back."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
-        codes = np.stack([8.0 * count, frozen, adaptive])
-        return codes.min(0) + _choice_bits(codes.argmin(0), len(codes)), count
+        return shortest_code(frozen, adaptive, count), count
 
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: "Holdout") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
-        view = (seen, 0, holdout.shift, holdout.every_bits, EVALUATING)
+        view = holdout.view(seen, 0, EVALUATING)
         size = _log_size(1 << holdout.shift, holdout.warm, self.cfg.contexts)
         frozen, adaptive, count = _evaluate(
             data, seen, view, holdout.block_starts(len(data)), holdout.warm,
             *self._kernel_args(), self.state, self.stretch,
             self.rates, np.zeros(size, dtype=np.int64), np.zeros(size))
         return frozen, adaptive, count
+
+
+def shortest_code(frozen: np.ndarray, adaptive: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Bits of each held-out block of `count` bytes: the shortest of the uniform (8 bits a
+    byte), frozen and adaptive codes, plus the bits that say which (`_choice_bits`)."""
+    codes = np.stack([8.0 * count, frozen, adaptive])
+    return codes.min(0) + _choice_bits(codes.argmin(0), len(codes))
 
 
 def _choice_bits(choices: np.ndarray, kinds: int) -> np.ndarray:
@@ -256,6 +262,12 @@ class Holdout:
     @property
     def every_bits(self) -> int:
         return self.every.bit_length() - 1
+
+    def view(self, seen: int, block: int, mode: int) -> tuple:
+        """The kernels' view of the data (`_visible`): training bytes before `seen` learned
+        from, the held-out block that starts at `block` being coded, this slice's layout, and
+        what the pass is (LEARNING, EVALUATING, RELEARNING)."""
+        return (seen, block, self.shift, self.every_bits, mode)
 
     @staticmethod
     def for_size(size: int, max_bytes: int = 1 << 20) -> "Holdout":
@@ -416,6 +428,14 @@ def _visible(p: int, pos: int, view) -> bool:
     if held_out(p, view):
         return view[4] == EVALUATING and p < view[1]
     return p < view[0]
+
+
+@njit(cache=True, inline="always")
+def _block_views(view, begin):
+    """Views of an evaluation (`view`) coding the held-out block at `begin`, and relearning
+    the training bytes before it."""
+    return ((view[0], begin, view[2], view[3], EVALUATING),
+            (view[0], begin, view[2], view[3], RELEARNING))
 
 
 @njit(cache=True, inline="always")
@@ -799,8 +819,7 @@ def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, matc
     kept = 0
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
-        frame = (seen, begin, view[2], view[3], EVALUATING)
-        relearn = (seen, begin, view[2], view[3], RELEARNING)
+        frame, relearn = _block_views(view, begin)
         for adapt in (False, True):
             local = state.copy()
             local[:STATE_FIELDS] = 0  # no repeat, word or line yet (-1: no newline seen)
