@@ -15,8 +15,7 @@ of real text (Python source, docstring prose) lowers S and raises H. `--every-ru
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
 against lzma, which the law for those rows allows no slack. `--markov-oracle` sets H of
 Markov chains of many orders and alphabets beside their rate and beside the oracle: what the
-true probabilities code the count family's held-out bytes in, since a sample's held-out blocks
-can be easier or harder than the rate.
+true probabilities code the sample in, since a sample can be easier or harder than the rate.
 """
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import estimators  # noqa: E402
 from machine import machine  # noqa: E402
 from estimators import panel, synthetic  # noqa: E402
-from estimators.context_mixing import Holdout  # noqa: E402
 
 
 def sources(size: int) -> list[tuple[str, bytes, str]]:
@@ -119,14 +117,13 @@ MARKOV_CHAINS = [(1, 2, 0.5), (1, 4, 0.3), (1, 64, 0.3), (1, 256, 0.3), (1, 256,
 
 
 def markov_oracle(preset: str, families: list[str] | None, size: int) -> None:
-    """H of each chain beside its rate and the oracle's code length of the held-out bytes."""
-    held = Holdout.for_size(size).mask(size)
+    """H of each chain beside its rate and the oracle's code length of the sample."""
     print("| order, symbols, concentration | rate | oracle | H | H / oracle | S+H | lzma | winner |\n"
           "|---|---|---|---|---|---|---|---|")
     for order, alphabet, concentration in MARKOV_CHAINS:
         source = synthetic.MarkovSource(order, alphabet, concentration, seed=100 * order + alphabet)
         data = source.sample(size, seed=5)
-        oracle = source.bits(data)[held].mean()
+        oracle = source.bits(data).mean()
         r = estimators.estimate(data, preset=preset, families=families)
         top = r.curve[-1]
         h, total = top.entropy_bits_per_byte, top.epiplexity_bits_per_byte + top.entropy_bits_per_byte

@@ -32,8 +32,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from estimators import flops
-from estimators.context_mixing import (EVALUATING, LEARNING, RELEARNING, Holdout, _block_views,
-                                      _visible, held_out, shortest_code)
+from estimators.context_mixing import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
+                                      _block_views, _visible, held_out, shortest_code)
 
 COUNT_LIMIT = 65535  # a context's counts are halved when one of them reaches it
 FULL_ORDERS = 1  # orders up to this keep all 256 counts of every context, indexed directly
@@ -138,6 +138,18 @@ class BlendingModel:
         view = holdout.view(stop, len(data) + 1, LEARNING)
         return _code(data, start, stop, view, True, *self._args(), out, per_byte is not None,
                      *self._saves(1))
+
+    def code_held_out(self, data: np.ndarray, begin: int, holdout: Holdout) -> tuple[float, int]:
+        """Bits and bytes of the held-out block at `begin` as the online pass would have coded
+        it, then forgotten (`ContextMixingModel.code_held_out`)."""
+        view = holdout.view(begin, begin, PAIRING)
+        saves = self._saves(1 << holdout.shift)
+        weights = self.weights.copy()
+        bits, coded = _code(data, begin, min(begin + (1 << holdout.shift), len(data)), view,
+                            True, *self._args(), np.zeros(1), False, *saves)
+        _restore(self.counts, self.sums, self.short, *saves)
+        self.weights[:] = weights
+        return bits, coded
 
     def evaluate(self, data: np.ndarray, seen: int, holdout: Holdout) -> tuple[np.ndarray, np.ndarray]:
         """Bits and bytes of every held-out block under the model trained on data[:seen], each

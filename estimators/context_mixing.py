@@ -69,8 +69,9 @@ LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluatio
 LOG_KIND_AT = 56  # a log entry: the array's kind above this bit, the entry written below
 LOG_WHERE = (1 << LOG_KIND_AT) - 1
 # What a pass over bytes is (the last field of `view`): learning online; coding held-out bytes
-# with the final model; relearning, while evaluating, the training bytes before a held-out block.
-LEARNING, EVALUATING, RELEARNING = 0, 1, 2
+# with the final model; relearning, while evaluating, the training bytes before a held-out block;
+# pairing: coding a held-out block as the online pass would have (`code_held_out`).
+LEARNING, EVALUATING, RELEARNING, PAIRING = 0, 1, 2, 3
 APM_CONTEXTS = 256 + 65536  # the two probability maps' rows: by partial byte, and by it and the last byte
 
 
@@ -182,6 +183,24 @@ class ContextMixingModel:
         bits, coded, _ = _code(data, start, stop, view, True, *self._kernel_args(), self.state,
                                self.stretch, self.rates, out, per_byte is not None,
                                np.zeros(1, dtype=np.int64), np.zeros(1), 0)  # nothing logged
+        return bits, coded
+
+    def code_held_out(self, data: np.ndarray, begin: int, holdout: "Holdout") -> tuple[float, int]:
+        """Bits and bytes of the held-out block at `begin` as the online pass, standing just
+        before it, would have coded it had it been a training block: learning from each byte
+        after coding it, reading only training bytes. Then all of it is forgotten (every write
+        logged and rolled back) and the pass goes on as if it had skipped the block."""
+        view = holdout.view(begin, begin, PAIRING)
+        size = _log_size(1 << holdout.shift, 0, self.cfg.contexts)
+        log_at, log_old = np.zeros(size, dtype=np.int64), np.zeros(size)
+        weights = self.weights.copy()
+        bits, coded, logged = _code(data, begin, min(begin + (1 << holdout.shift), len(data)),
+                                    view, True, *self._kernel_args(), self.state.copy(),
+                                    self.stretch, self.rates, np.zeros(1), False, log_at,
+                                    log_old, 0)
+        _roll_back(log_at, log_old, logged, self.tables, self.match_table, self.match_counters,
+                   self.apm)
+        self.weights[:] = weights
         return bits, coded
 
     def evaluate(self, data: np.ndarray, seen: int,

@@ -31,6 +31,7 @@ import numpy as np
 from estimators.blending import BlendingConfig
 from estimators.context_mixing import ContextMixingConfig, Holdout
 from estimators.data import TokenData
+from estimators.pairing import PairedLoss
 
 FAMILY = "context-mixing"
 PROGRESS_BYTES = 1 << 20  # coded between progress ticks (a stop asked for is seen at a tick)
@@ -173,12 +174,14 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
     holdout = Holdout.for_size(size)
     heldout_bytes = size - int(holdout.training_bytes_before(size))  # no mask: 8 bytes per byte
     fitted = cfg.fitted(size)
+    pairing = PairedLoss(holdout, size)
 
     def eval_cost(seen: int) -> float:
         return fitted.eval_ops(heldout_bytes, holdout.warm_bytes(size, seen))
 
-    def cost(stop: int) -> float:  # learning every training byte before `stop`, evaluating there
-        return fitted.train_ops(int(holdout.training_bytes_before(stop))) + eval_cost(stop)
+    def cost(stop: int) -> float:  # coding every byte before `stop` online, evaluating there
+        online = int(holdout.training_bytes_before(stop)) + pairing.paired_bytes_before(stop)
+        return fitted.train_ops(online) + eval_cost(stop)
 
     model = fitted.model()
     online_bits, coded, position, spent, evaluated = 0.0, 0, 0, 0.0, 0.0
@@ -188,24 +191,29 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         if stop <= position:
             continue
         while position < stop:
-            end = min(stop, position + PROGRESS_BYTES)
+            held = pairing.held_out_at(position)
+            if held is not None:
+                pairing.add_paired(held, *model.code_held_out(stream, position, holdout))
+            end = min(stop, position + PROGRESS_BYTES, pairing.next_stop(position))
             bits, count = model.code(stream, position, end, holdout)
+            pairing.add_training(position, bits, count)
             online_bits, coded, position = online_bits + bits, coded + count, end
             if progress:
                 progress(count)
         block_bits, block_bytes = model.evaluate(stream, position, holdout)
+        block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
         learned, ahead = _region_losses(block_bits, block_bytes, holdout.covered(size, position))
         entropy = learned * position + ahead * (size - position)
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = _standard_error(per_block, len(per_block))
         evaluated += eval_cost(position)
-        spent = fitted.train_ops(coded) + evaluated
+        spent = fitted.train_ops(coded + pairing.paired_bytes_before(position)) + evaluated
         checkpoints.append({
             "tokens_trained": coded // width, "compute_flops": spent,
             "epiplexity_bits": online_bits - learned * coded, "entropy_bits": entropy,
             "heldout_bits_per_token": entropy / size * width, "heldout_stderr": stderr * width,
             "extra": {"online_bits": online_bits, "heldout_tokens": heldout_bytes // width,
-                      "position": position // width}})
+                      "position": position // width, "paired_slope": slope}})
         if position == size:
             break
     if not checkpoints:

@@ -12,6 +12,7 @@ import pytest
 from estimators import count_family, flops, panel, synthetic
 from estimators.context_mixing import ContextMixingConfig, ContextMixingModel, Holdout
 from estimators.data import load
+from estimators.pairing import PairedLoss
 
 SIZE = {cfg.name: cfg for cfg in count_family.SIZES}
 MIXING = [cfg for cfg in count_family.SIZES if isinstance(cfg, ContextMixingConfig)]  # a match model each
@@ -141,15 +142,19 @@ def test_a_run_checkpoints_as_far_as_each_budget_reaches_and_counts_every_evalua
     heldout = points[0]["extra"]["heldout_tokens"]
     evaluations = [flops.context_mixing_eval_ops(contexts, heldout, holdout.warm_bytes(65536, seen))
                    for seen in positions]
+    # every byte is coded online once: the training bytes, and each held-out block paired
+    paired = [PairedLoss(holdout, 65536).paired_bytes_before(seen) for seen in positions]
     compute = [p["compute_flops"] for p in points]
-    assert compute == [pytest.approx(flops.context_mixing_train_ops(contexts, p["tokens_trained"])
+    assert compute == [pytest.approx(flops.context_mixing_train_ops(contexts, p["tokens_trained"]
+                                                                    + paired[i])
                                      + sum(evaluations[: i + 1])) for i, p in enumerate(points)]
     # one checkpoint per budget, each as far as the budget reaches: a byte more would not fit
-    assert positions[:2] == [22632, 33000]
+    assert positions[:2] == [21556, 32222]
     for budget, point, seen in zip(ladder, points, positions):
         assert point["compute_flops"] <= budget
         one_more = flops.context_mixing_train_ops(
-            contexts, holdout.training_bytes_before(seen + 1)) + sum(
+            contexts, holdout.training_bytes_before(seen + 1)
+            + PairedLoss(holdout, 65536).paired_bytes_before(seen + 1)) + sum(
             evaluations[: positions.index(seen)]) + flops.context_mixing_eval_ops(
             contexts, heldout, holdout.warm_bytes(65536, seen + 1))
         assert seen == 65536 or one_more > budget

@@ -1,0 +1,100 @@
+"""The paired estimate of the count family's held-out loss (`estimators/pairing.py`)."""
+import numpy as np
+import pytest
+
+from estimators import blending, context_mixing, count_family, synthetic
+from estimators.context_mixing import LEARNING, Holdout
+from estimators.pairing import PairedLoss
+
+SIZE = 64 << 10
+HOLDOUT = Holdout.for_size(SIZE)  # 256-byte blocks, strata of 16: 16 held out
+SIZES = {cfg.name: cfg for cfg in count_family.SIZES}
+
+
+def filled(online_per_stratum: np.ndarray, paired_per_block: np.ndarray) -> PairedLoss:
+    """A PairedLoss as a pass over all SIZE bytes leaves it, from bits per byte."""
+    pairing = PairedLoss(HOLDOUT, SIZE)
+    for stratum, loss in enumerate(online_per_stratum):
+        count = pairing.stratum - 256
+        pairing.add_training(stratum * pairing.stratum, loss * count, count)
+    for index, loss in enumerate(paired_per_block):
+        pairing.add_paired(index, loss * 256, 256)
+    return pairing
+
+
+def test_where_the_final_model_follows_the_online_code_each_stratum_is_priced_at_its_mean():
+    rng = np.random.default_rng(0)
+    strata = rng.uniform(1, 3, 16)  # each stratum's training bytes, bits/byte online
+    blocks = strata + rng.normal(0.2, 0.3, 16)  # held-out blocks that happen to be harder
+    final = blocks - 0.2  # the final model codes each 0.2 bits/byte below the online code
+    count = np.full(16, 256)
+    bits, slope = filled(strata, blocks).corrected(final * count, count, SIZE)
+    assert slope == pytest.approx(1.0)
+    assert bits / count == pytest.approx(strata - 0.2)
+    assert (final - (strata - 0.2)).mean() > 0.1  # uncorrected, the draw was off
+
+
+def test_nothing_is_corrected_where_the_final_model_does_not_follow_the_online_code():
+    rng = np.random.default_rng(1)
+    strata = np.full(16, 8.0)
+    blocks = strata + rng.normal(0, 1, 16)  # repeats the online code had not seen yet
+    final = np.zeros(16)  # and the final model knows them all
+    count = np.full(16, 256)
+    bits, slope = filled(strata, blocks).corrected(final * count, count, SIZE)
+    assert slope == 0.0 and (bits == 0).all()
+
+
+def test_a_block_is_corrected_only_once_its_whole_stratum_is_coded():
+    strata = np.full(16, 2.0)
+    blocks = strata + np.random.default_rng(2).normal(0, 0.3, 16)
+    count = np.full(16, 256)
+    final = blocks * count  # the final model codes each block as the online code did
+    pairing = filled(strata, blocks)
+    bits, slope = pairing.corrected(final, count, 6 * pairing.stratum + 10)
+    assert slope == pytest.approx(1.0)
+    assert (bits[6:] == final[6:]).all() and bits[:6] == pytest.approx(2.0 * count[:6])
+    untouched, slope = pairing.corrected(final, count, 3 * pairing.stratum)  # too few pairs
+    assert slope == 0.0 and (untouched == final).all()
+
+
+@pytest.mark.parametrize("name", ["blend-order4", "cm-order4"])
+def test_pairing_a_held_out_block_changes_nothing_the_pass_learns(name):
+    data = np.frombuffer(synthetic.MarkovSource(2, 8, seed=3).sample(SIZE, seed=4), np.uint8)
+    fitted = SIZES[name].fitted(SIZE)
+    alone, paired = fitted.model(), fitted.model()
+    bits_alone, _ = alone.code(data, 0, SIZE, HOLDOUT)
+    pairing, bits_paired, position = PairedLoss(HOLDOUT, SIZE), 0.0, 0
+    while position < SIZE:
+        held = pairing.held_out_at(position)
+        if held is not None:
+            block_bits, block_bytes = paired.code_held_out(data, position, HOLDOUT)
+            assert block_bytes == 256 and 256 < block_bits < 8 * 256
+        end = pairing.next_stop(position)
+        bits_paired += paired.code(data, position, end, HOLDOUT)[0]
+        position = end
+    assert bits_paired == pytest.approx(bits_alone, abs=1e-6)
+    assert [a.tobytes() == b.tobytes() for a, b in zip(vars(alone).values(),
+                                                         vars(paired).values())
+            if isinstance(a, np.ndarray)] == [True] * sum(
+        isinstance(a, np.ndarray) for a in vars(alone).values())
+    assert (alone.evaluate(data, SIZE, HOLDOUT)[0] == paired.evaluate(data, SIZE, HOLDOUT)[0]).all()
+
+
+@pytest.mark.parametrize("name", ["blend-order4", "cm-order4"])
+def test_a_paired_block_costs_what_the_online_pass_pays_for_it_as_a_training_block(name):
+    data = np.frombuffer(synthetic.MarkovSource(1, 16, seed=5).sample(SIZE, seed=6), np.uint8)
+    begin = int(HOLDOUT.block_starts(SIZE)[5])
+    model = SIZES[name].fitted(SIZE).model()
+    model.code(data, 0, begin, HOLDOUT)
+    paired, count = model.code_held_out(data, begin, HOLDOUT)
+    # the pass's own kernel, told that this block is the one it may learn from
+    as_training = HOLDOUT.view(begin + 256, begin, LEARNING)
+    if name.startswith("blend"):
+        online, _ = blending._code(data, begin, begin + 256, as_training, True, *model._args(),
+                                   np.zeros(1), False, *model._saves(1))
+    else:
+        online, _, _ = context_mixing._code(
+            data, begin, begin + 256, as_training, True, *model._kernel_args(), model.state,
+            model.stretch, model.rates, np.zeros(1), False, np.zeros(1, dtype=np.int64),
+            np.zeros(1), 0)
+    assert count == 256 and paired == pytest.approx(online, rel=1e-12)
