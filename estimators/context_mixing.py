@@ -166,6 +166,9 @@ class ContextMixingModel:
         self.orders = np.asarray(cfg.orders, dtype=np.int64)
         self.stretch = _stretch_table()
         self.rates = _rate_table(cfg.counter_limit)
+        # the repeat the online pass was following as it reached each held-out block, by the
+        # block's first byte (`code_held_out`): where a held-out block starts its own
+        self.repeats_at: dict[int, tuple[int, int, int]] = {}
 
     def _kernel_args(self) -> tuple:
         c = self.cfg
@@ -190,6 +193,7 @@ class ContextMixingModel:
         before it, would have coded it had it been a training block: learning from each byte
         after coding it, reading only training bytes. Then all of it is forgotten (every write
         logged and rolled back) and the pass goes on as if it had skipped the block."""
+        self.repeats_at[begin] = (int(self.state[0]), int(self.state[1]), int(self.state[6]))
         view = holdout.view(begin, begin, PAIRING)
         size = _log_size(1 << holdout.shift, 0, self.cfg.contexts)
         log_at, log_old = np.zeros(size, dtype=np.int64), np.zeros(size)
@@ -233,10 +237,12 @@ class ContextMixingModel:
         """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
         view = holdout.view(seen, 0, EVALUATING)
         size = _log_size(1 << holdout.shift, holdout.warm, self.cfg.contexts)
+        starts = holdout.block_starts(len(data))
+        repeats = np.array([self.repeats_at.get(int(b), (0, 0, 0)) for b in starts],
+                           dtype=np.int64).reshape(len(starts), 3)
         frozen, adaptive, count = _evaluate(
-            data, seen, view, holdout.block_starts(len(data)), holdout.warm,
-            *self._kernel_args(), self.state, self.stretch,
-            self.rates, np.zeros(size, dtype=np.int64), np.zeros(size))
+            data, seen, view, starts, repeats, holdout.warm, *self._kernel_args(), self.state,
+            self.stretch, self.rates, np.zeros(size, dtype=np.int64), np.zeros(size))
         return frozen, adaptive, count
 
 
@@ -814,12 +820,20 @@ def _log_size(block: int, warm: int, contexts: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, match_min,
+def _evaluate(data, seen, view, starts, repeats, warm, orders, word, column, sparse, match_min,
               long_repeats, tables, match_table, match_counters, weights, apm, state, stretch,
               rates, log_at, log_old):
     """Bits and bytes of each held-out block (first bytes `starts`, in order) under the model
     frozen after `seen` bytes, coded two ways: frozen, and adaptively
     (`ContextMixingModel.evaluate`).
+
+    A block starts on the repeat the online pass was following as it reached it (`repeats`:
+    pointer, length, recovering; length 0 where the pass has not reached it), unless
+    relearning the bytes before it found a longer one. That repeat comes from the bytes before
+    the block alone. Looked up afresh, from the index of the whole file, a repeat lands on the
+    latest copy of the last 8 bytes: rows of a cellular automaton that shift a cell a step and
+    repeat every 10,816 bytes were matched at a wrong phase in each block, which missed at every
+    row's wrap (10 bits each), where the online pass had locked onto the period once.
 
     The blocks are one sequential code of the held-out slice: once a block is coded, its
     bytes join the match model's index until the evaluation ends, so a later block finds
@@ -854,6 +868,8 @@ def _evaluate(data, seen, view, starts, warm, orders, word, column, sparse, matc
                     local, stretch, rates, unused, False, log_at, log_old, logged)
             else:
                 _recall_lines(data, begin, frame, local)
+            if repeats[b, 1] > local[1]:
+                local[0], local[1], local[6] = repeats[b, 0], repeats[b, 1], repeats[b, 2]
             bits, count[b], logged = _code(
                 data, begin, end, frame, adapt, orders, word, column, sparse, match_min,
                 long_repeats, tables, match_table, match_counters, weights, apm, local, stretch,

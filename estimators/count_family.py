@@ -161,6 +161,23 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> 
     return learned_loss, max(learned_loss, price)
 
 
+def learn(model, stream: np.ndarray, start: int, stop: int, holdout: Holdout,
+          pairing: PairedLoss) -> tuple[float, int]:
+    """The online pass over stream[start:stop]: each training byte coded, then learned from,
+    and each held-out block it reaches paired first (`estimators/pairing.py`). Returns the
+    training bytes' (bits, count)."""
+    bits, count, position = 0.0, 0, start
+    while position < stop:
+        held = pairing.held_out_at(position)
+        if held is not None:
+            pairing.add_paired(held, *model.code_held_out(stream, position, holdout))
+        end = min(stop, pairing.next_stop(position))
+        stretch_bits, stretch_count = model.code(stream, position, end, holdout)
+        pairing.add_training(position, stretch_bits, stretch_count)
+        bits, count, position = bits + stretch_bits, count + stretch_count, end
+    return bits, count
+
+
 def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         progress: Progress | None = None) -> dict | None:
     """One pass of one size, checkpointed at `_checkpoint_marks(budgets)`, spending at most the
@@ -191,12 +208,8 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         if stop <= position:
             continue
         while position < stop:
-            held = pairing.held_out_at(position)
-            if held is not None:
-                pairing.add_paired(held, *model.code_held_out(stream, position, holdout))
-            end = min(stop, position + PROGRESS_BYTES, pairing.next_stop(position))
-            bits, count = model.code(stream, position, end, holdout)
-            pairing.add_training(position, bits, count)
+            end = min(stop, position + PROGRESS_BYTES)
+            bits, count = learn(model, stream, position, end, holdout, pairing)
             online_bits, coded, position = online_bits + bits, coded + count, end
             if progress:
                 progress(count)

@@ -1,8 +1,10 @@
 """`epiplex vet` run locally, as CI runs it: real training on small files, real exit codes.
 
 Thresholds come from calibration truths, not tuning: uniform random bytes hold no structure
-(S ~ 0) and 8 bits/byte of noise; an order-1 Markov sample holds structure a small learner finds
-(S well above 0.01 bits/byte at 1e10 FLOPs on 32 KiB) and entropy near its rate of ~2.8 bits/byte.
+(S ~ 0) and 8 bits/byte of noise; an order-2 Markov sample over 16 symbols holds structure a
+small learner finds (S 0.13 bits/byte at 1e10 FLOPs on 32 KiB: 4,096 transition probabilities
+to learn) and entropy near its rate of 2.67 bits/byte. An order-1 chain's 256 take so little
+learning at this size that S is 0.002-0.03 (`bench/bench_pairing.py` sets L beside its truth).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def vet(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("vet-data")
     (folder / "noise.bin").write_bytes(synthetic.random_bytes(SIZE, seed=1))
-    (folder / "markov.txt").write_bytes(synthetic.MarkovSource(seed=0).sample(SIZE))
+    (folder / "markov.txt").write_bytes(synthetic.MarkovSource(order=2, seed=0).sample(SIZE))
     return folder
 
 
@@ -73,7 +75,7 @@ def test_structured_data_passes_with_exit_0(markov_report):
     figures = dataset["figures"]
     assert dataset["checks"][2]["measured"] == pytest.approx(figures["zstd_bits_per_byte"] / 8)
     assert figures["epiplexity_bits_per_byte"] > 0.01
-    assert 2.8 < figures["entropy_bits_per_byte"] < 7.5  # above the source's entropy rate
+    assert 2.66 < figures["entropy_bits_per_byte"] < 7.5  # above the source's entropy rate, 2.667
     assert figures["bytes"] == SIZE and figures["budget_flops"] == 1e10
     assert done.stdout.splitlines()[-1].startswith("PASS: 1 of 1 dataset passed")
 

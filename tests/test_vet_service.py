@@ -26,7 +26,7 @@ def vet(*args: str, cwd) -> subprocess.CompletedProcess:
 
 
 def test_a_second_ci_run_on_unchanged_data_is_answered_from_cache_without_training(tmp_path):
-    (tmp_path / "markov.txt").write_bytes(synthetic.MarkovSource(seed=0).sample(SIZE))
+    (tmp_path / "markov.txt").write_bytes(synthetic.MarkovSource(order=2, seed=0).sample(SIZE))
     (tmp_path / "noise.bin").write_bytes(synthetic.random_bytes(SIZE, seed=1))
     with ServiceProcess(tmp_path / "server", workers=1) as server, server.client() as client:
         common = ["--server", server.url, "--budget", "1e10", "--timeout", "300"]
