@@ -178,7 +178,7 @@ def test_markov_entropy_is_what_the_true_probabilities_code_the_sample_in(
     # 0.5435). H is the final model's loss over the whole sample, the held-out blocks corrected
     # by the online code (`estimators/pairing.py`), which takes out much of that draw but not
     # all: its error's spread is 0.005 bits/byte on such a chain (`bench/bench_pairing.py`),
-    # and H comes out 0.988-1.013 times what the true probabilities code the sample in
+    # and H comes out 0.988-1.011 times what the true probabilities code the sample in
     # (uncorrected, 1.024 for the first).
     source = synthetic.MarkovSource(order, alphabet, concentration, seed=100 * order + alphabet)
     data = source.sample(SIZE, seed=5)
