@@ -116,6 +116,11 @@ MARKOV_CHAINS = [(1, 2, 0.5), (1, 4, 0.3), (1, 64, 0.3), (1, 256, 0.3), (1, 256,
                  (6, 2, 0.5)]
 
 
+def winner(point) -> str:
+    """The size (or model) whose run gave a frontier point, or "uniform" for the free code."""
+    return point.model.get("name", "uniform") if point.family != "uniform" else "uniform"
+
+
 def markov_oracle(preset: str, families: list[str] | None, size: int) -> None:
     """H of each chain beside its rate and the oracle's code length of the sample."""
     print("| order, symbols, concentration | rate | oracle | H | H / oracle | S+H | lzma | winner |\n"
@@ -127,10 +132,9 @@ def markov_oracle(preset: str, families: list[str] | None, size: int) -> None:
         r = estimators.estimate(data, preset=preset, families=families)
         top = r.curve[-1]
         h, total = top.entropy_bits_per_byte, top.epiplexity_bits_per_byte + top.entropy_bits_per_byte
-        winner = top.model.get("name", "uniform") if top.family != "uniform" else "uniform"
         print(f"| {order}, {alphabet}, {concentration} | {source.entropy_rate_bits:.4f} | "
               f"{oracle:.4f} | {h:.4f} | {h / oracle:.4f} | {total:.4f} | "
-              f"{r.baselines['lzma_bits_per_byte']:.4f} | {winner} |", flush=True)
+              f"{r.baselines['lzma_bits_per_byte']:.4f} | {winner(top)} |", flush=True)
 
 
 def main() -> None:
@@ -173,14 +177,13 @@ def main() -> None:
         r = estimators.estimate(data, preset=args.preset, families=args.families)
         top = r.curve[-1]
         own = r.families.get("transformer", [None])[-1]
-        winner = top.model.get("name", "uniform") if top.family != "uniform" else "uniform"
         print(f"| {name:<28} | {truth:>12} | {top.epiplexity_bits_per_byte:>7.4f} | "
               f"{top.entropy_bits_per_byte:>7.4f} | "
               f"{top.epiplexity_bits_per_byte + top.entropy_bits_per_byte:>7.4f} | "
               f"{r.baselines['lzma_bits_per_byte']:>7.4f} | "
               f"{r.baselines['zstd_bits_per_byte']:>7.4f} | "
               f"{_total(own):>11} | "
-              f"{winner:<12} | {time.perf_counter() - started:>7.1f} |", flush=True)
+              f"{winner(top):<12} | {time.perf_counter() - started:>7.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -83,12 +83,12 @@ class PairedLoss:
         stratum = self.starts // self.stratum
         ends = np.minimum((stratum + 1) * self.stratum, self.size)
         train_bits, train_bytes = self.training[stratum].T
+        online = train_bits / np.maximum(train_bytes, 1)  # each block's stratum, bits/byte
         pairs = (stratum > 0) & (ends <= position) & (self.paired[:, 1] > 0) & (train_bytes > 0)
         if pairs.sum() < MIN_PAIRS:
             return bits, 0.0
         gap = np.zeros(len(bits))
-        gap[pairs] = (self.paired[pairs, 0] / self.paired[pairs, 1]
-                      - train_bits[pairs] / train_bytes[pairs])
+        gap[pairs] = self.paired[pairs, 0] / self.paired[pairs, 1] - online[pairs]
         # A gap far beyond the others' is learning, not a harder block: the stratum after a
         # random pattern's first period codes, online, the held-out block of the first that it
         # never learned (0.54 bits/byte more than its own held-out block), and corrected by
@@ -97,7 +97,7 @@ class PairedLoss:
         gap = np.clip(gap, -cap, cap)
         # the final model's loss against its stratum's online code, so that what sets strata
         # apart does not blur the slope
-        above = bits / np.maximum(count, 1) - train_bits / np.maximum(train_bytes, 1)
+        above = bits / np.maximum(count, 1) - online
         spread = gap[pairs].var()
         if spread <= 0:
             return bits, 0.0
