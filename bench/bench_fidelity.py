@@ -2,7 +2,7 @@
 
     bench/fidelity [--preset quick|standard] [--size-kib 256] [--families ...]
     bench/fidelity --shuffle-law [--sizes-kib 256 512 1024]
-    bench/fidelity --every-rule WIDTH [--size-kib 256] [--families ...]
+    bench/fidelity --every-rule WIDTH [--cell-bytes] [--size-kib 256] [--families ...]
     bench/fidelity --markov-oracle [--size-kib 256] [--families ...]
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
@@ -13,7 +13,8 @@ lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the o
 loose by that much. `--shuffle-law` instead checks, at several sizes, that shuffling the lines
 of real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
-against lzma, which the law for those rows allows no slack. `--markov-oracle` sets H of
+against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
+bytes, the rows with no newline between them). `--markov-oracle` sets H of
 Markov chains of many orders and alphabets beside their rate and beside the oracle: what the
 true probabilities code the sample in, since a sample can be easier or harder than the rate.
 """
@@ -29,6 +30,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import estimators  # noqa: E402
 from machine import machine  # noqa: E402
 from estimators import panel, synthetic  # noqa: E402
+
+
+CELL_BYTES = b"\x00\x01"  # dead and live cells as bytes
 
 
 def sources(size: int) -> list[tuple[str, bytes, str]]:
@@ -60,6 +64,10 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
     for rule in (2, 24):  # 150 cells a row, each row the last shifted by a cell
         rows.append((f"CA rows, rule {rule}, 150 wide", synthetic.ca_rows(size, rule, 150, seed=4),
                      f"~{150 / size:.5f}"))
+    for rule, width in ((30, 64), (90, 77)):  # cells as 0/1 bytes, no newlines: width found
+        rows.append((f"CA cells as bytes, rule {rule}",
+                     synthetic.ca_rows(size, rule, width, seed=4, glyphs=CELL_BYTES,
+                                       newlines=False), f"~{width / size:.5f}"))
     python = panel.python_source(size)
     rows += [("Python stdlib source", python, "?"),
              ("  same, lines shuffled", synthetic.shuffled_lines(python, seed=6), "?"),
@@ -98,11 +106,13 @@ def _rule_classes() -> list[int]:
     return sorted({min(r, mirror(r), complement(r), mirror(complement(r))) for r in range(256)})
 
 
-def every_rule(preset: str, families: list[str] | None, size: int, width: int) -> None:
+def every_rule(preset: str, families: list[str] | None, size: int, width: int,
+               cell_bytes: bool) -> None:
     """S+H of cellular-automaton rows for every rule, beside lzma (the law allows no slack)."""
     print("| rule | S+H | lzma | zstd-19 | law |\n|---|---|---|---|---|")
+    shape = {"glyphs": CELL_BYTES, "newlines": False} if cell_bytes else {}
     for rule in _rule_classes():
-        r = estimators.estimate(synthetic.ca_rows(size, rule, width, seed=rule + 1),
+        r = estimators.estimate(synthetic.ca_rows(size, rule, width, seed=rule + 1, **shape),
                                 preset=preset, families=families)
         top, lzma = r.curve[-1], r.baselines["lzma_bits_per_byte"]
         total = top.epiplexity_bits_per_byte + top.entropy_bits_per_byte
@@ -152,6 +162,8 @@ def main() -> None:
     parser.add_argument("--every-rule", type=int, metavar="WIDTH",
                         help="code cellular-automaton rows WIDTH cells wide for every rule "
                              "(one of each of the 88 classes) at --size-kib instead")
+    parser.add_argument("--cell-bytes", action="store_true",
+                        help="with --every-rule: cells as 0/1 bytes, no newlines between rows")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     families = " ".join(args.families) if args.families else "every family"
@@ -163,9 +175,9 @@ def main() -> None:
         print(f"preset {args.preset}, {families}, {args.size_kib} KiB\n")
         return markov_oracle(args.preset, args.families, size)
     if args.every_rule:
-        print(f"preset {args.preset}, {families}, {args.every_rule} cells a row, "
-              f"{args.size_kib} KiB\n")
-        return every_rule(args.preset, args.families, size, args.every_rule)
+        print(f"preset {args.preset}, {families}, {args.every_rule} cells a row"
+              f"{' as 0/1 bytes, no newlines' if args.cell_bytes else ''}, {args.size_kib} KiB\n")
+        return every_rule(args.preset, args.families, size, args.every_rule, args.cell_bytes)
     print(f"preset {args.preset}, {args.size_kib} KiB per source, {families}; bits per byte "
           "at the top budget\n")
     header = (f"| {'source':<28} | {'truth':>12} | {'S':>7} | {'H':>7} | {'S+H':>7} | "

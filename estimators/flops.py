@@ -35,14 +35,21 @@ def sample_flops(params: int, tokens: int) -> float:
 CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 9, 18
 CM_PREDICT_FIXED, CM_LEARN_FIXED = 35, 10
 CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
+# Sizes with a column context also look for the record length of rows without newlines
+# (`context_mixing._track_record`): every 64th byte learned, for each of 1,017 distances, three
+# visibility loads, a hash of three bytes (5), a table load, compare and store, two count
+# updates (12 in all): 1017 * 12 / 64 ops a byte learned, rounded up.
+CM_RECORD_PER_BYTE = 191
 
 
-def context_mixing_train_ops(contexts: int, tokens: int) -> float:
-    """Operations to code `tokens` bytes with a context-mixing model and learn from them."""
+def context_mixing_train_ops(contexts: int, tokens: int, records: bool = False) -> float:
+    """Operations to code `tokens` bytes with a context-mixing model and learn from them
+    (`records`: looking for the record length too)."""
     inputs = contexts + 1
     per_bit = inputs * (CM_PREDICT_PER_INPUT + CM_LEARN_PER_INPUT) + CM_PREDICT_FIXED \
         + CM_LEARN_FIXED
-    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)
+    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE
+                            + CM_RECORD_PER_BYTE * records)
 
 
 def context_mixing_eval_ops(contexts: int, tokens: int, warm: int) -> float:

@@ -94,18 +94,21 @@ def repeated_sentence(size: int, sentence: bytes = b"The cat sat on the mat. ") 
     return periodic_bytes(size, sentence)
 
 
-def ca_rows(size: int, rule: int = 30, width: int = 64, seed: int = 0) -> bytes:
+def ca_rows(size: int, rule: int = 30, width: int = 64, seed: int = 0, glyphs: bytes = b".#",
+            newlines: bool = True) -> bytes:
     """An elementary cellular automaton as text: one row of `width` cells per line ('#' alive,
     '.' dead), each row one step of `rule` from the row above (wrapping at the edges), from a
     random first row. Given the row above, every cell is determined: once the rule is learned,
-    only the first row is entropy. Rule 15 makes each row the shifted negation of the last."""
+    only the first row is entropy. Rule 15 makes each row the shifted negation of the last.
+    `glyphs` are the dead and live cells' bytes (b"\\x00\\x01": cells as bytes); without
+    `newlines` the rows follow each other with nothing between."""
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, 2, width, dtype=np.uint8)
     table = np.array([(rule >> i) & 1 for i in range(8)], dtype=np.uint8)
-    glyphs = np.frombuffer(b".#", dtype=np.uint8)
+    ends = np.frombuffer(b"\n" if newlines else b"", dtype=np.uint8)
     rows = []
-    for _ in range(size // (width + 1) + 1):
-        rows.append(np.append(glyphs[cells], np.uint8(10)))
+    for _ in range(size // width + 1):
+        rows.append(np.append(np.frombuffer(glyphs, dtype=np.uint8)[cells], ends))
         cells = table[(np.roll(cells, 1) << 2) | (cells << 1) | np.roll(cells, -1)]
     return np.concatenate(rows)[:size].tobytes()
 

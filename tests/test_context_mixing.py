@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from estimators import count_family, flops, panel, synthetic
-from estimators.context_mixing import ContextMixingConfig, ContextMixingModel, Holdout
+from estimators import count_family, panel, synthetic
+from estimators.context_mixing import RECORD_LENGTH, ContextMixingConfig, ContextMixingModel, Holdout
 from estimators.data import load
 from estimators.pairing import PairedLoss
 
@@ -81,12 +81,12 @@ def test_evaluation_learns_nothing_and_repeats_exactly():
     model = ContextMixingModel(FULL)
     model.code(data, 0, 8192, holdout)
     learned = [a.copy() for a in (model.tables, model.weights, model.apm, model.match_table,
-                                  model.match_counters, model.state)]
+                                  model.match_counters, model.state, model.records)]
     first = model.evaluate(data, 8192, holdout)
     second = model.evaluate(data, 8192, holdout)
     assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
     after = (model.tables, model.weights, model.apm, model.match_table, model.match_counters,
-             model.state)  # the adaptive code's writes are all rolled back
+             model.state, model.records)  # the adaptive code's writes are all rolled back
     assert all(np.array_equal(a, b) for a, b in zip(learned, after))
     assert first[1].sum() == holdout.mask(len(data)).sum()
     later, _ = model.code(data, 8192, len(data), holdout)
@@ -134,29 +134,27 @@ def test_held_out_blocks_are_coded_from_what_the_model_saw_and_nothing_it_did_no
 def test_a_run_checkpoints_as_far_as_each_budget_reaches_and_counts_every_evaluation():
     data = load(synthetic.MarkovSource(2, 8, seed=4).sample(65536, seed=1))
     cfg, holdout = SIZE["cm-order4"], Holdout.for_size(65536)
-    contexts = cfg.fitted(65536).contexts
+    fitted = cfg.fitted(65536)
     ladder = [1e8, 2e8, 1e15]
     points = count_family.run(data, cfg, ladder)["checkpoints"]
     assert points[-1]["tokens_trained"] == holdout.training_bytes_before(65536)
     positions = [p["extra"]["position"] for p in points]
     heldout = points[0]["extra"]["heldout_tokens"]
-    evaluations = [flops.context_mixing_eval_ops(contexts, heldout, holdout.warm_bytes(65536, seen))
-                   for seen in positions]
+    evaluations = [fitted.eval_ops(heldout, holdout.warm_bytes(65536, seen)) for seen in positions]
     # every byte is coded online once: the training bytes, and each held-out block paired
     paired = [PairedLoss(holdout, 65536).paired_bytes_before(seen) for seen in positions]
     compute = [p["compute_flops"] for p in points]
-    assert compute == [pytest.approx(flops.context_mixing_train_ops(contexts, p["tokens_trained"]
-                                                                    + paired[i])
+    assert compute == [pytest.approx(fitted.train_ops(p["tokens_trained"] + paired[i])
                                      + sum(evaluations[: i + 1])) for i, p in enumerate(points)]
     # one checkpoint per budget, each as far as the budget reaches: a byte more would not fit
-    assert positions[:2] == [21556, 32222]
+    assert positions[:2] == [20576, 31548]
     for budget, point, seen in zip(ladder, points, positions):
         assert point["compute_flops"] <= budget
-        one_more = flops.context_mixing_train_ops(
-            contexts, holdout.training_bytes_before(seen + 1)
+        one_more = fitted.train_ops(
+            holdout.training_bytes_before(seen + 1)
             + PairedLoss(holdout, 65536).paired_bytes_before(seen + 1)) + sum(
-            evaluations[: positions.index(seen)]) + flops.context_mixing_eval_ops(
-            contexts, heldout, holdout.warm_bytes(65536, seen + 1))
+            evaluations[: positions.index(seen)]) + fitted.eval_ops(
+            heldout, holdout.warm_bytes(65536, seen + 1))
         assert seen == 65536 or one_more > budget
     assert count_family.run(data, cfg, [1e3]) is None
 
@@ -355,7 +353,7 @@ def test_state_bytes_are_what_the_model_holds(cfg):
     fitted = cfg.fitted(1 << 16)
     model = ContextMixingModel(fitted)
     held = sum(a.nbytes for a in (model.tables, model.match_table, model.match_counters,
-                                  model.weights, model.apm, model.state))
+                                  model.weights, model.apm, model.state, model.records))
     assert fitted.state_bytes <= held < fitted.state_bytes + 4096  # a few small arrays aside
 
 
@@ -484,3 +482,35 @@ def test_the_line_above_predicts_while_this_line_still_matches_it():
     assert bits / coded < 1.95
     assert second_digit[later].mean() < 1.85
     assert second_digit[~later].mean() > 3.32  # no code beats random digits
+
+
+def byte_rows(size: int) -> bytes:
+    """Rule-90 rows of 77 cells as 0/1 bytes, no newlines: each cell the XOR of the two above
+    it, so no single byte above says anything about it."""
+    return synthetic.ca_rows(size, 90, 77, seed=2, glyphs=b"\x00\x01", newlines=False)
+
+
+def test_rows_without_newlines_are_found_and_the_row_above_predicts():
+    cfg = SIZE["cm-order4"].fitted(1 << 16)
+    rows, bits, coded, model = per_byte_bits(cfg, byte_rows(1 << 16))
+    assert model.state[RECORD_LENGTH] == 77
+    assert rows[-16384:].mean() < 0.01  # each cell of a row set by the three above it
+    markov = synthetic.MarkovSource(order=2, alphabet=4, seed=3).sample(1 << 16, seed=1)
+    for other in (synthetic.random_bytes(1 << 16, seed=1), markov):
+        assert per_byte_bits(cfg, other)[3].state[RECORD_LENGTH] == 0  # no rows: none found
+
+
+def test_the_record_length_is_learned_from_earlier_training_bytes_alone():
+    holdout = Holdout(shift=6, every=4)
+    cfg = SIZE["cm-order4"].fitted(1 << 15)
+    data = bytearray(byte_rows(1 << 15))
+    mask = holdout.mask(len(data))
+    first, _, _, model = per_byte_bits(cfg, bytes(data), holdout)
+    for i in np.flatnonzero(mask):
+        data[i] ^= 1
+    second, _, _, other = per_byte_bits(cfg, bytes(data), holdout)
+    assert np.array_equal(first, second)
+    assert np.array_equal(model.records, other.records) and model.state[RECORD_LENGTH] == 77
+    later = bytes(data[:20000]) + bytes(reversed(data[20000:]))
+    third, _, _, _ = per_byte_bits(cfg, later, holdout)
+    assert np.array_equal(first[:20000], third[:20000])
