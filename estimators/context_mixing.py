@@ -62,21 +62,25 @@ STATE_FIELDS = 7
 MIXER_UPDATES, RECORD_LENGTH, RECORD_SAMPLES = STATE_FIELDS, STATE_FIELDS + 1, STATE_FIELDS + 2
 # Rows without newlines (cells of a cellular automaton written as bytes, fixed-width records):
 # the record length is the distance d whose three bytes one record up (`_record_cells`) best
-# predict the next byte. At one byte learned in 2**RECORD_SAMPLE_BITS (picked by a hash of its
-# position: every 64th byte of rows 64 wide is a row's first), each d in [RECORD_MIN,
-# RECORD_MAX] guesses it as the byte that last followed the same three bytes d back (a table of
-# RECORD_SLOTS per d) and counts its hits. Every RECORD_DECIDE samples the d hitting most
-# becomes the record length if it misses at most 1 - RECORD_MARGIN as often as the mean over
-# all d (each guessed RECORD_TRIES times at least). Single bytes above do not show it: rule 90
-# (a cell is the XOR of two above it) leaves each independent of the cell. Without it,
-# rule-30 rows of 0/1 bytes 64 wide cost 1.00 bits/byte, where lzma, which codes a literal by
-# the byte at its last match distance, paid 0.92; with it 0.017. Rows that shift a cell a step
-# (rule 14) are predicted by the bytes d-1, d and d+1 back alike, and only a row's first and
-# last cell tell the width: taking bytes d+1, d and d-1 back, without the wrap round, and
-# asking for a margin of 0.25 over the mean hit rate, it found no width and cost 0.026 (zstd
-# 0.006); now 0.0075.
-RECORD_MIN, RECORD_MAX, RECORD_SLOTS = 8, 1024, 1024
-RECORD_SAMPLE_BITS, RECORD_DECIDE, RECORD_TRIES, RECORD_MARGIN = 6, 16, 32, 0.5
+# predict the next byte. At sampled bytes learned (picked by a hash of the position: every
+# 64th byte of rows 64 wide is a row's first), each d in [RECORD_MIN, RECORD_MAX] guesses the
+# byte as the one that last followed the same three bytes d back (a table of RECORD_SLOTS per
+# d) and counts its hits. Every RECORD_DECIDE samples the d hitting most becomes the record
+# length if it misses at most 1 - RECORD_MARGIN as often as the mean over all d (each guessed
+# RECORD_TRIES times at least). Single bytes above do not show it: rule 90 (a cell is the XOR
+# of two above it) leaves each independent of the cell. Without it, rule-30 rows of 0/1 bytes
+# 64 wide cost 1.00 bits/byte, where lzma, which codes a literal by the byte at its last match
+# distance, paid 0.92; with it 0.017. Rows that shift a cell a step (rule 14) are predicted by
+# the bytes d-1, d and d+1 back alike, and only a row's first and last cell tell the width:
+# taking bytes d+1, d and d-1 back, without the wrap round, and asking for a margin of 0.25
+# over the mean hit rate, it found no width and cost 0.026 (zstd 0.006); now 0.0075.
+RECORD_MIN, RECORD_MAX, RECORD_SLOTS = 8, 1024, 256
+# One byte in 2**RECORD_SAMPLE_BITS is sampled, after RECORD_EARLY samples one in
+# 2**RECORD_LATER_BITS: a sample reads a table row per distance, and one in 64 throughout
+# slowed the sizes with a column context by 30% (one in 256 throughout: rule 30 above cost
+# 0.050 bits/byte, not 0.017, found later).
+RECORD_SAMPLE_BITS, RECORD_EARLY, RECORD_LATER_BITS = 6, 1024, 9
+RECORD_DECIDE, RECORD_TRIES, RECORD_MARGIN = 16, 32, 0.5
 RECORD_HALVE = 4096  # guesses after which a distance's counts halve: the choice can change
 # Sparse contexts: two bytes each, so many back (0: the position in a 4-byte word instead).
 # On 256 KiB of Python's shared objects they took the largest size from 2.93 to 2.79 bits/byte.
@@ -133,7 +137,7 @@ class ContextMixingConfig:
         return (self.contexts * (16 << self.table_bits) * 4
                 + ((1 + self.long_repeats) << self.match_bits) * 8
                 + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4
-                + self.column * (RECORD_MAX + 1) * (RECORD_SLOTS + 2) * 4)
+                + self.column * (RECORD_MAX + 1) * (RECORD_SLOTS + 2) * 2)
 
     def model(self) -> "ContextMixingModel":
         return ContextMixingModel(self)
@@ -188,7 +192,7 @@ class ContextMixingModel:
         # per distance one record up: the byte that last followed each three bytes there, then
         # hits and guesses (`_track_record`)
         self.records = np.zeros((RECORD_MAX + 1, RECORD_SLOTS + 2) if cfg.column else (1, 1),
-                                dtype=np.int32)
+                                dtype=np.uint16)
         self.orders = np.asarray(cfg.orders, dtype=np.int64)
         self.stretch = _stretch_table()
         self.rates = _rate_table(cfg.counter_limit)
@@ -850,8 +854,10 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             if state[4] >= 0:
                 state[5] = pos - state[4]
             state[4] = pos
+        rarity = RECORD_SAMPLE_BITS if state[RECORD_SAMPLES] < RECORD_EARLY \
+            else RECORD_LATER_BITS
         if column and view[4] == LEARNING and (np.uint64(pos) * np.uint64(0x9E3779B97F4A7C15)
-                                               >> np.uint64(64 - RECORD_SAMPLE_BITS)) == 0:
+                                               >> np.uint64(64 - rarity)) == 0:
             _track_record(data, pos, view, state, records)
     return total, coded, logged
 
@@ -880,7 +886,8 @@ def _track_record(data, pos, view, state, records):
             records[d, RECORD_SLOTS] += 1
         records[d, slot] = byte
         if records[d, RECORD_SLOTS + 1] >= RECORD_HALVE:
-            records[d, RECORD_SLOTS:] >>= 1
+            records[d, RECORD_SLOTS] //= 2
+            records[d, RECORD_SLOTS + 1] //= 2
     state[RECORD_SAMPLES] += 1
     if state[RECORD_SAMPLES] % RECORD_DECIDE == 0:
         best, best_rate, total, counted = 0, -1.0, 0.0, 0
