@@ -143,7 +143,8 @@ class ContextMixingConfig:
         return ContextMixingModel(self)
 
     def train_ops(self, tokens: int) -> float:
-        return flops.context_mixing_train_ops(self.contexts, tokens, records=self.column)
+        guesses = record_guesses(tokens) if self.column else 0.0
+        return flops.context_mixing_train_ops(self.contexts, tokens, guesses)
 
     def eval_ops(self, tokens: int, warm: int) -> float:
         return flops.context_mixing_eval_ops(self.contexts, tokens, warm)
@@ -163,6 +164,15 @@ class ContextMixingConfig:
         evicted each other."""
         bits = min(self.table_bits, max(10, math.ceil(math.log2(max(data_bytes, 2))) - 1))
         return replace(self, table_bits=bits)
+
+
+def record_guesses(tokens: int) -> float:
+    """Guesses of the record length (`_track_record`) a pass over `tokens` bytes makes, by the
+    expected share of bytes sampled."""
+    early = RECORD_EARLY << RECORD_SAMPLE_BITS  # bytes until the sampling thins
+    samples = min(tokens, early) / (1 << RECORD_SAMPLE_BITS) \
+        + max(0, tokens - early) / (1 << RECORD_LATER_BITS)
+    return samples * (RECORD_MAX - RECORD_MIN + 1)
 
 
 def _stretch_table() -> np.ndarray:

@@ -36,25 +36,20 @@ CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 9, 18
 CM_PREDICT_FIXED, CM_LEARN_FIXED = 35, 10
 CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
 # Sizes with a column context also look for the record length of rows without newlines
-# (`context_mixing._track_record`): at a sampled byte, for each of 1,017 distances, three
-# visibility loads, a hash of three bytes (5), a table load, compare and store, two count
-# updates (12 in all). One byte in 64 is sampled until 1,024 samples (65,536 bytes), then one
-# in 512.
-CM_RECORD_PER_SAMPLE, CM_RECORD_EARLY_BYTES = 1017 * 12, 1024 * 64
+# (`context_mixing._track_record`): per guess of one distance at a sampled byte, three
+# visibility loads, a hash of three bytes (5), a table load, compare and store and two count
+# updates.
+CM_RECORD_PER_GUESS = 12
 
 
-def _record_samples(tokens: int) -> float:
-    return min(tokens, CM_RECORD_EARLY_BYTES) / 64 + max(0, tokens - CM_RECORD_EARLY_BYTES) / 512
-
-
-def context_mixing_train_ops(contexts: int, tokens: int, records: bool = False) -> float:
-    """Operations to code `tokens` bytes with a context-mixing model and learn from them
-    (`records`: looking for the record length too)."""
+def context_mixing_train_ops(contexts: int, tokens: int, record_guesses: float = 0.0) -> float:
+    """Operations to code `tokens` bytes with a context-mixing model and learn from them,
+    making `record_guesses` guesses of the record length on the way."""
     inputs = contexts + 1
     per_bit = inputs * (CM_PREDICT_PER_INPUT + CM_LEARN_PER_INPUT) + CM_PREDICT_FIXED \
         + CM_LEARN_FIXED
     return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE) \
-        + records * CM_RECORD_PER_SAMPLE * _record_samples(tokens)
+        + CM_RECORD_PER_GUESS * record_guesses
 
 
 def context_mixing_eval_ops(contexts: int, tokens: int, warm: int) -> float:
