@@ -75,18 +75,24 @@ class MarkovSource:
         return out.tobytes()
 
 
-def cellular_automaton(size: int, rule: int = 30, width: int = 64, seed: int = 0) -> bytes:
-    """Successive rows of an elementary cellular automaton of `width` cells from a random
-    start, packed eight cells to a byte."""
+def _generations(rule: int, width: int, seed: int, count: int) -> np.ndarray:
+    """`count` successive rows (0/1 cells) of an elementary cellular automaton of `width` cells
+    on a ring, from a random first row."""
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, 2, width, dtype=np.uint8)
     table = np.array([(rule >> i) & 1 for i in range(8)], dtype=np.uint8)
-    rows = []
-    for _ in range((size * 8) // width + 1):
-        rows.append(cells)
-        left, right = np.roll(cells, 1), np.roll(cells, -1)
-        cells = table[(left << 2) | (cells << 1) | right]
-    return np.packbits(np.concatenate(rows))[:size].tobytes()
+    rows = np.empty((count, width), dtype=np.uint8)
+    for n in range(count):
+        rows[n] = cells
+        cells = table[(np.roll(cells, 1) << 2) | (cells << 1) | np.roll(cells, -1)]
+    return rows
+
+
+def cellular_automaton(size: int, rule: int = 30, width: int = 64, seed: int = 0) -> bytes:
+    """Successive rows of an elementary cellular automaton of `width` cells from a random
+    start, packed eight cells to a byte."""
+    rows = _generations(rule, width, seed, (size * 8) // width + 1)
+    return np.packbits(rows.ravel())[:size].tobytes()
 
 
 def repeated_sentence(size: int, sentence: bytes = b"The cat sat on the mat. ") -> bytes:
@@ -102,15 +108,10 @@ def ca_rows(size: int, rule: int = 30, width: int = 64, seed: int = 0, glyphs: b
     only the first row is entropy. Rule 15 makes each row the shifted negation of the last.
     `glyphs` are the dead and live cells' bytes (b"\\x00\\x01": cells as bytes); without
     `newlines` the rows follow each other with nothing between."""
-    rng = np.random.default_rng(seed)
-    cells = rng.integers(0, 2, width, dtype=np.uint8)
-    table = np.array([(rule >> i) & 1 for i in range(8)], dtype=np.uint8)
-    ends = np.frombuffer(b"\n" if newlines else b"", dtype=np.uint8)
-    rows = []
-    for _ in range(size // width + 1):
-        rows.append(np.append(np.frombuffer(glyphs, dtype=np.uint8)[cells], ends))
-        cells = table[(np.roll(cells, 1) << 2) | (cells << 1) | np.roll(cells, -1)]
-    return np.concatenate(rows)[:size].tobytes()
+    rows = np.frombuffer(glyphs, dtype=np.uint8)[_generations(rule, width, seed, size // width + 1)]
+    if newlines:
+        rows = np.hstack([rows, np.full((len(rows), 1), 10, dtype=np.uint8)])
+    return rows.ravel()[:size].tobytes()
 
 
 def shuffled_lines(data: bytes, seed: int = 0) -> bytes:
