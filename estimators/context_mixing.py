@@ -864,11 +864,11 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             if state[4] >= 0:
                 state[5] = pos - state[4]
             state[4] = pos
-        rarity = RECORD_SAMPLE_BITS if state[RECORD_SAMPLES] < RECORD_EARLY \
-            else RECORD_LATER_BITS
-        if column and view[4] == LEARNING and (np.uint64(pos) * np.uint64(0x9E3779B97F4A7C15)
-                                               >> np.uint64(64 - rarity)) == 0:
-            _track_record(data, pos, view, state, records)
+        if column and view[4] == LEARNING:
+            rarity = RECORD_SAMPLE_BITS if state[RECORD_SAMPLES] < RECORD_EARLY \
+                else RECORD_LATER_BITS
+            if (np.uint64(pos) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(64 - rarity)) == 0:
+                _track_record(data, pos, view, state, records)
     return total, coded, logged
 
 
