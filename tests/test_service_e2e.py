@@ -85,6 +85,13 @@ def test_random_bytes_score_as_noise_and_reach_the_leaderboard(tmp_path):
         assert 'epiplex_jobs{status="succeeded"} 1.0' in metrics
         assert "epiplex_job_seconds_count 1.0" in metrics
 
+        # Too little data for the preset: failed at once, not retried, saying what to give.
+        tiny = client.create_job(client.upload(data[:100], name="tiny").id, preset="quick")
+        tiny = client.wait(tiny.id, timeout=JOB_TIMEOUT)
+        assert (tiny.status, tiny.attempts) == ("failed", 1)
+        assert tiny.error == ("the data cannot be scored: the dataset is too small to train any model "
+                              "of the preset: give at least 513 tokens")
+
 
 def test_worker_killed_mid_job_is_rerun_to_success_and_upload_is_intact(tmp_path):
     data = random_bytes(2)

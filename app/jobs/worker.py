@@ -163,7 +163,7 @@ def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None
         log.info("job no longer ours; stopping", extra={"job_id": claim.job_id})
         return None
     except DataFormatError as error:  # the data will not change, so retrying cannot help
-        return store.fail_attempt(factory, claim, f"data does not match its format: {error}",
+        return store.fail_attempt(factory, claim, f"the data cannot be scored: {error}",
                                   config.max_attempts, retryable=False)
     except Exception as error:
         log.exception("job attempt failed", extra={"job_id": claim.job_id, "attempt": claim.attempt})
