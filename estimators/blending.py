@@ -33,7 +33,7 @@ from numba.extending import intrinsic
 
 from estimators import flops
 from estimators.context_mixing import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
-                                      _block_views, _visible, held_out, shortest_code)
+                                      _block_views, _visible, held_out, mixed_code)
 
 COUNT_LIMIT = 65535  # a context's counts are halved when one of them reaches it
 FULL_ORDERS = 1  # orders up to this keep all 256 counts of every context, indexed directly
@@ -153,12 +153,12 @@ class BlendingModel:
 
     def evaluate(self, data: np.ndarray, seen: int, holdout: Holdout) -> tuple[np.ndarray, np.ndarray]:
         """Bits and bytes of every held-out block under the model trained on data[:seen], each
-        the shortest of the uniform, frozen and adaptive codes plus the bits that say which, as
-        `ContextMixingModel.evaluate` codes them (adaptive: the counts relearn the training
+        the mixture of the uniform, frozen and adaptive codes that `ContextMixingModel.evaluate`
+        makes (adaptive: the counts relearn the training
         bytes just before the block, then learn each block byte after coding it). Nothing is
         kept: every slot is saved before it changes and restored."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
-        return shortest_code(frozen, adaptive, count), count
+        return mixed_code(frozen, adaptive, count), count
 
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: Holdout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

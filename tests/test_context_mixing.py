@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from estimators import count_family, panel, synthetic
-from estimators.context_mixing import (RECORD_LENGTH, ContextMixingConfig, ContextMixingModel,
-                                       Holdout)
+from estimators.context_mixing import (RECORD_LENGTH, SWITCH_SHARE, ContextMixingConfig,
+                                       ContextMixingModel, Holdout)
 from estimators.data import load
 from estimators.pairing import PairedLoss
 
@@ -268,7 +268,7 @@ def test_a_frozen_model_never_reads_training_bytes_it_was_not_shown():
     assert np.array_equal(before[0], after[0])
 
 
-def test_held_out_code_is_the_shortest_of_uniform_frozen_and_adaptive_plus_the_choice():
+def test_held_out_code_mixes_uniform_frozen_and_adaptive_tracking_the_shortest():
     # Python source drifts from file to file: relearning the bytes before each held-out block
     # codes it shorter than the frozen model, which is tuned to wherever training ended.
     data = np.frombuffer(panel.python_source(131072), dtype=np.uint8)
@@ -279,13 +279,38 @@ def test_held_out_code_is_the_shortest_of_uniform_frozen_and_adaptive_plus_the_c
     assert count.sum() == holdout.mask(len(data)).sum()
     assert adaptive.sum() < 0.93 * frozen.sum()
     bits, _ = model.evaluate(data, len(data), holdout)
-    shortest = np.minimum(np.minimum(frozen, adaptive), 8.0 * count)
-    assert bits[0] == pytest.approx(shortest[0] + math.log2(3))  # no choice made before
-    choice = bits - shortest  # each block says which code it chose, learning how often each is
-    assert (choice > 0).all() and choice.sum() < len(bits) * math.log2(3)
+    codes = np.stack([8.0 * count, frozen, adaptive])
+    shortest = codes.min(0)
+    # the first block: equal weights
+    assert bits[0] == pytest.approx(shortest[0] - math.log2(np.exp2(shortest[0] - codes[:, 0]).mean()))
+    # never below the shortest, nor above it by more than the weight every code keeps
+    assert (bits > shortest).all() and (bits <= shortest + math.log2(3 / SWITCH_SHARE)).all()
+    # the fixed-share bound against the shortest code of every block, with its switches
+    switches = np.count_nonzero(np.diff(codes.argmin(0)))
+    bound = (math.log2(3) + switches * math.log2(3 / SWITCH_SHARE)
+             + (len(bits) - 1 - switches) * -math.log2(1 - SWITCH_SHARE))
+    assert bits.sum() - shortest.sum() <= bound
 
 
-def test_which_code_a_held_out_block_chose_costs_little_when_they_all_choose_alike():
+def test_two_codes_about_as_short_cost_next_to_nothing_to_mix():
+    # Random words do not drift: frozen and adaptive code each block about alike, and which is
+    # shorter flips from block to block. Naming the shorter of each block, from how often each
+    # was shorter before, cost 18.6 bits more than the frozen code alone (0.003 bits/byte).
+    rng = np.random.default_rng(0)
+    words = np.array([b"alpha", b"beta", b"gamma", b"delta", b"eps"])
+    data = np.frombuffer(b" ".join(rng.choice(words, 20000))[:100_000], dtype=np.uint8)
+    holdout = Holdout.for_size(len(data))
+    model = ContextMixingModel(FULL)
+    model.code(data, 0, len(data), holdout)
+    frozen, adaptive, count = model.evaluate_both_ways(data, len(data), holdout)
+    bits, _ = model.evaluate(data, len(data), holdout)
+    assert len(bits) == 25 and len(set(np.argmin([frozen, adaptive], 0))) == 2
+    # at most the fixed-share bound against one code for every block
+    over_one = bits.sum() - min(frozen.sum(), adaptive.sum())
+    assert 0 < over_one <= math.log2(3) + (len(bits) - 1) * -math.log2(1 - SWITCH_SHARE)
+
+
+def test_one_code_shortest_on_every_block_costs_little_to_mix():
     # A constant file of 4 KiB has held-out blocks of 16 bytes: log2(3) bits a block to say
     # which code it chose put H at 0.099 bits/byte and S at -0.09.
     data = np.frombuffer(synthetic.constant_bytes(4096), dtype=np.uint8)
@@ -294,7 +319,7 @@ def test_which_code_a_held_out_block_chose_costs_little_when_they_all_choose_ali
     model.code(data, 0, len(data), holdout)
     bits, count = model.evaluate(data, len(data), holdout)
     assert len(bits) == 16 and (count == 16).all()
-    assert bits.sum() / count.sum() < 0.04  # 16 choices alike: about log2(16) + 1 bits
+    assert bits.sum() / count.sum() < 0.006  # log2(3) + 15 * -log2(1 - 0.05) bits, and the data's
 
 
 @pytest.mark.parametrize("source", ["markov", "records"])
