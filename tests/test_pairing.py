@@ -4,7 +4,7 @@ import pytest
 
 from estimators import blending, context_mixing, count_family, synthetic
 from estimators.context_mixing import LEARNING, Holdout
-from estimators.pairing import PairedLoss
+from estimators.pairing import RECOVERY, PairedLoss
 
 SIZE = 64 << 10
 HOLDOUT = Holdout.for_size(SIZE)  # 256-byte blocks, strata of 16: 16 held out
@@ -16,7 +16,7 @@ def filled(online_per_stratum: np.ndarray, paired_per_block: np.ndarray) -> Pair
     pairing = PairedLoss(HOLDOUT, SIZE)
     for stratum, loss in enumerate(online_per_stratum):
         count = pairing.stratum - 256
-        pairing.add_training(stratum * pairing.stratum, loss * count, count)
+        pairing.add_training(stratum * pairing.stratum + 1, loss * count, count)  # no block starts there
     for index, loss in enumerate(paired_per_block):
         pairing.add_paired(index, loss * 256, 256)
     return pairing
@@ -56,6 +56,20 @@ def test_a_block_is_corrected_only_once_its_whole_stratum_is_coded():
     assert (bits[6:] == final[6:]).all() and bits[1:6] == pytest.approx(2.0 * count[1:6])
     untouched, slope = pairing.corrected(final, count, 4 * pairing.stratum)  # too few pairs
     assert slope == 0.0 and (untouched == final).all()
+
+
+def test_the_bytes_just_after_a_held_out_block_count_in_no_stratum():
+    # the pass skips a held-out block unread, so the contexts of the bytes after it are cut:
+    # counted in, they made every stratum dearer than its block and pushed L up
+    pairing = PairedLoss(HOLDOUT, SIZE)
+    start = int(pairing.starts[3])
+    stratum = start // pairing.stratum
+    after = start + 256 + RECOVERY
+    assert pairing.next_stop(start) == min(after, (stratum + 1) * pairing.stratum)
+    assert pairing.next_stop(start + 1) == min(int(pairing.starts[4]), (stratum + 1) * pairing.stratum)
+    pairing.add_training(start, 300.0, RECOVERY)  # the stretch over the block and just after
+    pairing.add_training(after, 50.0, 25)
+    assert tuple(pairing.training[stratum]) == (50.0, 25)
 
 
 @pytest.mark.parametrize("name", ["blend-order4", "cm-order4"])
