@@ -154,9 +154,9 @@ class BlendingModel:
     def evaluate(self, data: np.ndarray, seen: int, holdout: Holdout) -> tuple[np.ndarray, np.ndarray]:
         """Bits and bytes of every held-out block under the model trained on data[:seen], each
         the mixture of the uniform, frozen and adaptive codes that `ContextMixingModel.evaluate`
-        makes (adaptive: the counts relearn the training
-        bytes just before the block, then learn each block byte after coding it). Nothing is
-        kept: every slot is saved before it changes and restored."""
+        makes (adaptive: the counts relearn the training bytes just before the block, then
+        learn each block byte after coding it). Nothing is kept: every slot is saved before it
+        changes and restored."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
         return mixed_code(frozen, adaptive, count), count
 

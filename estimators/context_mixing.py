@@ -300,8 +300,9 @@ def mixed_code(frozen: np.ndarray, adaptive: np.ndarray, count: np.ndarray) -> n
     then a constant) at about log2(3 / SWITCH_SHARE) bits a switch, 0.07 a block otherwise.
     Where two codes are about as short (frozen and adaptive on data that does not drift) the
     mixture pays next to nothing for which; naming the shortest of each block, from how often
-    each was shortest before, cost 25 blocks of 252 bytes of random words 0.0047 bits/byte,
-    more than the final model's edge over the online code there, and S came out below zero."""
+    each was shortest before, cost the 25 held-out blocks of 100 KB of random words 0.0047
+    bits/byte, more than the final model's edge over the online code there: S came out below
+    zero."""
     codes = np.stack([8.0 * count, frozen, adaptive])
     weights = np.full(len(codes), 1 / len(codes))
     bits = np.empty(codes.shape[1])

@@ -49,9 +49,9 @@ class PairedLoss:
     def __init__(self, holdout: Holdout, size: int):
         self.size = size
         self.stratum = holdout.every << holdout.shift  # bytes of a stratum
-        self.shift = holdout.shift
+        self.block_size = 1 << holdout.shift
         self.starts = holdout.block_starts(size)
-        self.block_bytes = np.minimum(self.starts + (1 << holdout.shift), size) - self.starts
+        self.block_bytes = np.minimum(self.starts + self.block_size, size) - self.starts
         self.training = np.zeros((-(-size // self.stratum), 2))  # online bits, bytes
         self.paired = np.zeros((len(self.starts), 2))  # online bits, bytes of each block
 
@@ -61,7 +61,7 @@ class PairedLoss:
         block's start, `RECOVERY` bytes after it."""
         stop = min((position // self.stratum + 1) * self.stratum, self.size)
         if self._block_at(position) is not None:
-            stop = min(stop, position + (1 << self.shift) + RECOVERY)
+            stop = min(stop, position + self.block_size + RECOVERY)
         later = self.starts[self.starts > position]
         return int(min(stop, later[0])) if len(later) else stop
 
