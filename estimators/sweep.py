@@ -183,11 +183,14 @@ class _Sweep:
         top = self.budgets[-1]
         spent = max((r.planned_flops for r in self.plan), default=0.0)
         if self.plan and spent < top * UNREACHABLE_FRACTION:
+            replay = (f"one pass, or at most {self.preset.max_replay_epochs} replay epochs"
+                      if self.preset.max_replay_epochs else
+                      f"one pass: the {self.preset.name} preset does not replay small data, "
+                      "the standard and deep presets do")
             self.warnings.append(
                 f"data too small for the budget: the most any run can spend is {spent:.2g} "
-                f"FLOPs (one pass, or at most {self.preset.max_replay_epochs} replay epochs), "
-                f"below the {top:.2g} asked, so the curve is flat beyond that. Add data or "
-                "lower the budget.")
+                f"FLOPs ({replay}), below the {top:.2g} asked, so the curve is flat beyond "
+                "that. Add data or lower the budget.")
 
     @property
     def fraction(self) -> float:

@@ -44,7 +44,9 @@ def test_bad_input_exits_2_with_a_message(tmp_path):
 
 def test_small_data_for_the_budget_is_warned_about():
     result = estimators.estimate(synthetic.random_bytes(16 * 1024), budgets=[1e9, 1e13])
-    assert any("data too small for the budget" in w for w in result.warnings)
+    warned = [w for w in result.warnings if "data too small for the budget" in w]
+    assert len(warned) == 1 and "below the 1e+13 asked" in warned[0]
+    assert "the quick preset does not replay small data, the standard and deep presets do" in warned[0]
 
 
 def test_a_rerun_with_the_same_state_dir_resumes_from_saved_runs(tmp_path):
