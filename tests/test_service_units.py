@@ -208,6 +208,8 @@ def test_settings_read_the_environment_with_the_epiplex_prefix(monkeypatch, tmp_
     assert settings.threads_per_job() == max(1, (os.cpu_count() or 1) // 4)
     monkeypatch.setenv("EPIPLEX_CORES_PER_WORKER", "1")
     assert Settings().threads_per_job() == 1
+    monkeypatch.setenv("EPIPLEX_CORES_PER_WORKER", str(10 * (os.cpu_count() or 1)))
+    assert Settings().threads_per_job() == (os.cpu_count() or 1)
 
 
 def test_migrations_reach_head_and_are_safe_to_rerun(tmp_path):

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
                                             "looked for (also once at start).")
     workers: int = Field(1, ge=0, description="Concurrent local worker processes; 0 runs the API only.")
     cores_per_worker: int | None = Field(None, ge=1, description="Cores a local worker's job computes on "
-                                         "(its lanes and torch threads); default: the machine's cores / workers.")
+                                         "(its lanes and torch threads), at most the machine's; default: "
+                                         "its cores / workers.")
     api_processes: int = Field(2, ge=1, le=64, description="Processes answering HTTP on the one port (one "
                                "Python process serves on about one core); the first also runs the executor. "
                                "Linux only: elsewhere 1.")
@@ -88,8 +89,12 @@ class Settings(BaseSettings):
         return self.data_dir / "tmp"
 
     def threads_per_job(self) -> int:
-        """Cores / concurrent jobs unless set: oversubscribed torch threads made jobs 14x slower."""
-        return self.cores_per_worker or max(1, (os.cpu_count() or 1) // max(1, self.workers))
+        """Cores / concurrent jobs unless set, never more than the machine's: oversubscribed
+        torch threads made jobs 14x slower."""
+        cores = os.cpu_count() or 1
+        if self.cores_per_worker:
+            return min(self.cores_per_worker, cores)
+        return max(1, cores // max(1, self.workers))
 
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.blob_dir, self.state_dir, self.tmp_dir):
