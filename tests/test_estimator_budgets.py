@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import estimators
-from estimators import PRESETS, flops, prequential, requential, synthetic
+from estimators import PRESETS, prequential, requential, synthetic
 from estimators.data import load, split
 from estimators.models import GPTConfig
 from estimators.sweep import _Sweep, resolve

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from app.auth.access import Caller
-from app.core.db import head_revision, make_engine, make_session_factory, run_migrations, schema_revision
+from app.core.db import head_revision, make_engine, run_migrations, schema_revision
 from app.core.models import Dataset, Job, utcnow
 from app.core.settings import Settings
 from app.jobs import store

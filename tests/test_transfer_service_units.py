@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from app.core.db import make_engine, make_session_factory, run_migrations
+from app.core.db import make_engine, run_migrations
 from app.core.models import Dataset, Job, TransferRow, utcnow
 from app.jobs import store
 from app.transfer.report import dataset_transfer, fit_predictor
