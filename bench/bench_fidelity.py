@@ -46,6 +46,8 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
             ("Markov order 5, 2 symbols", synthetic.MarkovSource(5, 2, 0.5, seed=13)),
             ("Markov order 8, 2 symbols", synthetic.MarkovSource(8, 2, 0.5, seed=14))]:
         rows.append((label, source.sample(size, seed=3), f"H >= {source.entropy_rate_bits:.3f}"))
+    rows.append(("five words at random", synthetic.random_words(size, seed=3),
+                 f"H >= {synthetic.words_rate_bits():.3f}"))
     rows.append(("24-byte sentence repeated", synthetic.repeated_sentence(size), "~0"))
     binary = synthetic.random_bytes(5000, seed=10, alphabet=b"01")
     rows.append(('5,000 of "0"/"1" repeated', synthetic.periodic_bytes(size, binary),

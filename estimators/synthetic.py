@@ -100,6 +100,22 @@ def repeated_sentence(size: int, sentence: bytes = b"The cat sat on the mat. ") 
     return periodic_bytes(size, sentence)
 
 
+WORDS = (b"alpha", b"beta", b"gamma", b"delta", b"eps")
+
+
+def random_words(size: int, words: tuple[bytes, ...] = WORDS, seed: int = 0) -> bytes:
+    """Words drawn uniformly and independently, each followed by a space. The space ends each
+    word, so its choice is all the entropy: `words_rate_bits(words)` per byte."""
+    rng = np.random.default_rng(seed)
+    count = size // min(len(w) + 1 for w in words) + 1
+    return b" ".join(np.array(words)[rng.integers(0, len(words), count)])[:size]
+
+
+def words_rate_bits(words: tuple[bytes, ...] = WORDS) -> float:
+    """Entropy rate of `random_words`: log2 of the choices over the mean bytes a word takes."""
+    return float(np.log2(len(words)) / np.mean([len(w) + 1 for w in words]))
+
+
 def ca_rows(size: int, rule: int = 30, width: int = 64, seed: int = 0, glyphs: bytes = b".#",
             newlines: bool = True) -> bytes:
     """An elementary cellular automaton as text: one row of `width` cells per line ('#' alive,

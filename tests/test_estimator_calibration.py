@@ -104,17 +104,23 @@ def test_structure_far_below_zero_is_called_unreliable_not_noise():
     assert not any("within noise of zero" in w for w in result.warnings)
 
 
+def test_random_words_carry_their_rate_in_the_choice_of_each_word():
+    data = synthetic.random_words(1 << 18, seed=2)
+    words = data.split(b" ")
+    assert set(words[:-1]) == set(synthetic.WORDS)
+    assert len(words) * np.log2(5) / len(data) == pytest.approx(synthetic.words_rate_bits(), rel=0.005)
+    assert synthetic.words_rate_bits() == pytest.approx(np.log2(5) / 5.4)
+
+
 def test_words_that_do_not_drift_are_not_called_drifting():
     # 108 KB of five words drawn at random: the final model codes held-out data at least as
     # well as the online code paid. Held-out blocks that paid for naming the shorter of two
     # codes alike, and strata priced with the cut contexts after their blocks, put S at -175
     # bits with a warning of drift, and H at 0.4361 bits/byte (the rate is 0.4300); now S is
     # 361 bits and H 0.4308.
-    rng = np.random.default_rng(1)
-    words = np.array([b"alpha", b"beta", b"gamma", b"delta", b"eps"])
-    data = b" ".join(rng.choice(words, 20000))[:107_928]
-    top = estimators.estimate(data, preset="quick", families=["context-mixing"])
-    rate = np.log2(5) / np.mean([len(w) + 1 for w in words])
+    top = estimators.estimate(synthetic.random_words(107_928, seed=1), preset="quick",
+                              families=["context-mixing"])
+    rate = synthetic.words_rate_bits()
     assert top.epiplexity_bits > 0
     assert not any("came out negative" in w for w in top.warnings)
     assert rate < top.entropy_bits_per_byte < rate * 1.01
