@@ -296,9 +296,7 @@ def test_two_codes_about_as_short_cost_next_to_nothing_to_mix():
     # Random words do not drift: frozen and adaptive code each block about alike, and which is
     # shorter flips from block to block. Naming the shorter of each block, from how often each
     # was shorter before, cost 18.6 bits more than the frozen code alone (0.003 bits/byte).
-    rng = np.random.default_rng(0)
-    words = np.array([b"alpha", b"beta", b"gamma", b"delta", b"eps"])
-    data = np.frombuffer(b" ".join(rng.choice(words, 20000))[:100_000], dtype=np.uint8)
+    data = np.frombuffer(synthetic.random_words(100_000), dtype=np.uint8)
     holdout = Holdout.for_size(len(data))
     model = ContextMixingModel(FULL)
     model.code(data, 0, len(data), holdout)
