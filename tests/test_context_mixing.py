@@ -268,13 +268,26 @@ def test_a_frozen_model_never_reads_training_bytes_it_was_not_shown():
     assert np.array_equal(before[0], after[0])
 
 
+def trained_on_all(data: np.ndarray) -> tuple[ContextMixingModel, Holdout]:
+    """The full size after one learning pass over all of `data`, and its held-out slice."""
+    holdout = Holdout.for_size(len(data))
+    model = ContextMixingModel(FULL)
+    model.code(data, 0, len(data), holdout)
+    return model, holdout
+
+
+def share_regret_bound(blocks: int, switches: int) -> float:
+    """Most bits the fixed-share mixture of 3 codes pays over a sequence of codes, one a block,
+    that changes `switches` times."""
+    return (math.log2(3) + switches * math.log2(3 / SWITCH_SHARE)
+            + (blocks - 1 - switches) * -math.log2(1 - SWITCH_SHARE))
+
+
 def test_held_out_code_mixes_uniform_frozen_and_adaptive_tracking_the_shortest():
     # Python source drifts from file to file: relearning the bytes before each held-out block
     # codes it shorter than the frozen model, which is tuned to wherever training ended.
     data = np.frombuffer(panel.python_source(131072), dtype=np.uint8)
-    holdout = Holdout.for_size(len(data))
-    model = ContextMixingModel(FULL)
-    model.code(data, 0, len(data), holdout)
+    model, holdout = trained_on_all(data)
     frozen, adaptive, count = model.evaluate_both_ways(data, len(data), holdout)
     assert count.sum() == holdout.mask(len(data)).sum()
     assert adaptive.sum() < 0.93 * frozen.sum()
@@ -287,9 +300,7 @@ def test_held_out_code_mixes_uniform_frozen_and_adaptive_tracking_the_shortest()
     assert (bits > shortest).all() and (bits <= shortest + math.log2(3 / SWITCH_SHARE)).all()
     # the fixed-share bound against the shortest code of every block, with its switches
     switches = np.count_nonzero(np.diff(codes.argmin(0)))
-    bound = (math.log2(3) + switches * math.log2(3 / SWITCH_SHARE)
-             + (len(bits) - 1 - switches) * -math.log2(1 - SWITCH_SHARE))
-    assert bits.sum() - shortest.sum() <= bound
+    assert bits.sum() - shortest.sum() <= share_regret_bound(len(bits), switches)
 
 
 def test_two_codes_about_as_short_cost_next_to_nothing_to_mix():
@@ -297,24 +308,20 @@ def test_two_codes_about_as_short_cost_next_to_nothing_to_mix():
     # shorter flips from block to block. Naming the shorter of each block, from how often each
     # was shorter before, cost 18.6 bits more than the frozen code alone (0.003 bits/byte).
     data = np.frombuffer(synthetic.random_words(100_000), dtype=np.uint8)
-    holdout = Holdout.for_size(len(data))
-    model = ContextMixingModel(FULL)
-    model.code(data, 0, len(data), holdout)
+    model, holdout = trained_on_all(data)
     frozen, adaptive, count = model.evaluate_both_ways(data, len(data), holdout)
     bits, _ = model.evaluate(data, len(data), holdout)
     assert len(bits) == 25 and len(set(np.argmin([frozen, adaptive], 0))) == 2
     # at most the fixed-share bound against one code for every block
     over_one = bits.sum() - min(frozen.sum(), adaptive.sum())
-    assert 0 < over_one <= math.log2(3) + (len(bits) - 1) * -math.log2(1 - SWITCH_SHARE)
+    assert 0 < over_one <= share_regret_bound(len(bits), 0)
 
 
 def test_one_code_shortest_on_every_block_costs_little_to_mix():
     # A constant file of 4 KiB has held-out blocks of 16 bytes: log2(3) bits a block to say
     # which code it chose put H at 0.099 bits/byte and S at -0.09.
     data = np.frombuffer(synthetic.constant_bytes(4096), dtype=np.uint8)
-    holdout = Holdout.for_size(len(data))
-    model = ContextMixingModel(FULL)
-    model.code(data, 0, len(data), holdout)
+    model, holdout = trained_on_all(data)
     bits, count = model.evaluate(data, len(data), holdout)
     assert len(bits) == 16 and (count == 16).all()
     assert bits.sum() / count.sum() < 0.006  # log2(3) + 15 * -log2(1 - 0.05) bits, and the data's
