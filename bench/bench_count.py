@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from estimators import PRESETS, count_family, panel, synthetic  # noqa: E402
-from estimators.context_mixing import Holdout  # noqa: E402
+from estimators.holdout import Holdout  # noqa: E402
 from estimators.data import load  # noqa: E402
 from machine import machine  # noqa: E402
 

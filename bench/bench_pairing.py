@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import machine  # noqa: E402
 from estimators import blending, context_mixing, count_family, synthetic  # noqa: E402
-from estimators.context_mixing import LEARNING, Holdout  # noqa: E402
+from estimators.holdout import LEARNING, Holdout  # noqa: E402
 from estimators.pairing import PairedLoss  # noqa: E402
 
 FRESH = 64 << 10

@@ -32,8 +32,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from estimators import flops
-from estimators.context_mixing import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
-                                      _block_views, _visible, held_out, mixed_code)
+from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
+                                block_views, held_out, mixed_code, visible)
 
 COUNT_LIMIT = 65535  # a context's counts are halved when one of them reaches it
 FULL_ORDERS = 1  # orders up to this keep all 256 counts of every context, indexed directly
@@ -252,7 +252,7 @@ def _slots(data, pos, view, orders, first_slot, hash_mask, slot, check):
     for j in range(len(orders)):
         while k < orders[j]:
             k += 1
-            c = np.int64(data[pos - k]) if _visible(pos - k, pos, view) else 0
+            c = np.int64(data[pos - k]) if visible(pos - k, pos, view) else 0
             h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
             direct = direct * 256 + c
         if k <= FULL_ORDERS:
@@ -397,7 +397,7 @@ def _evaluate(data, seen, view, starts, warm, orders, first_slot, hash_mask, cou
     state = (orders, first_slot, hash_mask, counts, sums, short, weights)
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
-        frame, relearn = _block_views(view, begin)
+        frame, relearn = block_views(view, begin)
         frozen[b], count[b] = _code(data, begin, end, frame, False, *state, unused, False,
                                     saved_full, saved_sums, saved_short, saved)
         kept_weights = weights.copy()

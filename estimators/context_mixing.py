@@ -29,6 +29,8 @@ import numpy as np
 from numba import njit
 
 from estimators import flops
+from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
+                                block_views, held_out, mix64, mixed_code, visible)
 
 MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
 # A repeat survives a changed, inserted or deleted byte: the match model goes on predicting
@@ -93,10 +95,6 @@ WEIGHT_SETS = CONFIDENCE_SETS_AT + 81
 LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluation writes to
 LOG_KIND_AT = 56  # a log entry: the array's kind above this bit, the entry written below
 LOG_WHERE = (1 << LOG_KIND_AT) - 1
-# What a pass over bytes is (the last field of `view`): learning online; coding held-out bytes
-# with the final model; relearning, while evaluating, the training bytes before a held-out block;
-# pairing: coding a held-out block as the online pass would have (`code_held_out`).
-LEARNING, EVALUATING, RELEARNING, PAIRING = 0, 1, 2, 3
 APM_CONTEXTS = 256 + 65536  # the two probability maps' rows: by partial byte, and by it and the last byte
 
 
@@ -288,130 +286,6 @@ class ContextMixingModel:
         return frozen, adaptive, count
 
 
-SWITCH_SHARE = 0.05  # the share of weight each held-out block hands back to every code
-
-
-def mixed_code(frozen: np.ndarray, adaptive: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Bits of each held-out block of `count` bytes under a mixture of the uniform (8 bits a
-    byte), frozen and adaptive codes, the blocks in order (one code): block b costs
-    -log2 sum_k w_k 2**-bits_k(b), with weights from the blocks before by fixed share
-    (Herbster and Warmuth's tracking of the best expert): Bayes' rule, then `SWITCH_SHARE`
-    spread evenly, so the code that is shortest can change along the file (random bytes,
-    then a constant) at about log2(3 / SWITCH_SHARE) bits a switch, 0.07 a block otherwise.
-    Where two codes are about as short (frozen and adaptive on data that does not drift) the
-    mixture pays next to nothing for which; naming the shortest of each block, from how often
-    each was shortest before, cost the 25 held-out blocks of 100 KB of random words 0.0047
-    bits/byte, more than the final model's edge over the online code there: S came out below
-    zero."""
-    codes = np.stack([8.0 * count, frozen, adaptive])
-    weights = np.full(len(codes), 1 / len(codes))
-    bits = np.empty(codes.shape[1])
-    for n in range(codes.shape[1]):
-        shortest = codes[:, n].min()
-        joint = weights * np.exp2(shortest - codes[:, n])  # in units of 2**-shortest
-        bits[n] = shortest - math.log2(joint.sum())
-        weights = (1 - SWITCH_SHARE) * joint / joint.sum() + SWITCH_SHARE / len(codes)
-    return bits
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """The held-out slice: one in `every` blocks of 2**shift bytes, in place, so it is spread
-    over the whole file and keeps the data's natural order inside each block.
-
-    The blocks fall in strata of `every`, and a hash of its index picks the one each stratum
-    holds out (`held_out`): as even a spread as a regular one, and for data that repeats at
-    any distance a block's copy is held out too one time in `every`. Every 16th block held out
-    the same bytes of every period of data that repeats each 16 blocks or a multiple (records,
-    files of power-of-two sizes: 100 MiB of three files repeated measured H = 2.85 bits/byte
-    where the online code paid 0.16); a golden-ratio rule, those of data repeating every 144
-    blocks, or 233, or 89: random bytes written twice then split as S = 0, H = 4 bits/byte or
-    S = 4, H = 0 by the length of the copy."""
-
-    shift: int
-    every: int  # a power of two
-
-    @property
-    def every_bits(self) -> int:
-        return self.every.bit_length() - 1
-
-    def view(self, seen: int, block: int, mode: int) -> tuple:
-        """The kernels' view of the data (`_visible`): training bytes before `seen` learned
-        from, the held-out block that starts at `block` being coded, this slice's layout, and
-        what the pass is (LEARNING, EVALUATING, RELEARNING)."""
-        return (seen, block, self.shift, self.every_bits, mode)
-
-    @staticmethod
-    def for_size(size: int, max_bytes: int = 1 << 20) -> "Holdout":
-        """Blocks of up to 4 KiB, at least 256 in all (16 held out, for a stable mean and
-        its error); 1/16 of the data held out, or less on large data so that at most about
-        `max_bytes` are (every evaluation costs compute)."""
-        shift = int(min(12, max(4, math.floor(math.log2(max(size, 16) / 256)))))
-        every = 16
-        while size // every > max_bytes:
-            every *= 2
-        return Holdout(shift, every)
-
-    # Bytes just before a held-out block that an adaptive evaluation learns from again first
-    # (the held-out ones among them skipped). 4 KiB: Python source at 128 KiB codes its
-    # held-out blocks at 1.29 bits/byte after 4 KiB, 1.37 after 512 bytes, 1.32 after 16 KiB
-    # (cm-order6).
-    warm = 4096
-
-    def blocks_held_out(self, blocks: np.ndarray) -> np.ndarray:
-        """Whether each block index is held out (the rule of `held_out`, vectorised)."""
-        blocks = np.asarray(blocks, dtype=np.uint64)
-        bits = np.uint64(self.every_bits)
-        with np.errstate(over="ignore"):  # the hash multiplies modulo 2**64
-            pick = _mix64((blocks >> bits) + np.uint64(1)) >> np.uint64(64 - self.every_bits)
-        return (blocks & np.uint64(self.every - 1)) == pick
-
-    def _blocks(self, size: int) -> np.ndarray:
-        """The index of every block of data of `size` bytes."""
-        return np.arange((size + (1 << self.shift) - 1) >> self.shift)
-
-    def block_starts(self, size: int) -> np.ndarray:
-        """The first byte of each held-out block of data of `size` bytes."""
-        blocks = self._blocks(size)
-        return blocks[self.blocks_held_out(blocks)] << self.shift
-
-    def covered(self, size: int, position: int) -> np.ndarray:
-        """For each held-out block, the share of its stratum (the `every` blocks it stands
-        for) that lies before `position`."""
-        stratum = self.every << self.shift
-        first = (self.block_starts(size) >> (self.shift + self.every_bits)) * stratum
-        return np.clip((position - first) / (np.minimum(first + stratum, size) - first), 0, 1)
-
-    def training_bytes_before(self, position):
-        """How many of the first `position` bytes are training bytes (not held out); also
-        element-wise over an array of positions."""
-        position = np.asarray(position, dtype=np.int64)
-        block = 1 << self.shift
-        current = position >> self.shift
-        held = self.blocks_held_out(np.arange(int(current.max(initial=0)) + 1))
-        before = np.concatenate(([0], np.cumsum(held)))  # held-out blocks before each block
-        return position - before[current] * block - held[current] * (position & (block - 1))
-
-    def warm_bytes(self, size: int, seen: int) -> int:
-        """Bytes one evaluation after `seen` training bytes learns from before its blocks."""
-        starts = self.block_starts(size)
-        stops = np.minimum(starts, seen)
-        return int(np.maximum(0, self.training_bytes_before(stops)
-                              - self.training_bytes_before(np.maximum(0, starts - self.warm)))
-                   .sum())
-
-    def mask(self, size: int) -> np.ndarray:
-        """Whether each of `size` bytes is held out."""
-        return np.repeat(self.blocks_held_out(self._blocks(size)), 1 << self.shift)[:size]
-
-
-@njit(cache=True, inline="always")
-def _mix64(x: np.uint64) -> np.uint64:
-    x = (x ^ (x >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x81DADEF4BC2DD44D)
-    return x ^ (x >> np.uint64(33))
-
-
 @njit(cache=True, inline="always")
 def _remember(log_at, log_old, logged, kind, where, old):
     """Log one write made while evaluating: which array and entry, and its old value."""
@@ -469,54 +343,12 @@ def _alnum(c: int) -> bool:
 
 
 @njit(cache=True, inline="always")
-def held_out(p: int, view) -> bool:
-    """Whether byte p belongs to the held-out slice (`Holdout`): view[2] is log2 of the block
-    size, view[3] log2 of `every`."""
-    block = p >> view[2]
-    pick = _mix64(np.uint64((block >> view[3]) + 1)) >> np.uint64(64 - view[3])
-    return np.uint64(block & ((1 << view[3]) - 1)) == pick
-
-
-@njit(cache=True, inline="always")
-def _visible(p: int, pos: int, view) -> bool:
-    """Whether history byte p may be read when coding byte pos.
-
-    `view` = (seen, block_start, shift, log2 every, mode). Learning or relearning, the model reads
-    only training bytes before pos. Evaluating after `seen` bytes and coding a held-out block,
-    it reads the training bytes before `seen` (its memory, wherever they lie: the final model
-    codes a held-out block as if it came after all it learned from), the block's bytes before
-    pos, and the held-out blocks before it, which the evaluation coded first (`_evaluate`).
-    Relearning must not read ahead: the match model would find the very byte it is learning
-    from (its index holds every training position) and learn to trust itself: held-out JSON
-    records cost 17% more than the online code."""
-    if p < 0:
-        return False
-    if view[1] <= p < view[1] + (1 << view[2]):
-        return p < pos
-    if p >> view[2] == pos >> view[2]:  # pos's own block, not the one evaluated: training
-        return p < pos
-    if p >= pos and view[4] != EVALUATING:
-        return False
-    if held_out(p, view):
-        return view[4] == EVALUATING and p < view[1]
-    return p < view[0]
-
-
-@njit(cache=True, inline="always")
-def _block_views(view, begin):
-    """Views of an evaluation (`view`) coding the held-out block at `begin`, and relearning
-    the training bytes before it."""
-    return ((view[0], begin, view[2], view[3], EVALUATING),
-            (view[0], begin, view[2], view[3], RELEARNING))
-
-
-@njit(cache=True, inline="always")
 def _shared_before(data, cand, pos, view, limit):
     """How many bytes (at most `limit`) just before `cand` equal those just before `pos`,
     all of them visible."""
     run = 0
-    while run < limit and cand - 1 - run >= 0 and _visible(cand - 1 - run, pos, view) and \
-            _visible(pos - 1 - run, pos, view) and data[cand - 1 - run] == data[pos - 1 - run]:
+    while run < limit and cand - 1 - run >= 0 and visible(cand - 1 - run, pos, view) and \
+            visible(pos - 1 - run, pos, view) and data[cand - 1 - run] == data[pos - 1 - run]:
         run += 1
     return run
 
@@ -526,10 +358,10 @@ def _verified_run(data, cand, pos, view, least):
     """How many bytes before the indexed position `cand` match those before `pos` (up to
     MATCH_MAX_VERIFY, all visible), when at least `least` do and `cand` itself may be read;
     else 0: no repeat there."""
-    if cand <= 0 or not _visible(cand - 1, pos, view):
+    if cand <= 0 or not visible(cand - 1, pos, view):
         return 0
     run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
-    return run if run >= least and _visible(cand, pos, view) else 0
+    return run if run >= least and visible(cand, pos, view) else 0
 
 
 @njit(cache=True, inline="always")
@@ -541,7 +373,7 @@ def _realign(data, pos, view, ptr):
     (eight bytes, about 80 bits)."""
     best, longest = ptr, -1
     for cand in (ptr, ptr - 1, ptr + 1):
-        if not _visible(cand, pos, view):
+        if not visible(cand, pos, view):
             continue
         run = _shared_before(data, cand, pos, view, 8)
         if run > longest:
@@ -560,7 +392,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
     for k in range(deepest + 1):
         if k > 0:
             p = pos - k
-            c = data[p] if _visible(p, pos, view) else 0
+            c = data[p] if visible(p, pos, view) else 0
             h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
         while i < len(orders) and orders[i] == k:
             out[i] = h + np.uint64(k)
@@ -579,7 +411,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             above = pos - line
             for d in range(-1, 2):
                 p = above + d
-                c = data[p] if _visible(p, pos, view) else 256
+                c = data[p] if visible(p, pos, view) else 256
                 h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
             # how much of this line so far matches the line above: a column of numbers
             # that change slowly shares a prefix with the row above
@@ -598,11 +430,11 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
                     c = pos & 3
                 else:
                     p = pos - back
-                    c = data[p] if _visible(p, pos, view) else 256
+                    c = data[p] if visible(p, pos, view) else 256
                 h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
             out[j] = h
             j += 1
-    return _mix64(match_hash)
+    return mix64(match_hash)
 
 
 @njit(cache=True, inline="always")
@@ -627,7 +459,7 @@ def _record_above(data, pos, view, width):
     left, above, right, edge = _record_cells(pos, width)
     h = np.uint64(0x27D4EB2F165667C5)
     for p in (left, above, right):
-        c = data[p] if _visible(p, pos, view) else 256
+        c = data[p] if visible(p, pos, view) else 256
         h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
     return h + np.uint64(edge)
 
@@ -638,7 +470,7 @@ def _long_hash(data, pos, view):
     byte shifts out after LONG_MATCH more, so a pass updates it byte by byte (`_code`)."""
     h = np.uint64(0)
     for k in range(LONG_MATCH, 0, -1):
-        c = data[pos - k] if _visible(pos - k, pos, view) else 0
+        c = data[pos - k] if visible(pos - k, pos, view) else 0
         h = (h << np.uint64(2)) + np.uint64(c + 1)
     return h
 
@@ -687,7 +519,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         # as long as before. Dropping it, a repeat of random bytes lost every held-out block
         # of its source and found itself again `match_min` bytes later, each byte of the
         # repeat costing 0.1 bits at 16 KiB (zstd: 0.01).
-        unseen = length > 0 and not _visible(ptr, pos, view)
+        unseen = length > 0 and not visible(ptr, pos, view)
         if recovering > 0 and not unseen:
             ptr = _realign(data, pos, view, ptr)
         match_hash = _context_hashes(data, pos, view, orders, match_min, word,
@@ -705,7 +537,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         if long_repeats:
             if pos != last + 1:  # the first byte, or one after held-out bytes skipped
                 long_hash = _long_hash(data, pos, view)
-            long_slot = match_mask + 1 + np.int64(_mix64(long_hash) & np.uint64(match_mask))
+            long_slot = match_mask + 1 + np.int64(mix64(long_hash) & np.uint64(match_mask))
             if (length < LONG_MATCH or unseen) and pos % LONG_MATCH_EVERY == 0:
                 cand = match_table[long_slot]
                 run = _verified_run(data, cand, pos, view, LONG_MATCH) if cand != ptr else 0
@@ -719,15 +551,15 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         guess = length > 0 and not unseen
         expected = np.int64(data[ptr]) if guess else -1
         # once a bit contradicts the repeat, the byte after the expected one (a deleted byte)
-        skipped = np.int64(data[ptr + 1]) if guess and _visible(ptr + 1, pos, view) else -1
+        skipped = np.int64(data[ptr + 1]) if guess and visible(ptr + 1, pos, view) else -1
         # just after a change, the byte before the expected one (a byte was inserted)
         before = np.int64(data[ptr - 1]) if guess and recovering == MATCH_RECOVER_BYTES - 1 \
-            and _visible(ptr - 1, pos, view) else -1
+            and visible(ptr - 1, pos, view) else -1
         if length < 16:
             len_bucket = length
         else:
             len_bucket = min(31, 12 + np.int64(math.log2(length)))
-        c1 = np.int64(data[pos - 1]) if _visible(pos - 1, pos, view) else 0
+        c1 = np.int64(data[pos - 1]) if visible(pos - 1, pos, view) else 0
         byte = np.int64(data[pos])
         c0, nib, chance, s3 = 1, 1, 1.0, CONFIDENCE_SETS_AT
         for bit_index in range(8):
@@ -924,7 +756,7 @@ def _recall_lines(data, begin, view, state):
     """Set the line state (last newline, line length) from the visible bytes before `begin`,
     so a held-out block after bytes the model saw starts with its column context."""
     newlines, p = 0, begin - 1
-    while p >= 0 and begin - p <= 8192 and newlines < 2 and _visible(p, begin, view):
+    while p >= 0 and begin - p <= 8192 and newlines < 2 and visible(p, begin, view):
         if data[p] == 10:
             if newlines == 0:
                 state[4] = p
@@ -974,7 +806,7 @@ def _evaluate(data, seen, view, starts, repeats, warm, orders, word, column, spa
     kept = 0
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
-        frame, relearn = _block_views(view, begin)
+        frame, relearn = block_views(view, begin)
         for adapt in (False, True):
             local = state.copy()
             local[:STATE_FIELDS] = 0  # no repeat, word or line yet (-1: no newline seen)

@@ -16,8 +16,8 @@ among bytes the model learned from (its neighbours relearned, its file's words c
 far cheaper than new data, and pricing the data ahead by it made a half-trained model's S+H
 the lowest (Python source, 512 KiB: 1.266 at 240 KiB, 1.302 at the end).
 The compute of a checkpoint counts every byte learned from and every held-out evaluation made
-so far (`estimators/flops.py`). Each held-out block is coded uniformly, frozen or
-adaptively, whichever is shortest (`ContextMixingModel.evaluate`). The runs are
+so far (`estimators/flops.py`). Each held-out block is coded by a mixture of the uniform,
+frozen and adaptive codes (`estimators/holdout.py`, `mixed_code`). The runs are
 deterministic: seeds do not change them, so they run once per estimate.
 """
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from estimators.blending import BlendingConfig
-from estimators.context_mixing import ContextMixingConfig, Holdout
+from estimators.context_mixing import ContextMixingConfig
+from estimators.holdout import Holdout
 from estimators.data import TokenData
 from estimators.pairing import PairedLoss
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from estimators.context_mixing import Holdout
+from estimators.holdout import Holdout
 
 MIN_PAIRS = 4  # held-out blocks with a correction needed to fit the slope
 # Training bytes just after a held-out block that a stratum's online figure leaves out: the

@@ -6,7 +6,7 @@ import pytest
 
 from estimators import count_family, panel, synthetic
 from estimators.blending import BlendingConfig, BlendingModel
-from estimators.context_mixing import Holdout
+from estimators.holdout import Holdout
 from estimators.data import load
 
 BLEND = next(cfg for cfg in count_family.SIZES if isinstance(cfg, BlendingConfig))

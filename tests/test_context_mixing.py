@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from estimators import count_family, panel, synthetic
-from estimators.context_mixing import (RECORD_LENGTH, SWITCH_SHARE, ContextMixingConfig,
-                                       ContextMixingModel, Holdout)
+from estimators.context_mixing import RECORD_LENGTH, ContextMixingConfig, ContextMixingModel
+from estimators.holdout import SWITCH_SHARE, Holdout
 from estimators.data import load
 from estimators.pairing import PairedLoss
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from estimators import blending, context_mixing, count_family, synthetic
-from estimators.context_mixing import LEARNING, Holdout
+from estimators.holdout import LEARNING, Holdout
 from estimators.pairing import RECOVERY, PairedLoss
 
 SIZE = 64 << 10
