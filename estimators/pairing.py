@@ -17,14 +17,18 @@ zero: the correction removes noise and adds none on average. The slope is fitted
 [0, 1]: where the final model's loss does not follow the online code (the first copy of data
 repeated later costs the online code 8 bits/byte and the final model nothing) it is near 0 and
 nothing changes. Gaps are clipped at `GAP_CAP` times their median size: one far beyond the
-rest is learning. The first stratum is left alone: the online code falls steeply there while
-it learns, and a block's gap measured where the block lies more than what it holds (an order-1
-chain over 16 symbols, 32 KiB: 0.16-0.23 bits/byte below its stratum beyond what the true
-probabilities say, which put L 0.015 bits/byte over what the final model codes fresh bytes of
-the chain in, against 0.004 with that stratum left alone).
-Measured against that truth (`bench/bench_pairing.py`, six samples each): the error of L
-has a spread of 0.012 bits/byte where it was 0.029 uncorrected (that chain, `cm-order1`), and
-0.005 where it was 0.008 (256 KiB of an order-1 chain over 4 symbols, `blend-order4`).
+rest is learning. In the first stratum the online code falls steeply while it learns, and
+against the stratum's mean a block's gap measured where the block lies more than what it holds
+(an order-1 chain over 16 symbols, 32 KiB: 0.16-0.23 bits/byte below its stratum beyond what
+the true probabilities say, which put L 0.015 bits/byte over what the final model codes fresh
+bytes of the chain in). So that block is compared with the training bytes `NEAR_BLOCKS` blocks
+to either side of it instead, which the pass coded having learned about as much. Left alone,
+its draw stayed in L: an order-3 chain over 2 symbols (256 KiB) whose first held-out block
+was 0.088 bits/byte easier than its stratum gave L = 0.1664, under the sample's oracle
+(0.1708) and what the final model codes fresh bytes in (0.1697); now 0.1695.
+Measured against that truth (`bench/bench_pairing.py --samples 20`): the error of L has a
+spread of 0.012 bits/byte where it was 0.031 uncorrected (that chain, `cm-order1`), and 0.007
+where it was 0.015 (256 KiB of an order-1 chain over 4 symbols, `blend-order4`).
 """
 from __future__ import annotations
 
@@ -40,6 +44,9 @@ MIN_PAIRS = 4  # held-out blocks with a correction needed to fit the slope
 # about 0.0015 bits/byte (0.3% on words, 2% of a chain's rate near 0.07).
 RECOVERY = 64
 GAP_CAP = 3.0  # gaps are clipped at this many times their median size
+# The first stratum's block is compared with the training bytes this many blocks to either
+# side of it, where the online code has learned about as much on average as at the block.
+NEAR_BLOCKS = 2
 
 
 class PairedLoss:
@@ -54,6 +61,13 @@ class PairedLoss:
         self.block_bytes = np.minimum(self.starts + self.block_size, size) - self.starts
         self.training = np.zeros((-(-size // self.stratum), 2))  # online bits, bytes
         self.paired = np.zeros((len(self.starts), 2))  # online bits, bytes of each block
+        self.near = np.zeros(2)  # online bits, bytes around the first stratum's block
+        near = NEAR_BLOCKS * self.block_size
+        first = int(self.starts[0]) if len(self.starts) and self.starts[0] < self.stratum else -1
+        after = first + self.block_size + RECOVERY
+        # [before, after) either side of the first stratum's block, when a whole one fits
+        self.windows = ([(first - near, first), (after, after + near)]
+                        if first >= near and after + near <= size else [])
 
     def next_stop(self, position: int) -> int:
         """Where a stretch of the pass from `position` ends: the next stratum or held-out
@@ -62,6 +76,8 @@ class PairedLoss:
         stop = min((position // self.stratum + 1) * self.stratum, self.size)
         if self._block_at(position) is not None:
             stop = min(stop, position + self.block_size + RECOVERY)
+        for edge in (edge for window in self.windows for edge in window if edge > position):
+            stop = min(stop, edge)
         later = self.starts[self.starts > position]
         return int(min(stop, later[0])) if len(later) else stop
 
@@ -84,6 +100,8 @@ class PairedLoss:
         figure."""
         if self._block_at(position) is None:
             self.training[position // self.stratum] += (bits, count)
+            if any(begin <= position < end for begin, end in self.windows):
+                self.near += (bits, count)
 
     def add_paired(self, index: int, bits: float, count: int) -> None:
         self.paired[index] = (bits, count)
@@ -92,8 +110,8 @@ class PairedLoss:
                   position: int) -> tuple[np.ndarray, float]:
         """Each held-out block's bits (the final model's, after the pass reached `position`)
         corrected as the module says, and the slope used (0: no correction). A block past the
-        first stratum is corrected once the pass has coded its whole stratum; none goes below
-        zero bits."""
+        first stratum is corrected once the pass has coded its whole stratum, the first
+        stratum's once it has coded the bytes either side of it; none goes below zero bits."""
         stratum = self.starts // self.stratum
         ends = np.minimum((stratum + 1) * self.stratum, self.size)
         train_bits, train_bytes = self.training[stratum].T
@@ -103,6 +121,8 @@ class PairedLoss:
             return bits, 0.0
         gap = np.zeros(len(bits))
         gap[pairs] = self.paired[pairs, 0] / self.paired[pairs, 1] - online[pairs]
+        if self.windows and position >= self.windows[1][1] and self.near[1] > 0:
+            gap[0] = self.paired[0, 0] / self.paired[0, 1] - self.near[0] / self.near[1]
         # A gap far beyond the others' is learning, not a harder block: the stratum after a
         # random pattern's first period codes, online, the held-out block of the first that it
         # never learned (0.54 bits/byte more than its own held-out block), and corrected by

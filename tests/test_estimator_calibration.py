@@ -44,9 +44,16 @@ def test_periodic_stream_is_tiny_in_both():
 
 
 def test_markov_entropy_stays_above_the_rate_and_approaches_it(markov_result):
+    # Beyond noise: this sample is easier than the rate (its true probabilities code it at
+    # 2.4393 bits/byte, the rate is 2.4431), and H, the final model's loss over the sample,
+    # comes out at 2.4383; its error's spread is 0.005-0.007 on such chains
+    # (`bench/bench_pairing.py`). Before the first stratum's held-out block was corrected
+    # too, that block, 0.10 bits/byte harder than the sample, put H at 2.4456.
     rate = MARKOV.entropy_rate_bits
+    oracle = MARKOV.bits(MARKOV.sample(SIZE, seed=2)).mean()
     per_byte = [p.entropy_bits_per_byte for p in markov_result.curve]
-    assert all(h > rate for h in per_byte)
+    assert oracle < rate
+    assert all(h > 0.995 * oracle for h in per_byte)
     assert per_byte[-1] <= per_byte[0]  # never further from the rate at a larger budget
     assert per_byte[-1] - rate < 0.25
 

@@ -31,7 +31,7 @@ def test_where_the_final_model_follows_the_online_code_each_stratum_is_priced_at
     bits, slope = filled(strata, blocks).corrected(final * count, count, SIZE)
     assert slope == pytest.approx(1.0)
     assert bits[1:] / count[1:] == pytest.approx(strata[1:] - 0.2)
-    assert bits[0] == final[0] * count[0]  # the first stratum, where the pass learns, as it is
+    assert bits[0] == final[0] * count[0]  # no bytes around it were coded: left as it is
     assert (final - (strata - 0.2)).mean() > 0.1  # uncorrected, the draw was off
 
 
@@ -56,6 +56,38 @@ def test_a_block_is_corrected_only_once_its_whole_stratum_is_coded():
     assert (bits[6:] == final[6:]).all() and bits[1:6] == pytest.approx(2.0 * count[1:6])
     untouched, slope = pairing.corrected(final, count, 4 * pairing.stratum)  # too few pairs
     assert slope == 0.0 and (untouched == final).all()
+
+
+def test_the_first_strata_block_is_compared_with_the_training_bytes_either_side_of_it():
+    # the online code falls as the pass learns: over the first stratum, bits/byte fall from
+    # 6 to 2, so the stratum's mean says more of the trend than of the block; the bytes either
+    # side of the block were coded at about the trend where it lies
+    def online(position: float) -> float:
+        return 6.0 - 4.0 * min(position, 4096) / 4096 if position < 4096 else 2.0
+
+    pairing, position = PairedLoss(HOLDOUT, SIZE), 0
+    first = int(pairing.starts[0])
+    assert first < pairing.stratum and pairing.windows[0] == (first - 512, first)
+    assert pairing.windows[1] == (first + 256 + RECOVERY, first + 256 + RECOVERY + 512)
+    harder = np.r_[0.25, np.random.default_rng(4).normal(0, 0.2, 15)]  # block 0: harder
+    while position < SIZE:
+        held = pairing.held_out_at(position)
+        if held is not None:
+            centre = int(pairing.starts[held]) + 128
+            pairing.add_paired(held, (online(centre) + harder[held]) * 256, 256)
+        end = pairing.next_stop(position)
+        start = position + 256 if held is not None else position  # the block is not training
+        if end > start:
+            pairing.add_training(position, online((start + end) / 2) * (end - start), end - start)
+        position = end
+    count = np.full(16, 256)
+    final = (np.array([online(s + 128) for s in pairing.starts]) + harder - 0.3) * count
+    bits, slope = pairing.corrected(final, count, SIZE)
+    assert slope == pytest.approx(1.0)
+    # linear around the block: either side averages the trend 32 bytes past its centre
+    assert bits[0] / 256 == pytest.approx(online(first + 128 + RECOVERY / 2) - 0.3, abs=1e-9)
+    stratum_mean = pairing.training[0, 0] / pairing.training[0, 1]
+    assert stratum_mean - online(first + 128) > 0.8  # the whole stratum: learning, not the block
 
 
 def test_the_bytes_just_after_a_held_out_block_count_in_no_stratum():
