@@ -25,14 +25,14 @@ def sample_flops(params: int, tokens: int) -> float:
 # operations rather than multiply-adds of matrices: every load, compare, shift, add and
 # multiply of its kernel counts one, per binary decision (eight per byte). Per decision and
 # per mixer input (one per context, plus the match model): predicting takes a counter load,
-# shift, stretch lookup and a multiply-add into each of three weight sets (9); learning adds
-# three weight updates (6) and a counter update (unpack, rate lookup, subtract, multiply,
+# shift, stretch lookup and a multiply-add into each of four weight sets (11); learning adds
+# four weight updates (8) and a counter update (unpack, rate lookup, subtract, multiply,
 # shift, add, clamp, pack, store: 12). Fixed per decision: the squash (~20), two interpolated
 # probability maps (10), clip and product (5); learning adds the error, the rate and two map
 # updates (10). Per byte and context: the running hash and two bucket lookups with checksum
 # (14); per byte the match model's lookups, inserts and follow-up (20), the logarithm (10) and,
 # per nibble, the third weight set chosen from two counters' counts (2 x 10).
-CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 9, 18
+CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 11, 20
 CM_PREDICT_FIXED, CM_LEARN_FIXED = 35, 10
 CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
 # Sizes with a column context also look for the record length of rows without newlines

@@ -70,16 +70,20 @@ class PairedLoss:
                         if first >= near and after + near <= size else [])
 
     def next_stop(self, position: int) -> int:
-        """Where a stretch of the pass from `position` ends: the next stratum or held-out
-        block, so that each stretch lies in one stratum and a block is paired first; from a
-        block's start, `RECOVERY` bytes after it."""
+        """Where a stretch of the pass from `position` ends: the next stratum, held-out block,
+        end of the `RECOVERY` bytes after a block, or edge of the first stratum's windows. So
+        each stretch lies in one stratum, a block is paired first, and where a stretch counts
+        does not depend on where the pass was cut into stretches (progress ticks, budgets)."""
         stop = min((position // self.stratum + 1) * self.stratum, self.size)
-        if self._block_at(position) is not None:
-            stop = min(stop, position + self.block_size + RECOVERY)
-        for edge in (edge for window in self.windows for edge in window if edge > position):
-            stop = min(stop, edge)
-        later = self.starts[self.starts > position]
-        return int(min(stop, later[0])) if len(later) else stop
+        edges = np.concatenate((self.starts, self.starts + self.block_size + RECOVERY,
+                                np.ravel(self.windows)))
+        later = edges[edges > position]
+        return int(min(stop, later.min())) if len(later) else stop
+
+    def _after_block(self, position: int) -> bool:
+        """Whether `position` lies in a held-out block or in the `RECOVERY` bytes after it."""
+        index = int(np.searchsorted(self.starts, position, side="right")) - 1
+        return index >= 0 and position < self.starts[index] + self.block_size + RECOVERY
 
     def _block_at(self, position: int) -> int | None:
         index = int(np.searchsorted(self.starts, position))
@@ -95,10 +99,10 @@ class PairedLoss:
         return int(self.block_bytes[:np.searchsorted(self.starts, stop)].sum())
 
     def add_training(self, position: int, bits: float, count: int) -> None:
-        """Online bits and bytes of a stretch of the pass from `position` (`next_stop`); the
-        stretch over a held-out block, and the bytes just after it, counts in no stratum's
+        """Online bits and bytes of a stretch of the pass from `position` (`next_stop`); a
+        stretch over a held-out block, or the bytes just after it, counts in no stratum's
         figure."""
-        if self._block_at(position) is None:
+        if not self._after_block(position):
             self.training[position // self.stratum] += (bits, count)
             if any(begin <= position < end for begin, end in self.windows):
                 self.near += (bits, count)

@@ -16,7 +16,10 @@ def filled(online_per_stratum: np.ndarray, paired_per_block: np.ndarray) -> Pair
     pairing = PairedLoss(HOLDOUT, SIZE)
     for stratum, loss in enumerate(online_per_stratum):
         count = pairing.stratum - 256
-        pairing.add_training(stratum * pairing.stratum + 1, loss * count, count)  # no block starts there
+        begin = stratum * pairing.stratum
+        training = next(p for p in range(begin, begin + pairing.stratum)
+                        if not pairing._after_block(p))  # not a block, nor just after one
+        pairing.add_training(training, loss * count, count)
     for index, loss in enumerate(paired_per_block):
         pairing.add_paired(index, loss * 256, 256)
     return pairing
@@ -98,8 +101,10 @@ def test_the_bytes_just_after_a_held_out_block_count_in_no_stratum():
     stratum = start // pairing.stratum
     after = start + 256 + RECOVERY
     assert pairing.next_stop(start) == min(after, (stratum + 1) * pairing.stratum)
-    assert pairing.next_stop(start + 1) == min(int(pairing.starts[4]), (stratum + 1) * pairing.stratum)
+    # wherever the pass was cut (a progress tick, a budget), the bytes up to `after` count nowhere
+    assert pairing.next_stop(start + 300) == min(after, (stratum + 1) * pairing.stratum)
     pairing.add_training(start, 300.0, RECOVERY)  # the stretch over the block and just after
+    pairing.add_training(start + 300, 9.0, after - start - 300)
     pairing.add_training(after, 50.0, 25)
     assert tuple(pairing.training[stratum]) == (50.0, 25)
 
