@@ -68,6 +68,9 @@ class PairedLoss:
         # [before, after) either side of the first stratum's block, when a whole one fits
         self.windows = ([(first - near, first), (after, after + near)]
                         if first >= near and after + near <= size else [])
+        self.edges = np.unique(np.concatenate((  # where a stretch must stop (`next_stop`)
+            self.starts, self.starts + self.block_size + RECOVERY,
+            np.ravel(self.windows).astype(np.int64))))
 
     def next_stop(self, position: int) -> int:
         """Where a stretch of the pass from `position` ends: the next stratum, held-out block,
@@ -75,10 +78,8 @@ class PairedLoss:
         each stretch lies in one stratum, a block is paired first, and where a stretch counts
         does not depend on where the pass was cut into stretches (progress ticks, budgets)."""
         stop = min((position // self.stratum + 1) * self.stratum, self.size)
-        edges = np.concatenate((self.starts, self.starts + self.block_size + RECOVERY,
-                                np.ravel(self.windows)))
-        later = edges[edges > position]
-        return int(min(stop, later.min())) if len(later) else stop
+        later = int(np.searchsorted(self.edges, position, side="right"))
+        return int(min(stop, self.edges[later])) if later < len(self.edges) else stop
 
     def _after_block(self, position: int) -> bool:
         """Whether `position` lies in a held-out block or in the `RECOVERY` bytes after it."""
