@@ -1,9 +1,9 @@
 """The held-out slice of the count family, and what a pass over bytes may read.
 
 A count-family run learns from the training bytes in their natural order and measures its
-final model on held-out blocks spread over the file (`Holdout`). The numba kernels of both
-sizes (`estimators/blending.py`, `estimators/context_mixing.py`) see the slice through a
-`view` tuple: `held_out` tells whether a byte is held out, `visible` whether a byte may be read
+final model on held-out blocks spread over the file (`Holdout`). Both numba kernels, whole
+bytes (`estimators/blending.py`) and bitwise (`estimators/context_mixing.py`), see the slice
+through a `view` tuple: `held_out` tells whether a byte is held out, `visible` whether a byte may be read
 while coding another. Each held-out block is coded by a mixture of the uniform, frozen and
 adaptive codes (`mixed_code`).
 """
@@ -19,7 +19,6 @@ from numba import njit
 # with the final model; relearning, while evaluating, the training bytes before a held-out block;
 # pairing: coding a held-out block as the online pass would have (`code_held_out`).
 LEARNING, EVALUATING, RELEARNING, PAIRING = 0, 1, 2, 3
-
 
 SWITCH_SHARE = 0.05  # the share of weight each held-out block hands back to every code
 
