@@ -3,9 +3,9 @@
 A count-family run learns from the training bytes in their natural order and measures its
 final model on held-out blocks spread over the file (`Holdout`). Both numba kernels, whole
 bytes (`estimators/blending.py`) and bitwise (`estimators/context_mixing.py`), see the slice
-through a `view` tuple: `held_out` tells whether a byte is held out, `visible` whether a byte may be read
-while coding another. Each held-out block is coded by a mixture of the uniform, frozen and
-adaptive codes (`mixed_code`).
+through a `view` tuple: `held_out` tells whether a byte is held out, `visible` whether a
+byte may be read while coding another. Each held-out block is coded by a mixture of the
+uniform, frozen and adaptive codes (`mixed_code`).
 """
 from __future__ import annotations
 
