@@ -8,8 +8,9 @@ and machine code, where a field depends on the byte two, four or eight back rath
 last), and a match model that follows the longest earlier repeat anywhere in the history
 (what lzma and zstd exploit). A logistic mixer combines them with four weight sets chosen
 by small contexts (the partial byte; the match state and last byte; how often the two longest
-contexts were seen; the match state alone); two adaptive probability maps refine the result. A context's counters for one nibble are a bucket of 16 in its hash table, in either
-bucket of a pair; a new one replaces the less-seen of the two. One way, with every collision
+contexts were seen; the match state alone); two adaptive probability maps refine the result.
+A context's counters for one nibble are a bucket of 16 in its hash table, in either bucket of a
+pair; a new one replaces the less-seen of the two. One way, with every collision
 a reset, cost 0.3-1.7% of H on Markov chains at 256 KiB, more than tables 8x larger won back.
 
 Why it is a valid prequential code whatever the hash collisions do: every probability is
