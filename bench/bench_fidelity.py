@@ -7,7 +7,8 @@
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
 text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
-modules, random and constant bytes, and files half random, half constant),
+modules, binary records, random and constant bytes, and files half random, half
+constant),
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
 loose by that much. `--shuffle-law` instead checks, at several sizes, that shuffling the lines
@@ -70,6 +71,8 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
         rows.append((f"CA cells as bytes, rule {rule}",
                      synthetic.ca_rows(size, rule, width, seed=4, glyphs=CELL_BYTES,
                                        newlines=False), f"~{width / size:.5f}"))
+    rows.append(("binary records, 16 bytes", synthetic.binary_records(size, seed=2),
+                 f"~{synthetic.RECORDS_RATE_BITS:.3f}"))
     python = panel.python_source(size)
     rows += [("Python stdlib source", python, "?"),
              ("  same, lines shuffled", synthetic.shuffled_lines(python, seed=6), "?"),

@@ -60,8 +60,10 @@ MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where
 # left to recover a repeat after a change
 STATE_FIELDS = 7
 # After them in the state: mixer updates so far, the record length the column context uses
-# where there are no lines (0: none found), and record samples taken.
+# where there are no lines (0: none found), record samples taken, and 1 where the length was
+# found by single bytes above (`RECORD_TIE`).
 MIXER_UPDATES, RECORD_LENGTH, RECORD_SAMPLES = STATE_FIELDS, STATE_FIELDS + 1, STATE_FIELDS + 2
+RECORD_BY_BYTE = STATE_FIELDS + 3
 # Rows without newlines (cells of a cellular automaton written as bytes, fixed-width records):
 # the record length is the distance d whose three bytes one record up (`_record_cells`) best
 # predict the next byte. At sampled bytes learned (picked by a hash of the position: every
@@ -84,6 +86,15 @@ RECORD_MIN, RECORD_MAX, RECORD_SLOTS = 8, 1024, 256
 RECORD_SAMPLE_BITS, RECORD_EARLY, RECORD_LATER_BITS = 6, 1024, 9
 RECORD_DECIDE, RECORD_TRIES, RECORD_MARGIN = 16, 32, 0.5
 RECORD_HALVE = 4096  # guesses after which a distance's counts halve: the choice can change
+# Where three bytes above tell no record length, the byte above alone may: binary records of
+# counters, timestamps and floats, whose random bytes leave few triples that recur (16-byte
+# records of an index, a timestamp, a float drawn at random and a constant: the triples hit
+# 0.41 at the record length, 0.34-0.35 elsewhere; single bytes match 0.64 there).
+# Multiples of the record length match about as often: a longer distance must do better by
+# RECORD_TIE. Lines give the column context, unless a record length shorter than the last
+# line was found: a binary file holds stray newline bytes (records of 16 bytes above), while
+# lines of numbers 6 bytes long repeat at 12 bytes and more (RECORD_MIN is 8).
+RECORD_TIE = 0.02
 # Sparse contexts: two bytes each, so many back (0: the position in a 4-byte word instead).
 # On 256 KiB of Python's shared objects they took the largest size from 2.93 to 2.79 bits/byte.
 SPARSE_BACK = np.array([[2, 3], [4, 8], [1, 3], [1, 0]], dtype=np.int64)
@@ -139,7 +150,7 @@ class ContextMixingConfig:
         return (self.contexts * (16 << self.table_bits) * 4
                 + ((1 + self.long_repeats) << self.match_bits) * 8
                 + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4
-                + self.column * (RECORD_MAX + 1) * (RECORD_SLOTS + 2) * 2)
+                + self.column * (RECORD_MAX + 1) * (RECORD_SLOTS + 3) * 2)
 
     def model(self) -> "ContextMixingModel":
         return ContextMixingModel(self)
@@ -199,11 +210,11 @@ class ContextMixingModel:
         self.weights = np.full((WEIGHT_SETS, cfg.inputs), 0.3, dtype=np.float64)
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
         self.apm = np.tile(grid, (APM_CONTEXTS, 1)).astype(np.float32)
-        self.state = np.zeros(RECORD_SAMPLES + 1, dtype=np.int64)
+        self.state = np.zeros(RECORD_BY_BYTE + 1, dtype=np.int64)
         self.state[4] = -1
         # per distance one record up: the byte that last followed each three bytes there, then
-        # hits and guesses (`_track_record`)
-        self.records = np.zeros((RECORD_MAX + 1, RECORD_SLOTS + 2) if cfg.column else (1, 1),
+        # hits, guesses and the byte's matches with the one above (`_track_record`)
+        self.records = np.zeros((RECORD_MAX + 1, RECORD_SLOTS + 3) if cfg.column else (1, 1),
                                 dtype=np.uint16)
         self.orders = np.asarray(cfg.orders, dtype=np.int64)
         self.stretch = _stretch_table()
@@ -411,7 +422,8 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
     if column:
         col, line = pos - state[4] - 1, state[5]
         h = np.uint64(0xC2B2AE3D27D4EB4F)
-        if state[4] >= 0 and 0 < line <= 4096 and col <= 4096:
+        record = state[RECORD_LENGTH]
+        if state[4] >= 0 and 0 < line <= 4096 and col <= 4096 and not 0 < record < line:
             above = pos - line
             for d in range(-1, 2):
                 p = above + d
@@ -421,8 +433,11 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             # that change slowly shares a prefix with the row above
             run = _shared_before(data, above, pos, view, min(col, 16))
             h += np.uint64(col == 0) + np.uint64(2 * min(run, 3) + 8 * (run == col))
-        elif state[RECORD_LENGTH] > 0:  # no line in 4 KiB: records counted from the start
-            h = _record_above(data, pos, view, state[RECORD_LENGTH])
+        elif record > 0 and state[RECORD_BY_BYTE]:  # a field: its column, the byte above
+            c = data[pos - record] if visible(pos - record, pos, view) else 256
+            h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3) + np.uint64(pos % record)
+        elif record > 0:  # records counted from the start
+            h = _record_above(data, pos, view, record)
         out[j] = h
         j += 1
     if sparse:
@@ -739,23 +754,35 @@ def _track_record(data, pos, view, state, records):
         records[d, RECORD_SLOTS + 1] += 1
         if records[d, slot] == byte:
             records[d, RECORD_SLOTS] += 1
+        if np.int64(data[above]) + 1 == byte:
+            records[d, RECORD_SLOTS + 2] += 1
         records[d, slot] = byte
         if records[d, RECORD_SLOTS + 1] >= RECORD_HALVE:
-            records[d, RECORD_SLOTS] //= 2
-            records[d, RECORD_SLOTS + 1] //= 2
+            for k in range(3):
+                records[d, RECORD_SLOTS + k] //= 2
     state[RECORD_SAMPLES] += 1
     if state[RECORD_SAMPLES] % RECORD_DECIDE == 0:
-        best, best_rate, total, counted = 0, -1.0, 0.0, 0
-        for d in range(RECORD_MIN, RECORD_MAX + 1):
-            tries = records[d, RECORD_SLOTS + 1]
-            if tries >= RECORD_TRIES:
-                rate = records[d, RECORD_SLOTS] / tries
-                total, counted = total + rate, counted + 1
-                if rate > best_rate:
-                    best, best_rate = d, rate
-        mean = total / max(counted, 1)
-        found = counted > 0 and 1.0 - best_rate <= (1.0 - RECORD_MARGIN) * (1.0 - mean)
-        state[RECORD_LENGTH] = best if found else 0
+        length = _record_length(records, RECORD_SLOTS, 0.0)
+        state[RECORD_BY_BYTE] = length == 0
+        state[RECORD_LENGTH] = length or _record_length(records, RECORD_SLOTS + 2, RECORD_TIE)
+
+
+@njit(cache=True, nogil=True)
+def _record_length(records, hits_at, tie):
+    """The distance whose guesses (hits in column `hits_at` of `records`) hit most, if it
+    misses at most 1 - RECORD_MARGIN as often as the mean distance; else 0. A longer distance
+    must beat a shorter one by more than `tie` (the multiples of a record length tie)."""
+    best, best_rate, total, counted = 0, -1.0, 0.0, 0
+    for d in range(RECORD_MIN, RECORD_MAX + 1):
+        tries = records[d, RECORD_SLOTS + 1]
+        if tries >= RECORD_TRIES:
+            rate = records[d, hits_at] / tries
+            total, counted = total + rate, counted + 1
+            if rate > best_rate + tie:
+                best, best_rate = d, rate
+    mean = total / max(counted, 1)
+    found = counted > 0 and 1.0 - best_rate <= (1.0 - RECORD_MARGIN) * (1.0 - mean)
+    return best if found else 0
 
 
 @njit(cache=True, nogil=True)

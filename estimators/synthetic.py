@@ -130,6 +130,26 @@ def ca_rows(size: int, rule: int = 30, width: int = 64, seed: int = 0, glyphs: b
     return rows.ravel()[:size].tobytes()
 
 
+def binary_records(size: int, seed: int = 0) -> bytes:
+    """16-byte records as a logger writes them, little-endian: an index, a timestamp that
+    steps 1-4 at random, a float32 drawn from N(0, 1) and a constant. The step and the float
+    are the entropy: `RECORDS_RATE_BITS` per byte."""
+    rng = np.random.default_rng(seed)
+    count = -(-size // 16)
+    records = np.zeros(count, dtype=[("index", "<u4"), ("time", "<u4"), ("value", "<f4"),
+                                     ("scale", "<f4")])
+    records["index"] = np.arange(count)
+    records["time"] = 1_600_000_000 + np.cumsum(rng.integers(1, 5, count))
+    records["value"] = rng.normal(size=count)
+    records["scale"] = 1.5
+    return records.tobytes()[:size]
+
+
+# 2 bits of step, and a float32 of N(0, 1): its differential entropy, 2.047 bits, less the
+# mean log2 of its spacing (2**(e - 23) for values in [2**e, 2**(e+1)); E[e] = -1.417)
+RECORDS_RATE_BITS = (2 + 2.047 + 23 + 1.417) / 16
+
+
 def shuffled_lines(data: bytes, seed: int = 0) -> bytes:
     """The same lines in a random order: local structure stays, long-range order is gone."""
     lines = data.split(b"\n")

@@ -67,6 +67,8 @@ def _source(name: str) -> bytes:
         return synthetic.random_bytes(144 * 1024, seed=8) * 2
     if name == "machine-code":
         return panel.machine_code(SIZE)
+    if name == "records":  # 16-byte binary records, stray newline bytes among them: lzma won
+        return synthetic.binary_records(SMALL, seed=2)
     source = panel.python_source(SIZE)
     if name == "python":
         return source
@@ -89,7 +91,7 @@ def total(point) -> float:
 # Periods in KiB. 16 blocks of 1 KiB was the stride of the count family's held-out blocks at
 # this size before each stratum of 16 held out one picked by a hash.
 REPEATS = ("repeat-16", "repeat-64")
-STRUCTURED = ["sentence", "python", "machine-code", *REPEATS, "binary-period",
+STRUCTURED = ["sentence", "python", "machine-code", *REPEATS, "binary-period", "records",
               *(f"markov-{k}" for k in MARKOV),
               *(f"ca-{r}" for r in CA_RULES), *(f"ca-bytes-{r}" for r in BYTE_CA)]
 
