@@ -2,7 +2,7 @@
 
     bench/fidelity [--preset quick|standard] [--size-kib 256] [--families ...]
     bench/fidelity --shuffle-law [--sizes-kib 256 512 1024]
-    bench/fidelity --every-rule WIDTH [--cell-bytes] [--size-kib 256] [--families ...]
+    bench/fidelity --every-rule WIDTH [--cell-bytes | --packed] [--size-kib 256] [--families ...]
     bench/fidelity --markov-oracle [--size-kib 256] [--families ...]
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
@@ -15,7 +15,7 @@ loose by that much. `--shuffle-law` instead checks, at several sizes, that shuff
 of real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
 against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
-bytes, the rows with no newline between them). `--markov-oracle` sets H of
+bytes, the rows with no newline between them; `--packed`: 8 cells to a byte, no newlines). `--markov-oracle` sets H of
 Markov chains of many orders and alphabets beside their rate and beside the oracle: what the
 true probabilities code the sample in, since a sample can be easier or harder than the rate.
 """
@@ -112,13 +112,14 @@ def _rule_classes() -> list[int]:
 
 
 def every_rule(preset: str, families: list[str] | None, size: int, width: int,
-               cell_bytes: bool) -> None:
+               cell_bytes: bool, packed: bool) -> None:
     """S+H of cellular-automaton rows for every rule, beside lzma (the law allows no slack)."""
     print("| rule | S+H | lzma | zstd-19 | law |\n|---|---|---|---|---|")
     shape = {"glyphs": CELL_BYTES, "newlines": False} if cell_bytes else {}
     for rule in _rule_classes():
-        r = estimators.estimate(synthetic.ca_rows(size, rule, width, seed=rule + 1, **shape),
-                                preset=preset, families=families)
+        data = (synthetic.cellular_automaton(size, rule, width, seed=rule + 1) if packed
+                else synthetic.ca_rows(size, rule, width, seed=rule + 1, **shape))
+        r = estimators.estimate(data, preset=preset, families=families)
         top, lzma = r.curve[-1], r.baselines["lzma_bits_per_byte"]
         total = top.epiplexity_bits_per_byte + top.entropy_bits_per_byte
         print(f"| {rule} | {total:.4f} | {lzma:.4f} | {r.baselines['zstd_bits_per_byte']:.4f} | "
@@ -169,6 +170,8 @@ def main() -> None:
                              "(one of each of the 88 classes) at --size-kib instead")
     parser.add_argument("--cell-bytes", action="store_true",
                         help="with --every-rule: cells as 0/1 bytes, no newlines between rows")
+    parser.add_argument("--packed", action="store_true",
+                        help="with --every-rule: cells packed 8 to a byte, no newlines")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     families = " ".join(args.families) if args.families else "every family"
@@ -180,9 +183,12 @@ def main() -> None:
         print(f"preset {args.preset}, {families}, {args.size_kib} KiB\n")
         return markov_oracle(args.preset, args.families, size)
     if args.every_rule:
-        print(f"preset {args.preset}, {families}, {args.every_rule} cells a row"
-              f"{' as 0/1 bytes, no newlines' if args.cell_bytes else ''}, {args.size_kib} KiB\n")
-        return every_rule(args.preset, args.families, size, args.every_rule, args.cell_bytes)
+        shape = (" as 0/1 bytes, no newlines" if args.cell_bytes else
+                 " packed 8 to a byte" if args.packed else "")
+        print(f"preset {args.preset}, {families}, {args.every_rule} cells a row{shape}, "
+              f"{args.size_kib} KiB\n")
+        return every_rule(args.preset, args.families, size, args.every_rule, args.cell_bytes,
+                          args.packed)
     print(f"preset {args.preset}, {args.size_kib} KiB per source, {families}; bits per byte "
           "at the top budget\n")
     header = (f"| {'source':<28} | {'truth':>12} | {'S':>7} | {'H':>7} | {'S+H':>7} | "

@@ -86,15 +86,21 @@ RECORD_MIN, RECORD_MAX, RECORD_SLOTS = 8, 1024, 256
 RECORD_SAMPLE_BITS, RECORD_EARLY, RECORD_LATER_BITS = 6, 1024, 9
 RECORD_DECIDE, RECORD_TRIES, RECORD_MARGIN = 16, 32, 0.5
 RECORD_HALVE = 4096  # guesses after which a distance's counts halve: the choice can change
-# Where three bytes above tell no record length, the byte above alone may: binary records of
-# counters, timestamps and floats, whose random bytes leave few triples that recur (16-byte
-# records of an index, a timestamp, a float drawn at random and a constant: the triples hit
-# 0.41 at the record length, 0.34-0.35 elsewhere; single bytes match 0.64 there).
-# Multiples of the record length match about as often: a longer distance must do better by
-# RECORD_TIE. Lines give the column context, unless a record length shorter than the last
-# line was found: a binary file holds stray newline bytes (records of 16 bytes above), while
-# lines of numbers 6 bytes long repeat at 12 bytes and more (RECORD_MIN is 8).
-RECORD_TIE = 0.02
+# Where three bytes above tell no record length, the byte above alone may, guessed two ways:
+# the byte that last followed it that far back (rows of a cellular automaton packed 8 cells
+# to a byte, whose 2**24 triples rarely recur: rule 106, 16 bytes a row, hit 0.31 at 16 and
+# at most 0.12 elsewhere), then the byte above itself (binary records of counters and floats,
+# where one byte above is followed by different bytes in different fields: 16-byte records of
+# an index, a timestamp, a float drawn at random and a constant match 0.64 at 16). Such a
+# length gives the column context of the byte above and the column. A length is also found
+# where it hits RECORD_LIFT times as often as the mean distance, and at least RECORD_LEAST of
+# the time (rule 106 above: 30 times; Python source, machine code and Markov chains at most
+# 1.5 times, JSON lines 3.5, which at 2.5 lost their line context to 8 bytes and cost 16% more).
+# Multiples of a record length hit about as often: a longer one must do better by RECORD_TIE.
+# Lines give the column context, unless a record length that fits twice into the last line was
+# found: a binary file holds stray newline bytes, while lines of numbers 6 bytes long repeat at
+# 12 bytes and more (RECORD_MIN is 8), and JSON lines of about the same length at about it.
+RECORD_TIE, RECORD_LIFT, RECORD_LEAST = 0.02, 8.0, 0.1
 # Sparse contexts: two bytes each, so many back (0: the position in a 4-byte word instead).
 # On 256 KiB of Python's shared objects they took the largest size from 2.93 to 2.79 bits/byte.
 SPARSE_BACK = np.array([[2, 3], [4, 8], [1, 3], [1, 0]], dtype=np.int64)
@@ -150,7 +156,7 @@ class ContextMixingConfig:
         return (self.contexts * (16 << self.table_bits) * 4
                 + ((1 + self.long_repeats) << self.match_bits) * 8
                 + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4
-                + self.column * (RECORD_MAX + 1) * (RECORD_SLOTS + 3) * 2)
+                + self.column * (RECORD_MAX + 1) * (2 * RECORD_SLOTS + 4) * 2)
 
     def model(self) -> "ContextMixingModel":
         return ContextMixingModel(self)
@@ -213,8 +219,9 @@ class ContextMixingModel:
         self.state = np.zeros(RECORD_BY_BYTE + 1, dtype=np.int64)
         self.state[4] = -1
         # per distance one record up: the byte that last followed each three bytes there, then
-        # hits, guesses and the byte's matches with the one above (`_track_record`)
-        self.records = np.zeros((RECORD_MAX + 1, RECORD_SLOTS + 3) if cfg.column else (1, 1),
+        # hits, guesses, the byte's matches with the one above, hits of the byte that last
+        # followed the one above, and those bytes by the byte above (`_track_record`)
+        self.records = np.zeros((RECORD_MAX + 1, 2 * RECORD_SLOTS + 4) if cfg.column else (1, 1),
                                 dtype=np.uint16)
         self.orders = np.asarray(cfg.orders, dtype=np.int64)
         self.stretch = _stretch_table()
@@ -423,7 +430,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
         col, line = pos - state[4] - 1, state[5]
         h = np.uint64(0xC2B2AE3D27D4EB4F)
         record = state[RECORD_LENGTH]
-        if state[4] >= 0 and 0 < line <= 4096 and col <= 4096 and not 0 < record < line:
+        if state[4] >= 0 and 0 < line <= 4096 and col <= 4096 and not 0 < 2 * record <= line:
             above = pos - line
             for d in range(-1, 2):
                 p = above + d
@@ -754,24 +761,31 @@ def _track_record(data, pos, view, state, records):
         records[d, RECORD_SLOTS + 1] += 1
         if records[d, slot] == byte:
             records[d, RECORD_SLOTS] += 1
+        records[d, slot] = byte
         if np.int64(data[above]) + 1 == byte:
             records[d, RECORD_SLOTS + 2] += 1
+        slot = RECORD_SLOTS + 4 + np.int64(data[above])
+        if records[d, slot] == byte:
+            records[d, RECORD_SLOTS + 3] += 1
         records[d, slot] = byte
         if records[d, RECORD_SLOTS + 1] >= RECORD_HALVE:
-            for k in range(3):
+            for k in range(4):
                 records[d, RECORD_SLOTS + k] //= 2
     state[RECORD_SAMPLES] += 1
     if state[RECORD_SAMPLES] % RECORD_DECIDE == 0:
         length = _record_length(records, RECORD_SLOTS, 0.0)
         state[RECORD_BY_BYTE] = length == 0
-        state[RECORD_LENGTH] = length or _record_length(records, RECORD_SLOTS + 2, RECORD_TIE)
+        for hits_at in (RECORD_SLOTS + 3, RECORD_SLOTS + 2):
+            length = length or _record_length(records, hits_at, RECORD_TIE)
+        state[RECORD_LENGTH] = length
 
 
 @njit(cache=True, nogil=True)
 def _record_length(records, hits_at, tie):
     """The distance whose guesses (hits in column `hits_at` of `records`) hit most, if it
-    misses at most 1 - RECORD_MARGIN as often as the mean distance; else 0. A longer distance
-    must beat a shorter one by more than `tie` (the multiples of a record length tie)."""
+    misses at most 1 - RECORD_MARGIN as often as the mean distance, or hits RECORD_LIFT times
+    as often and at least RECORD_LEAST of the time; else 0. A longer distance must beat a shorter one by more than `tie` (the
+    multiples of a record length tie)."""
     best, best_rate, total, counted = 0, -1.0, 0.0, 0
     for d in range(RECORD_MIN, RECORD_MAX + 1):
         tries = records[d, RECORD_SLOTS + 1]
@@ -781,7 +795,8 @@ def _record_length(records, hits_at, tie):
             if rate > best_rate + tie:
                 best, best_rate = d, rate
     mean = total / max(counted, 1)
-    found = counted > 0 and 1.0 - best_rate <= (1.0 - RECORD_MARGIN) * (1.0 - mean)
+    found = counted > 0 and (1.0 - best_rate <= (1.0 - RECORD_MARGIN) * (1.0 - mean)
+                             or best_rate >= max(RECORD_LIFT * mean, RECORD_LEAST))
     return best if found else 0
 
 

@@ -38,8 +38,9 @@ CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
 # Sizes with a column context also look for the record length of rows without newlines
 # (`context_mixing._track_record`): per guess of one distance at a sampled byte, three
 # visibility loads, a hash of three bytes (5), a table load, compare and store, two count
-# updates, and the byte above compared and counted.
-CM_RECORD_PER_GUESS = 14
+# updates, the byte above compared and counted (2), and the byte that last followed it
+# loaded, compared, counted and stored (5).
+CM_RECORD_PER_GUESS = 19
 
 
 def context_mixing_train_ops(contexts: int, tokens: int, record_guesses: float = 0.0) -> float:
