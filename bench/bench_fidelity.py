@@ -1,6 +1,6 @@
 """Fidelity: Epiplex against known truths and against compressors, on generated data.
 
-    bench/fidelity [--preset quick|standard] [--size-kib 256] [--families ...]
+    bench/fidelity [--preset quick|standard] [--size-kib 256] [--families ...] [--more-sources]
     bench/fidelity --shuffle-law [--sizes-kib 256 512 1024]
     bench/fidelity --every-rule WIDTH [--cell-bytes | --packed] [--size-kib 256] [--families ...]
     bench/fidelity --markov-oracle [--size-kib 256] [--families ...]
@@ -15,18 +15,24 @@ loose by that much. `--shuffle-law` instead checks, at several sizes, that shuff
 of real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
 against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
-bytes, the rows with no newline between them; `--packed`: 8 cells to a byte, no newlines). `--markov-oracle` sets H of
+bytes, the rows with no newline between them; `--packed`: 8 cells to a byte, no newlines). `--more-sources` scores structured data no
+test uses instead (counters, hex dumps, binary records, JSON and CSV lines, int16 audio,
+UTF-8 words, drifting statistics). `--markov-oracle` sets H of
 Markov chains of many orders and alphabets beside their rate and beside the oracle: what the
 true probabilities code the sample in, since a sample can be easier or harder than the rate.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import numpy as np  # noqa: E402
 
 import estimators  # noqa: E402
 from machine import machine  # noqa: E402
@@ -126,6 +132,52 @@ def every_rule(preset: str, families: list[str] | None, size: int, width: int,
               f"{'holds' if total <= lzma else 'FAILS'} |", flush=True)
 
 
+def more_sources(size: int) -> list[tuple[str, bytes, str]]:
+    """Structured data no test uses, each beside the compressors alone: the sweep that found
+    binary records coded worse than lzma."""
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+
+    def lines(make) -> bytes:  # lines from `make(i)` until `size` bytes
+        out, total, i = [], 0, 0
+        while total < size:
+            out.append(make(i))
+            total, i = total + len(out[-1]), i + 1
+        return "".join(out).encode()[:size]
+    names = ["alice", "bob", "carol", "dave", "erin", "frank"]
+    wave = 10000 * np.sin(np.arange(size // 2) * 0.01) + rng.normal(0, 30, size // 2)
+    cyrillic = ["".join(chr(0x430 + k) for k in rng.integers(0, 32, rng.integers(2, 9))).encode()
+                for _ in range(300)]
+    drifting = b"".join(synthetic.MarkovSource(2, 8, 0.3, seed=20 + k).sample(size // 4, seed=k)
+                        for k in range(4))
+    return [
+        ("decimal counter", lines(lambda i: f"{i}\n"), "~0"),
+        ("hex dump of random bytes", lines(lambda i: f"{16 * i:08x}  " + " ".join(
+            f"{b:02x}" for b in noise[16 * i:16 * i + 16]) + "\n"), "?"),
+        ("binary records, 16 bytes", synthetic.binary_records(size, seed=2),
+         f"~{synthetic.RECORDS_RATE_BITS:.3f}"),
+        ("base64 of random bytes", base64.b64encode(noise)[:size], "6 (S 0)"),
+        ("DNA letters at random", synthetic.random_bytes(size, seed=4, alphabet=b"ACGT"),
+         "2 (S 0)"),
+        ("JSON lines", lines(lambda i: json.dumps({
+            "id": i, "name": names[rng.integers(6)], "score": round(rng.random() * 100, 2),
+            "ok": bool(rng.random() < 0.7)}) + "\n"), "?"),
+        ("CSV of normal numbers", lines(lambda i: ",".join(
+            f"{x:.3f}" for x in rng.normal(size=3)) + "\n"), "?"),
+        ("int16 sine and noise", wave.astype("<i2").tobytes(), "?"),
+        ("UTF-8 words (Cyrillic)", b" ".join(cyrillic[k] for k in
+                                             rng.integers(0, 300, size))[:size], "?"),
+        ("40,000 random bytes repeated", (noise[:40000] * (size // 40000 + 1))[:size],
+         f"~{8 * min(40000, size) / size:.3f}"),
+        ("Markov and random interleaved", bytes(np.column_stack([
+            np.frombuffer(synthetic.MarkovSource(1, 4, 0.3, seed=2).sample(size // 2, seed=1),
+                          np.uint8), np.frombuffer(noise[:size // 2], np.uint8)]).ravel()), "?"),
+        ("Markov drifting by quarters", drifting, "?"),
+        ("CA rows, rule 110, 1,000 wide", synthetic.ca_rows(size, 110, 1000, seed=3),
+         f"~{1000 / size:.5f}"),
+    ]
+
+
 # (order, alphabet, concentration of the rows' Dirichlet): from near-deterministic to flat rows
 MARKOV_CHAINS = [(1, 2, 0.5), (1, 4, 0.3), (1, 64, 0.3), (1, 256, 0.3), (1, 256, 1.0), (2, 4, 0.3),
                  (2, 8, 0.5), (2, 32, 0.3), (2, 64, 1.0), (3, 2, 0.5), (3, 8, 0.3), (4, 4, 0.5),
@@ -168,6 +220,9 @@ def main() -> None:
     parser.add_argument("--every-rule", type=int, metavar="WIDTH",
                         help="code cellular-automaton rows WIDTH cells wide for every rule "
                              "(one of each of the 88 classes) at --size-kib instead")
+    parser.add_argument("--more-sources", action="store_true",
+                        help="the table for structured data no test uses (counters, hex dumps, "
+                             "binary records, JSON and CSV lines, audio, ...) instead")
     parser.add_argument("--cell-bytes", action="store_true",
                         help="with --every-rule: cells as 0/1 bytes, no newlines between rows")
     parser.add_argument("--packed", action="store_true",
@@ -195,7 +250,7 @@ def main() -> None:
               f"{'lzma':>7} | {'zstd-19':>7} | {'transformer':>11} | {'winner':<12} | seconds |")
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
-    for name, data, truth in sources(size):
+    for name, data, truth in (more_sources if args.more_sources else sources)(size):
         started = time.perf_counter()
         r = estimators.estimate(data, preset=args.preset, families=args.families)
         top = r.curve[-1]
