@@ -169,11 +169,11 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
                                              rng.integers(0, 300, size))[:size], "?"),
         ("40,000 random bytes repeated", (noise[:40000] * (size // 40000 + 1))[:size],
          f"~{8 * min(40000, size) / size:.3f}"),
-        ("Markov and random interleaved", bytes(np.column_stack([
+        ("Markov, random interleaved", bytes(np.column_stack([
             np.frombuffer(synthetic.MarkovSource(1, 4, 0.3, seed=2).sample(size // 2, seed=1),
                           np.uint8), np.frombuffer(noise[:size // 2], np.uint8)]).ravel()), "?"),
         ("Markov drifting by quarters", drifting, "?"),
-        ("CA rows, rule 110, 1,000 wide", synthetic.ca_rows(size, 110, 1000, seed=3),
+        ("CA rows, rule 110, 1000 wide", synthetic.ca_rows(size, 110, 1000, seed=3),
          f"~{1000 / size:.5f}"),
     ]
 
