@@ -7,19 +7,19 @@
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
 text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
-modules, binary records, random and constant bytes, and files half random, half
-constant),
+modules, binary records, random and constant bytes, and files half random, half constant),
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
-loose by that much. `--shuffle-law` instead checks, at several sizes, that shuffling the lines
-of real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
+loose by that much. `--more-sources` does the same for structured data no test uses
+(counters, hex dumps, binary records, JSON and CSV lines, int16 audio, UTF-8 words, drifting
+statistics). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
+real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
 against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
-bytes, the rows with no newline between them; `--packed`: 8 cells to a byte, no newlines). `--more-sources` scores structured data no
-test uses instead (counters, hex dumps, binary records, JSON and CSV lines, int16 audio,
-UTF-8 words, drifting statistics). `--markov-oracle` sets H of
-Markov chains of many orders and alphabets beside their rate and beside the oracle: what the
-true probabilities code the sample in, since a sample can be easier or harder than the rate.
+bytes, the rows with no newline between them; `--packed`: 8 cells to a byte, no newlines).
+`--markov-oracle` sets H of Markov chains of many orders and alphabets beside their rate and
+beside the oracle: what the true probabilities code the sample in, since a sample can be
+easier or harder than the rate.
 """
 from __future__ import annotations
 
@@ -146,8 +146,8 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
         return "".join(out).encode()[:size]
     names = ["alice", "bob", "carol", "dave", "erin", "frank"]
     wave = 10000 * np.sin(np.arange(size // 2) * 0.01) + rng.normal(0, 30, size // 2)
-    cyrillic = ["".join(chr(0x430 + k) for k in rng.integers(0, 32, rng.integers(2, 9))).encode()
-                for _ in range(300)]
+    cyrillic = ["".join(chr(0x430 + k) for k in rng.integers(0, 32, rng.integers(2, 9)))
+                .encode() for _ in range(300)]
     drifting = b"".join(synthetic.MarkovSource(2, 8, 0.3, seed=20 + k).sample(size // 4, seed=k)
                         for k in range(4))
     return [

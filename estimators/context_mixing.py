@@ -3,7 +3,8 @@
 A byte is coded as eight binary decisions, most significant bit first. For each decision
 every context model offers a probability from an adaptive counter: the last k bytes for
 several orders k, the current word, the three bytes one line up and how much of the line so
-far matches the line above (row-structured data), sparse contexts that skip bytes (records
+far matches the line above (row-structured data; or one record up, the record length found
+from the data), sparse contexts that skip bytes (records
 and machine code, where a field depends on the byte two, four or eight back rather than the
 last), and a match model that follows the longest earlier repeat anywhere in the history
 (what lzma and zstd exploit). A logistic mixer combines them with four weight sets chosen
@@ -60,8 +61,8 @@ MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where
 # left to recover a repeat after a change
 STATE_FIELDS = 7
 # After them in the state: mixer updates so far, the record length the column context uses
-# where there are no lines (0: none found), record samples taken, and 1 where the length was
-# found by single bytes above (`RECORD_TIE`).
+# where lines do not give it (0: none found), record samples taken, and 1 where the length was
+# found by single bytes above (see `RECORD_TIE`).
 MIXER_UPDATES, RECORD_LENGTH, RECORD_SAMPLES = STATE_FIELDS, STATE_FIELDS + 1, STATE_FIELDS + 2
 RECORD_BY_BYTE = STATE_FIELDS + 3
 # Rows without newlines (cells of a cellular automaton written as bytes, fixed-width records):
@@ -221,8 +222,8 @@ class ContextMixingModel:
         # per distance one record up: the byte that last followed each three bytes there, then
         # hits, guesses, the byte's matches with the one above, hits of the byte that last
         # followed the one above, and those bytes by the byte above (`_track_record`)
-        self.records = np.zeros((RECORD_MAX + 1, 2 * RECORD_SLOTS + 4) if cfg.column else (1, 1),
-                                dtype=np.uint16)
+        shape = (RECORD_MAX + 1, 2 * RECORD_SLOTS + 4) if cfg.column else (1, 1)
+        self.records = np.zeros(shape, dtype=np.uint16)
         self.orders = np.asarray(cfg.orders, dtype=np.int64)
         self.stretch = _stretch_table()
         self.rates = _rate_table(cfg.counter_limit)
@@ -784,8 +785,8 @@ def _track_record(data, pos, view, state, records):
 def _record_length(records, hits_at, tie):
     """The distance whose guesses (hits in column `hits_at` of `records`) hit most, if it
     misses at most 1 - RECORD_MARGIN as often as the mean distance, or hits RECORD_LIFT times
-    as often and at least RECORD_LEAST of the time; else 0. A longer distance must beat a shorter one by more than `tie` (the
-    multiples of a record length tie)."""
+    as often and at least RECORD_LEAST of the time; else 0. A longer distance must beat a
+    shorter one by more than `tie` (the multiples of a record length tie)."""
     best, best_rate, total, counted = 0, -1.0, 0.0, 0
     for d in range(RECORD_MIN, RECORD_MAX + 1):
         tries = records[d, RECORD_SLOTS + 1]

@@ -54,8 +54,8 @@ def _source(name: str) -> bytes:
         rule = int(name[len("ca-bytes-"):])
         return synthetic.ca_rows(SIZE, rule, BYTE_CA[rule], seed=4, glyphs=b"\x00\x01",
                                  newlines=False)
-    if name == "ca-packed-106":  # 8 cells a byte, 16 bytes a row: the uniform code, until
-        return synthetic.cellular_automaton(SIZE, 106, 128, seed=1)  # the byte above was a context
+    if name == "ca-packed-106":  # 8 cells a byte, 16 bytes a row: 8 bits/byte until the byte
+        return synthetic.cellular_automaton(SIZE, 106, 128, seed=1)  # above was a context
     if name.startswith("ca-wide-"):
         return synthetic.ca_rows(SIZE, rule=int(name[len("ca-wide-"):]), width=150, seed=4)
     if name.startswith("ca-"):
