@@ -11,8 +11,7 @@ modules, binary records, random and constant bytes, and files half random, half 
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
 loose by that much. `--more-sources` does the same for structured data no test uses
-(counters, hex dumps, binary records, JSON and CSV lines, int16 audio, UTF-8 words, drifting
-statistics). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
+(counters, hex dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
 real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
 against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
@@ -134,7 +133,7 @@ def every_rule(preset: str, families: list[str] | None, size: int, width: int,
 
 def more_sources(size: int) -> list[tuple[str, bytes, str]]:
     """Structured data no test uses, each beside the compressors alone: the sweep that found
-    binary records coded worse than lzma."""
+    binary records coded worse than lzma (now a row of `sources`)."""
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
 
@@ -154,8 +153,6 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
         ("decimal counter", lines(lambda i: f"{i}\n"), "~0"),
         ("hex dump of random bytes", lines(lambda i: f"{16 * i:08x}  " + " ".join(
             f"{b:02x}" for b in noise[16 * i:16 * i + 16]) + "\n"), "?"),
-        ("binary records, 16 bytes", synthetic.binary_records(size, seed=2),
-         f"~{synthetic.RECORDS_RATE_BITS:.3f}"),
         ("base64 of random bytes", base64.b64encode(noise)[:size], "6 (S 0)"),
         ("DNA letters at random", synthetic.random_bytes(size, seed=4, alphabet=b"ACGT"),
          "2 (S 0)"),
@@ -222,7 +219,7 @@ def main() -> None:
                              "(one of each of the 88 classes) at --size-kib instead")
     parser.add_argument("--more-sources", action="store_true",
                         help="the table for structured data no test uses (counters, hex dumps, "
-                             "binary records, JSON and CSV lines, audio, ...) instead")
+                             "JSON and CSV lines, audio, ...) instead")
     parser.add_argument("--cell-bytes", action="store_true",
                         help="with --every-rule: cells as 0/1 bytes, no newlines between rows")
     parser.add_argument("--packed", action="store_true",
