@@ -33,7 +33,7 @@ from numba.extending import intrinsic
 
 from estimators import flops
 from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
-                                block_views, held_out, mixed_code, visible)
+                                block_views, held_out, mixed_code, read_only, visible)
 
 COUNT_LIMIT = 65535  # a context's counts are halved when one of them reaches it
 FULL_ORDERS = 1  # orders up to this keep all 256 counts of every context, indexed directly
@@ -135,6 +135,7 @@ class BlendingModel:
         """Code the training bytes of data[start:stop] (history data[:start] already seen)
         and learn from each after coding it. Returns (bits, bytes coded)."""
         out = per_byte if per_byte is not None else np.zeros(1)
+        data = read_only(data)
         view = holdout.view(stop, len(data) + 1, LEARNING)
         return _code(data, start, stop, view, True, *self._args(), out, per_byte is not None,
                      *self._saves(1))
@@ -142,6 +143,7 @@ class BlendingModel:
     def code_held_out(self, data: np.ndarray, begin: int, holdout: Holdout) -> tuple[float, int]:
         """Bits and bytes of the held-out block at `begin` as the online pass would have coded
         it, then forgotten (`ContextMixingModel.code_held_out`)."""
+        data = read_only(data)
         view = holdout.view(begin, begin, PAIRING)
         saves = self._saves(1 << holdout.shift)
         weights = self.weights.copy()
@@ -163,6 +165,7 @@ class BlendingModel:
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: Holdout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
+        data = read_only(data)
         view = holdout.view(seen, 0, EVALUATING)
         return _evaluate(data, seen, view, holdout.block_starts(len(data)), holdout.warm,
                          *self._args(), *self._saves((1 << holdout.shift) + holdout.warm))
@@ -395,17 +398,18 @@ def _evaluate(data, seen, view, starts, warm, orders, first_slot, hash_mask, cou
     count = np.zeros(len(starts), dtype=np.int64)
     unused = np.zeros(1)
     state = (orders, first_slot, hash_mask, counts, sums, short, weights)
+    yes, no = np.bool_(True), np.bool_(False)  # not literals (see holdout.LEARNING)
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
         frame, relearn = block_views(view, begin)
-        frozen[b], count[b] = _code(data, begin, end, frame, False, *state, unused, False,
+        frozen[b], count[b] = _code(data, begin, end, frame, no, *state, unused, no,
                                     saved_full, saved_sums, saved_short, saved)
         kept_weights = weights.copy()
         warm_start, warm_stop = max(0, begin - warm), min(begin, seen)
         if warm_start < warm_stop:
-            _code(data, warm_start, warm_stop, relearn, True, *state, unused, False,
+            _code(data, warm_start, warm_stop, relearn, yes, *state, unused, no,
                   saved_full, saved_sums, saved_short, saved)
-        adaptive[b], _ = _code(data, begin, end, frame, True, *state, unused, False,
+        adaptive[b], _ = _code(data, begin, end, frame, yes, *state, unused, no,
                                saved_full, saved_sums, saved_short, saved)
         _restore(counts, sums, short, saved_full, saved_sums, saved_short, saved)
         weights[:] = kept_weights

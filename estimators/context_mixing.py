@@ -31,7 +31,8 @@ from numba import njit
 
 from estimators import flops
 from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
-                                block_views, held_out, mix64, mixed_code, visible)
+                                block_views, held_out, mix64, mixed_code, read_only,
+                                visible)
 
 MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
 # A repeat survives a changed, inserted or deleted byte: the match model goes on predicting
@@ -102,6 +103,12 @@ RECORD_HALVE = 4096  # guesses after which a distance's counts halve: the choice
 # found: a binary file holds stray newline bytes, while lines of numbers 6 bytes long repeat at
 # 12 bytes and more (RECORD_MIN is 8), and JSON lines of about the same length at about it.
 RECORD_TIE, RECORD_LIFT, RECORD_LEAST = 0.02, 8.0, 0.1
+# The records table's columns, a row per distance: RECORD_SLOTS bytes that last followed each
+# triple, then hits of those, guesses made, hits of the byte above itself, hits of the byte that
+# last followed the byte above, and those bytes (one slot per byte above).
+TRIPLE_HITS, RECORD_GUESSES, ABOVE_HITS, FOLLOWER_HITS, FOLLOWERS = range(
+    RECORD_SLOTS, RECORD_SLOTS + 5)
+RECORD_COLUMNS = FOLLOWERS + 256
 # Sparse contexts: two bytes each, so many back (0: the position in a 4-byte word instead).
 # On 256 KiB of Python's shared objects they took the largest size from 2.93 to 2.79 bits/byte.
 SPARSE_BACK = np.array([[2, 3], [4, 8], [1, 3], [1, 0]], dtype=np.int64)
@@ -157,7 +164,7 @@ class ContextMixingConfig:
         return (self.contexts * (16 << self.table_bits) * 4
                 + ((1 + self.long_repeats) << self.match_bits) * 8
                 + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4
-                + self.column * (RECORD_MAX + 1) * (2 * RECORD_SLOTS + 4) * 2)
+                + self.column * (RECORD_MAX + 1) * RECORD_COLUMNS * 2)
 
     def model(self) -> "ContextMixingModel":
         return ContextMixingModel(self)
@@ -219,10 +226,8 @@ class ContextMixingModel:
         self.apm = np.tile(grid, (APM_CONTEXTS, 1)).astype(np.float32)
         self.state = np.zeros(RECORD_BY_BYTE + 1, dtype=np.int64)
         self.state[4] = -1
-        # per distance one record up: the byte that last followed each three bytes there, then
-        # hits, guesses, the byte's matches with the one above, hits of the byte that last
-        # followed the one above, and those bytes by the byte above (`_track_record`)
-        shape = (RECORD_MAX + 1, 2 * RECORD_SLOTS + 4) if cfg.column else (1, 1)
+        # per distance one record up (`_track_record`; columns named after RECORD_TIE)
+        shape = (RECORD_MAX + 1, RECORD_COLUMNS) if cfg.column else (1, 1)
         self.records = np.zeros(shape, dtype=np.uint16)
         self.orders = np.asarray(cfg.orders, dtype=np.int64)
         self.stretch = _stretch_table()
@@ -242,6 +247,7 @@ class ContextMixingModel:
         """Code the training bytes of data[start:stop] (history data[:start] already seen)
         and learn from each after coding it. Returns (bits, bytes coded)."""
         out = per_byte if per_byte is not None else np.zeros(1)
+        data = read_only(data)
         # a tuple, not an array: an array handed to the inlined helpers cost two atomic
         # reference counts per history byte read (9% of a pass)
         view = holdout.view(stop, len(data) + 1, LEARNING)
@@ -256,6 +262,7 @@ class ContextMixingModel:
         after coding it, reading only training bytes. Then all of it is forgotten (every write
         logged and rolled back) and the pass goes on as if it had skipped the block."""
         self.repeats_at[begin] = (int(self.state[0]), int(self.state[1]), int(self.state[6]))
+        data = read_only(data)
         view = holdout.view(begin, begin, PAIRING)
         size = _log_size(1 << holdout.shift, 0, self.cfg.contexts)
         log_at, log_old = np.zeros(size, dtype=np.int64), np.zeros(size)
@@ -298,6 +305,7 @@ class ContextMixingModel:
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: "Holdout") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bits of every held-out block coded frozen, bits coded adaptively, and its bytes."""
+        data = read_only(data)
         view = holdout.view(seen, 0, EVALUATING)
         size = _log_size(1 << holdout.shift, holdout.warm, self.cfg.contexts)
         starts = holdout.block_starts(len(data))
@@ -759,24 +767,24 @@ def _track_record(data, pos, view, state, records):
             continue
         slot = (((np.int64(data[left]) * 0x9E3779B1 + np.int64(data[above])) * 0x85EBCA6B
                  + np.int64(data[right])) * 4 + edge) & (RECORD_SLOTS - 1)
-        records[d, RECORD_SLOTS + 1] += 1
+        records[d, RECORD_GUESSES] += 1
         if records[d, slot] == byte:
-            records[d, RECORD_SLOTS] += 1
+            records[d, TRIPLE_HITS] += 1
         records[d, slot] = byte
         if np.int64(data[above]) + 1 == byte:
-            records[d, RECORD_SLOTS + 2] += 1
-        slot = RECORD_SLOTS + 4 + np.int64(data[above])
+            records[d, ABOVE_HITS] += 1
+        slot = FOLLOWERS + np.int64(data[above])
         if records[d, slot] == byte:
-            records[d, RECORD_SLOTS + 3] += 1
+            records[d, FOLLOWER_HITS] += 1
         records[d, slot] = byte
-        if records[d, RECORD_SLOTS + 1] >= RECORD_HALVE:
-            for k in range(4):
-                records[d, RECORD_SLOTS + k] //= 2
+        if records[d, RECORD_GUESSES] >= RECORD_HALVE:
+            for k in range(TRIPLE_HITS, FOLLOWERS):
+                records[d, k] //= 2
     state[RECORD_SAMPLES] += 1
     if state[RECORD_SAMPLES] % RECORD_DECIDE == 0:
-        length = _record_length(records, RECORD_SLOTS, 0.0)
+        length = _record_length(records, np.int64(TRIPLE_HITS), 0.0)
         state[RECORD_BY_BYTE] = length == 0
-        for hits_at in (RECORD_SLOTS + 3, RECORD_SLOTS + 2):
+        for hits_at in (np.int64(FOLLOWER_HITS), np.int64(ABOVE_HITS)):
             length = length or _record_length(records, hits_at, RECORD_TIE)
         state[RECORD_LENGTH] = length
 
@@ -789,7 +797,7 @@ def _record_length(records, hits_at, tie):
     shorter one by more than `tie` (the multiples of a record length tie)."""
     best, best_rate, total, counted = 0, -1.0, 0.0, 0
     for d in range(RECORD_MIN, RECORD_MAX + 1):
-        tries = records[d, RECORD_SLOTS + 1]
+        tries = records[d, RECORD_GUESSES]
         if tries >= RECORD_TRIES:
             rate = records[d, hits_at] / tries
             total, counted = total + rate, counted + 1
@@ -853,7 +861,7 @@ def _evaluate(data, seen, view, starts, repeats, warm, orders, word, column, spa
     positions = np.zeros(2 * block, dtype=np.int64)  # and the positions written there
     kept_at = np.zeros(2 * len(starts) * block, dtype=np.int64)  # index writes kept to the end
     kept_old = np.zeros(2 * len(starts) * block)
-    kept = 0
+    kept, no = np.int64(0), np.bool_(False)  # not literals (see holdout.LEARNING)
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))
         frame, relearn = block_views(view, begin)
@@ -862,14 +870,14 @@ def _evaluate(data, seen, view, starts, repeats, warm, orders, word, column, spa
             local[:STATE_FIELDS] = 0  # no repeat, word or line yet (-1: no newline seen)
             local[4] = -1
             saved_weights = weights.copy() if adapt else weights
-            logged = 0
+            logged = np.int64(0)
             warm_start, warm_stop = max(0, begin - warm), min(begin, seen)
             if adapt and warm_start < warm_stop:
                 _recall_lines(data, warm_start, relearn, local)
                 _, _, logged = _code(
-                    data, warm_start, warm_stop, relearn, True, orders, word, column, sparse,
+                    data, warm_start, warm_stop, relearn, adapt, orders, word, column, sparse,
                     match_min, long_repeats, tables, match_table, match_counters, weights, apm,
-                    records, local, stretch, rates, unused, False, log_at, log_old, logged)
+                    records, local, stretch, rates, unused, no, log_at, log_old, logged)
             else:
                 _recall_lines(data, begin, frame, local)
             if repeats[b, 1] > local[1]:
@@ -877,7 +885,7 @@ def _evaluate(data, seen, view, starts, repeats, warm, orders, word, column, spa
             bits, count[b], logged = _code(
                 data, begin, end, frame, adapt, orders, word, column, sparse, match_min,
                 long_repeats, tables, match_table, match_counters, weights, apm, records, local,
-                stretch, rates, unused, False, log_at, log_old, logged)
+                stretch, rates, unused, no, log_at, log_old, logged)
             if not adapt:  # learning nothing, the frozen code logged only its index writes
                 slots = logged
                 for n in range(slots):

@@ -19,6 +19,9 @@ from numba import njit
 # with the final model; relearning, while evaluating, the training bytes before a held-out block;
 # pairing: coding a held-out block as the online pass would have (`code_held_out`).
 LEARNING, EVALUATING, RELEARNING, PAIRING = 0, 1, 2, 3
+# A kernel that passes a constant to another kernel passes a numba literal, and numba compiles the
+# callee once more for each literal: the count family's kernels took 160 s to compile, not 60.
+# Kernels therefore pass np.int64(...) and np.bool_(...) values to each other.
 
 SWITCH_SHARE = 0.05  # the share of weight each held-out block hands back to every code
 
@@ -178,9 +181,18 @@ def visible(p: int, pos: int, view) -> bool:
     return p < view[0]
 
 
+def read_only(data: np.ndarray) -> np.ndarray:
+    """`data` as the kernels take it: a read-only view, as bytes read from a file come. numba
+    compiles a kernel again for writable arrays (see LEARNING)."""
+    view = data.view()
+    view.flags.writeable = False
+    return view
+
+
 @njit(cache=True, inline="always")
 def block_views(view, begin):
     """Views of an evaluation (`view`) coding the held-out block at `begin`, and relearning
-    the training bytes before it."""
-    return ((view[0], begin, view[2], view[3], EVALUATING),
-            (view[0], begin, view[2], view[3], RELEARNING))
+    the training bytes before it. Their modes are int64, not literal constants, so a kernel
+    called with them reuses its one compiled version (see LEARNING)."""
+    return ((view[0], begin, view[2], view[3], np.int64(EVALUATING)),
+            (view[0], begin, view[2], view[3], np.int64(RELEARNING)))
