@@ -11,7 +11,8 @@ modules, binary records, random and constant bytes, and files half random, half 
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
 loose by that much. `--more-sources` does the same for structured data no test uses
-(counters, hex dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
+(counters, hex dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics,
+Markov chains of order 12-20). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
 real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
 against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
@@ -172,7 +173,20 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
         ("Markov drifting by quarters", drifting, "?"),
         ("CA rows, rule 110, 1000 wide", synthetic.ca_rows(size, 110, 1000, seed=3),
          f"~{1000 / size:.5f}"),
+        *(long_chain(size, *chain) for chain in LONG_CHAINS),
     ]
+
+
+# Chains over 2 symbols whose order outruns the contexts of most sizes: (order, concentration
+# of the rows' Dirichlet, seed). Their rates need a matrix of 2**order squared, so the truth
+# given is what the true probabilities code the sample in.
+LONG_CHAINS = [(12, 0.2, 2), (16, 0.1, 3), (20, 0.05, 8)]
+
+
+def long_chain(size: int, order: int, concentration: float, seed: int) -> tuple[str, bytes, str]:
+    source = synthetic.MarkovSource(order, 2, concentration, seed=seed)
+    data = source.sample(size, seed=1)
+    return (f"Markov order {order}, 2 symbols", data, f"H >= {source.bits(data).mean():.3f}")
 
 
 # (order, alphabet, concentration of the rows' Dirichlet): from near-deterministic to flat rows

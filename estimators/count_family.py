@@ -59,9 +59,13 @@ SIZES: tuple[Size, ...] = (
                         match_min=6, table_bits=19),
     # Long contexts with counters that settle: a chain over a few symbols needs contexts as
     # long as its order (256 KiB, order 5 over 2 symbols: the final model 15% above the rate
-    # with orders up to 4, 2-3% with this; order 8 over 2 symbols: 40-50% and 0.3-1.9%).
-    ContextMixingConfig("cm-order8", orders=(0, 1, 2, 3, 4, 6, 8), word=True, column=True,
-                        match_min=8, table_bits=19),
+    # with orders up to 4, 2-3% with this; order 8 over 2 symbols: 40-50% and 0.3-1.9%). With
+    # orders up to 8 alone, chains over 2 symbols of order 12, 16 and 20 cost 0.81, 0.82 and
+    # 0.83 bits/byte where lzma paid 0.62, 0.63 and 0.75 (the true probabilities: 0.33, 0.20
+    # and 0.11); orders 12, 16 and 24 took them to 0.36, 0.37 and 0.69 (quick, 256 KiB;
+    # `bench/fidelity --more-sources`), and Python source from 1.334 to 1.336.
+    ContextMixingConfig("cm-order24", orders=(0, 1, 2, 3, 4, 6, 8, 12, 16, 24), word=True,
+                        column=True, match_min=8, table_bits=19),
     # The largest also follows drifting statistics (machine code, mixed files): sparse contexts
     # and counters that keep adapting fast. On 256 KiB of Python's shared objects that took its
     # online code from 2.93 to 2.64 bits/byte (lzma: 2.70); stationary sources lose 1% with it,
