@@ -10,9 +10,9 @@ text, cellular-automaton rows, Python source and its shuffles, Python's compiled
 modules, binary records, random and constant bytes, and files half random, half constant),
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
-loose by that much. `--more-sources` does the same for structured data no test uses
-(counters, hex dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics,
-Markov chains of order 12-20). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
+loose by that much. `--more-sources` does the same for more structured data (counters, hex
+dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics, Markov chains of
+order 12-20). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
 real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
 cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
 against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
@@ -133,8 +133,8 @@ def every_rule(preset: str, families: list[str] | None, size: int, width: int,
 
 
 def more_sources(size: int) -> list[tuple[str, bytes, str]]:
-    """Structured data no test uses, each beside the compressors alone: the sweep that found
-    binary records coded worse than lzma (now a row of `sources`)."""
+    """More structured data, each beside the compressors alone: the sweep that found binary
+    records coded worse than lzma (now a row of `sources`), and chains of long memory."""
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
 
@@ -232,7 +232,7 @@ def main() -> None:
                         help="code cellular-automaton rows WIDTH cells wide for every rule "
                              "(one of each of the 88 classes) at --size-kib instead")
     parser.add_argument("--more-sources", action="store_true",
-                        help="the table for structured data no test uses (counters, hex dumps, "
+                        help="the table for more structured data (counters, hex dumps, "
                              "JSON and CSV lines, audio, ...) instead")
     parser.add_argument("--cell-bytes", action="store_true",
                         help="with --every-rule: cells as 0/1 bytes, no newlines between rows")
