@@ -8,7 +8,7 @@ apart are what it finds). At checkpoints placed by compute (every budget of the 
 power of ten) the model codes the held-out blocks. With p the position the pass reached, d the
 training bytes coded so far, D all bytes, L the held-out loss of the data before p and L' that
 of the data ahead of p (each block standing for its stratum; L' priced conservatively, never
-below L: `_region_losses`),
+below L nor below the online code's bits per byte so far: `_region_losses`),
     S = online bits of the d bytes - L * d        H = L * p + L' * (D - p)
 At the end p = D and this is exactly the transformer's prequential split (H = L * D). Before
 it, the data ahead is priced by blocks ahead: on text that drifts from file to file, a block
@@ -133,7 +133,8 @@ def _standard_error(per_block: np.ndarray, blocks: int) -> float:
     return float(per_block.std(ddof=1) / math.sqrt(blocks)) if len(per_block) > 1 else 0.0
 
 
-def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> tuple[float, float]:
+def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray,
+                   online: float = 0.0) -> tuple[float, float]:
     """Held-out bits per byte of the part of the data a checkpoint learned from, and the price
     of the part ahead of it, each from the held-out blocks that stand for it: `learned` is the
     share of each block's stratum that the checkpoint learned from, and a block counts for
@@ -150,7 +151,13 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> 
     many random ones), 8 of the 14 blocks ahead of a checkpoint 17% in were random where the
     data ahead is 60% random, and it reported S+H = 3.80 bits/byte, under the 4 the random half
     alone costs. Nor is it below the part learned from: a model codes its own data best, so a
-    price below would be the blocks' noise (a Markov chain's H came out 0.26% below its rate)."""
+    price below would be the blocks' noise (a Markov chain's H came out 0.26% below its rate).
+    Nor below `online`, the online code's bits per byte so far: sixteen blocks can be an
+    unlucky draw. 1 KiB random blocks alternating with zero ones (256 KiB) had 4 random among
+    16, 3 of the 14 ahead of a checkpoint 14% in, and `cm-order2` reported S+H = 3.66
+    bits/byte there, under the 4 the random blocks alone cost, where the online code had paid
+    4.07. (The online code since the last checkpoint would be noisy: on text that drifts, a
+    stretch of hard files raised the next checkpoint's S+H over the one before.)"""
     def loss(share: np.ndarray) -> float:
         return float((share * bits).sum() / (share * count).sum())
     learned = np.asarray(learned, dtype=float)
@@ -160,7 +167,7 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray) -> 
     per_block = bits / np.maximum(count, 1)
     spread = per_block[ahead > 0] if (ahead > 0).sum() > 1 else per_block  # one has no spread
     ahead_loss = loss(ahead)
-    price = min(ahead_loss + AHEAD_SIGMAS * _standard_error(spread, ahead.sum()),
+    price = min(max(ahead_loss + AHEAD_SIGMAS * _standard_error(spread, ahead.sum()), online),
                 max(8.0, ahead_loss))
     learned_loss = loss(learned) if learned.any() else ahead_loss
     return learned_loss, max(learned_loss, price)
@@ -220,7 +227,8 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
                 progress(count)
         block_bits, block_bytes = model.evaluate(stream, position, holdout)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
-        learned, ahead = _region_losses(block_bits, block_bytes, holdout.covered(size, position))
+        learned, ahead = _region_losses(block_bits, block_bytes, holdout.covered(size, position),
+                                        online_bits / max(coded, 1))
         entropy = learned * position + ahead * (size - position)
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = _standard_error(per_block, len(per_block))

@@ -227,6 +227,21 @@ def test_the_data_ahead_is_priced_two_standard_errors_up_never_below_the_data_le
     learned, price = count_family._region_losses(bits, count, [1, 1, 1, 1, 0.5, 0])
     assert learned == pytest.approx((800 + 0.5 * 300) / 450)
     assert price == pytest.approx(650 / 150 + 2 * np.std([3.0, 5.0], ddof=1) / np.sqrt(1.5))
+    # nor below what the online code paid so far, and still at most 8 bits/byte
+    learned = np.array([True] * 4 + [False] * 2)
+    assert count_family._region_losses(bits, count, learned, online=7.0) == (2.0, 7.0)
+    assert count_family._region_losses(bits, count, learned, online=9.0) == (2.0, 8.0)
+
+
+def test_an_unlucky_draw_of_held_out_blocks_never_prices_the_data_ahead_below_the_online_code():
+    # 1 KiB random blocks alternating with zero ones: 4 bits/byte whatever codes them. Only 4
+    # of the 16 held-out blocks are random, 3 of the 14 ahead of the first checkpoint, and it
+    # reported S+H = 3.66 bits/byte.
+    size = 256 << 10
+    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024) for k in range(size // 2048))
+    run = count_family.run(load(data), SIZE["cm-order2"], [1e9, 1e10, 1e11, 1e12])
+    totals = [(p["epiplexity_bits"] + p["entropy_bits"]) / size for p in run["checkpoints"]]
+    assert len(totals) == 2 and min(totals) > 4.0, totals
 
 
 def test_a_half_trained_model_never_prices_the_data_ahead_below_what_it_holds():
