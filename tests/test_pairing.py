@@ -32,10 +32,23 @@ def test_where_the_final_model_follows_the_online_code_each_stratum_is_priced_at
     final = blocks - 0.2  # the final model codes each 0.2 bits/byte below the online code
     count = np.full(16, 256)
     bits, slope = filled(strata, blocks).corrected(final * count, count, SIZE)
+    whole = (15 * strata + blocks) / 16  # 3,840 training bytes a stratum, and its block
     assert slope == pytest.approx(1.0)
-    assert bits[1:] / count[1:] == pytest.approx(strata[1:] - 0.2)
+    assert bits[1:] / count[1:] == pytest.approx(whole[1:] - 0.2)
     assert bits[0] == final[0] * count[0]  # no bytes around it were coded: left as it is
     assert (final - (strata - 0.2)).mean() > 0.1  # uncorrected, the draw was off
+
+
+def test_an_unbalanced_draw_is_corrected_to_the_mean_of_the_whole_stratum():
+    # each stratum: 8 blocks of random bytes (8 bits/byte) and 8 of zeros (0), one held out;
+    # 4 of the 16 held out are random. Compared with the rest of its stratum alone, a zero
+    # block was priced at 8 * 8/15 = 4.27 and a random one at 7 * 8/15 = 3.73 (L = 4.13)
+    blocks = np.array([8.0 if k % 4 == 0 else 0.0 for k in range(16)])
+    strata = (64.0 - blocks) / 15  # the 15 training blocks' mean
+    count = np.full(16, 256)
+    bits, slope = filled(strata, blocks).corrected(blocks * count, count, SIZE)
+    assert slope == pytest.approx(1.0)
+    assert bits[1:] / count[1:] == pytest.approx(np.full(15, 4.0))
 
 
 def test_nothing_is_corrected_where_the_final_model_does_not_follow_the_online_code():
@@ -56,7 +69,8 @@ def test_a_block_is_corrected_only_once_its_whole_stratum_is_coded():
     pairing = filled(strata, blocks)
     bits, slope = pairing.corrected(final, count, 6 * pairing.stratum + 10)
     assert slope == pytest.approx(1.0)
-    assert (bits[6:] == final[6:]).all() and bits[1:6] == pytest.approx(2.0 * count[1:6])
+    whole = (15 * strata + blocks) / 16  # the stratum's mean, its block counted in
+    assert (bits[6:] == final[6:]).all() and bits[1:6] == pytest.approx(whole[1:6] * count[1:6])
     untouched, slope = pairing.corrected(final, count, 4 * pairing.stratum)  # too few pairs
     assert slope == 0.0 and (untouched == final).all()
 
