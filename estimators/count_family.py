@@ -8,9 +8,11 @@ apart are what it finds). At checkpoints placed by compute (every budget of the 
 power of ten) the model codes the held-out blocks. With p the position the pass reached, d the
 training bytes coded so far, D all bytes, L the held-out loss of the data before p and L' that
 of the data ahead of p (each block standing for its stratum; L' priced conservatively, never
-below L nor below the online code's bits per byte so far: `_region_losses`),
-    S = online bits of the d bytes - L * d        H = L * p + L' * (D - p)
-At the end p = D and this is exactly the transformer's prequential split (H = L * D). Before
+below L nor below the online code's bits per byte so far: `_region_losses`), and L_d that of
+the d training bytes themselves (`PairedLoss.corrected`: the two differ where the draw of
+held-out blocks was unbalanced),
+    S = online bits of the d bytes - L_d * d        H = L * p + L' * (D - p)
+At the end p = D and this is the transformer's prequential split (H = L * D). Before
 it, the data ahead is priced by blocks ahead: on text that drifts from file to file, a block
 among bytes the model learned from (its neighbours relearned, its file's words counted) codes
 far cheaper than new data, and pricing the data ahead by it made a half-trained model's S+H
@@ -226,8 +228,11 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
             if progress:
                 progress(count)
         block_bits, block_bytes = model.evaluate(stream, position, holdout)
+        covered = holdout.covered(size, position)
+        trained, _ = _region_losses(pairing.corrected(block_bits, block_bytes, position,
+                                                      whole=False)[0], block_bytes, covered)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
-        learned, ahead = _region_losses(block_bits, block_bytes, holdout.covered(size, position),
+        learned, ahead = _region_losses(block_bits, block_bytes, covered,
                                         online_bits / max(coded, 1))
         entropy = learned * position + ahead * (size - position)
         per_block = block_bits / np.maximum(block_bytes, 1)
@@ -236,9 +241,10 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         spent = fitted.train_ops(coded + pairing.paired_bytes_before(position)) + evaluated
         checkpoints.append({
             "tokens_trained": coded // width, "compute_flops": spent,
-            "epiplexity_bits": online_bits - learned * coded, "entropy_bits": entropy,
+            "epiplexity_bits": online_bits - trained * coded, "entropy_bits": entropy,
             "heldout_bits_per_token": entropy / size * width, "heldout_stderr": stderr * width,
             "extra": {"online_bits": online_bits, "heldout_tokens": heldout_bytes // width,
+                      "trained_bits_per_token": trained * width,  # L_d, what S subtracts
                       "position": position // width, "paired_slope": slope}})
         if position == size:
             break

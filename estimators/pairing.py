@@ -13,7 +13,9 @@ estimator of survey sampling):
     L_b' = L_b - slope * (online_b - online_stratum(b))
 
 where online_stratum(b) is the online code of the whole stratum, the block's own bytes counted
-in, as the estimator takes the mean of the whole population.
+in, as the estimator takes the mean of the whole population: that estimates the final model's
+loss over the stratum, which H takes. S subtracts the final model's loss over the training
+bytes from their online code, and for it the block is compared with the training bytes alone.
 
 Where the held-out block falls in its stratum is drawn at random, so the difference has mean
 zero: the correction removes noise and adds none on average. The slope is fitted, and kept in
@@ -114,22 +116,26 @@ class PairedLoss:
     def add_paired(self, index: int, bits: float, count: int) -> None:
         self.paired[index] = (bits, count)
 
-    def corrected(self, bits: np.ndarray, count: np.ndarray,
-                  position: int) -> tuple[np.ndarray, float]:
+    def corrected(self, bits: np.ndarray, count: np.ndarray, position: int,
+                  whole: bool = True) -> tuple[np.ndarray, float]:
         """Each held-out block's bits (the final model's, after the pass reached `position`)
-        corrected as the module says, and the slope used (0: no correction). A block past the
-        first stratum is corrected once the pass has coded its whole stratum, the first
-        stratum's once it has coded the bytes either side of it; none goes below zero bits."""
+        corrected as the module says, and the slope used (0: no correction): the final model's
+        loss over its `whole` stratum (H), or over the stratum's training bytes alone (what S
+        subtracts from their online code). A block past the first stratum is corrected once the
+        pass has coded its whole stratum, the first stratum's once it has coded the bytes
+        either side of it; none goes below zero bits.
+
+        The two differ where the draw was unbalanced: 1 KiB random blocks alternating with
+        zero ones, 4 random among the 16 held out, have training bytes 52% random. One
+        correction for both, against the training bytes, gave H = 4.149 bits/byte where the
+        data costs 4.0; against the whole stratum, S = 0.14 where there is no structure."""
         stratum = self.starts // self.stratum
         ends = np.minimum((stratum + 1) * self.stratum, self.size)
         train_bits, train_bytes = self.training[stratum].T
         pairs = (stratum > 0) & (ends <= position) & (self.paired[:, 1] > 0) & (train_bytes > 0)
-        # each block's stratum, bits/byte, the block's own online code counted in: the
-        # regression estimator compares with the whole population's mean. Against the rest
-        # alone, a gap is 16/15 of that: 1 KiB random blocks alternating with zero ones, 4
-        # random among the 16 held out, gave L = 4.149 where the data costs 4.0; now 3.999.
-        online = ((train_bits + pairs * self.paired[:, 0])
-                  / np.maximum(train_bytes + pairs * self.paired[:, 1], 1))
+        own = pairs & whole  # the block's own online code counted in its stratum's
+        online = ((train_bits + own * self.paired[:, 0])
+                  / np.maximum(train_bytes + own * self.paired[:, 1], 1))
         if pairs.sum() < MIN_PAIRS:
             return bits, 0.0
         gap = np.zeros(len(bits))

@@ -176,10 +176,13 @@ def test_prequential_split_adds_up_to_online_code_plus_held_out_loss():
     data = load(synthetic.ca_rows(32768, rule=90))
     run = count_family.run(data, SIZE["cm-order6"], [1e15])
     last = run["checkpoints"][-1]
-    loss = last["heldout_bits_per_token"]
+    loss, trained = last["heldout_bits_per_token"], last["extra"]["trained_bits_per_token"]
     assert last["entropy_bits"] == pytest.approx(loss * 32768)
     assert last["epiplexity_bits"] == pytest.approx(
-        last["extra"]["online_bits"] - loss * last["tokens_trained"])
+        last["extra"]["online_bits"] - trained * last["tokens_trained"])
+    # the final model's loss over the whole data and over its training bytes: one row after
+    # another of one rule, the draw of held-out blocks is balanced
+    assert trained == pytest.approx(loss, abs=0.002)
 
 
 def test_a_checkpoint_prices_the_data_ahead_by_the_held_out_blocks_ahead():
@@ -610,3 +613,14 @@ def test_each_kernel_is_compiled_once_whatever_the_data_and_the_pass():
     compiled = eval(done.stdout)
     assert compiled["estimators.context_mixing._code"] == 1
     assert {name: n for name, n in compiled.items() if n > 1} == {}
+
+
+def test_an_unbalanced_draw_of_held_out_blocks_leaves_neither_s_nor_h_off():
+    # 1 KiB random blocks alternating with zero ones: only 4 of the 16 held out are random, so
+    # the training bytes are 52% random. One correction for both gave H = 4.149 bits/byte, or
+    # S = 0.14 where there is no structure; the data costs 4.0, all of it entropy.
+    size = 256 << 10
+    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024) for k in range(size // 2048))
+    last = count_family.run(load(data), SIZE["cm-order2"], [1e15])["checkpoints"][-1]
+    assert last["entropy_bits"] / size == pytest.approx(4.0, abs=0.01)
+    assert abs(last["epiplexity_bits"]) / size < 0.01
