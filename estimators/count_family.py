@@ -229,9 +229,9 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
                 progress(count)
         block_bits, block_bytes = model.evaluate(stream, position, holdout)
         covered = holdout.covered(size, position)
-        trained, _ = _region_losses(pairing.corrected(block_bits, block_bytes, position,
-                                                      whole=False)[0], block_bytes, covered)
+        training_bits, _ = pairing.corrected(block_bits, block_bytes, position, whole=False)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
+        trained, _ = _region_losses(training_bits, block_bytes, covered)
         learned, ahead = _region_losses(block_bits, block_bytes, covered,
                                         online_bits / max(coded, 1))
         entropy = learned * position + ahead * (size - position)

@@ -1,5 +1,6 @@
 """The count-based family is a valid prequential code, learns nothing from held-out bytes and
 stays inside its budget."""
+import functools
 import json
 import lzma
 import math
@@ -236,14 +237,24 @@ def test_the_data_ahead_is_priced_two_standard_errors_up_never_below_the_data_le
     assert count_family._region_losses(bits, count, learned, online=9.0) == (2.0, 8.0)
 
 
+ALTERNATING = 256 << 10  # bytes of 1 KiB random blocks alternating with zero ones
+
+
+@functools.lru_cache(maxsize=1)
+def alternating_blocks_run() -> dict:
+    """`cm-order2` over random and zero blocks in turn (4 bits/byte whatever codes them),
+    checkpointed at quick's budgets; its last checkpoint ends the pass."""
+    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024)
+                    for k in range(ALTERNATING // 2048))
+    return count_family.run(load(data), SIZE["cm-order2"], [1e9, 1e10, 1e11, 1e12])
+
+
 def test_an_unlucky_draw_of_held_out_blocks_never_prices_the_data_ahead_below_the_online_code():
     # 1 KiB random blocks alternating with zero ones: 4 bits/byte whatever codes them. Only 4
     # of the 16 held-out blocks are random, 3 of the 14 ahead of the first checkpoint, and it
     # reported S+H = 3.66 bits/byte.
-    size = 256 << 10
-    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024) for k in range(size // 2048))
-    run = count_family.run(load(data), SIZE["cm-order2"], [1e9, 1e10, 1e11, 1e12])
-    totals = [(p["epiplexity_bits"] + p["entropy_bits"]) / size for p in run["checkpoints"]]
+    totals = [(p["epiplexity_bits"] + p["entropy_bits"]) / ALTERNATING
+              for p in alternating_blocks_run()["checkpoints"]]
     assert len(totals) == 2 and min(totals) > 4.0, totals
 
 
@@ -605,10 +616,9 @@ def test_each_kernel_is_compiled_once_whatever_the_data_and_the_pass():
             "        model.code(array, 0, 9000, held)\n"
             "        model.code_held_out(array, int(held.block_starts(len(array))[0]), held)\n"
             "        model.evaluate(array, 9000, held)\n"
-            "kernels = [(m.__name__, k) for m in (blending, context_mixing, holdout)\n"
-            "           for k, f in vars(m).items() if hasattr(f, 'signatures')]\n"
-            "print({f'{m}.{k}': len(vars(__import__(m, fromlist=[k]))[k].signatures)\n"
-            "       for m, k in kernels})\n")
+            "print({f'{m.__name__}.{k}': len(f.signatures)\n"
+            "       for m in (blending, context_mixing, holdout)\n"
+            "       for k, f in vars(m).items() if hasattr(f, 'signatures')})\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     compiled = eval(done.stdout)
     assert compiled["estimators.context_mixing._code"] == 1
@@ -619,8 +629,7 @@ def test_an_unbalanced_draw_of_held_out_blocks_leaves_neither_s_nor_h_off():
     # 1 KiB random blocks alternating with zero ones: only 4 of the 16 held out are random, so
     # the training bytes are 52% random. One correction for both gave H = 4.149 bits/byte, or
     # S = 0.14 where there is no structure; the data costs 4.0, all of it entropy.
-    size = 256 << 10
-    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024) for k in range(size // 2048))
-    last = count_family.run(load(data), SIZE["cm-order2"], [1e15])["checkpoints"][-1]
-    assert last["entropy_bits"] / size == pytest.approx(4.0, abs=0.01)
-    assert abs(last["epiplexity_bits"]) / size < 0.01
+    last = alternating_blocks_run()["checkpoints"][-1]  # the whole pass
+    assert last["extra"]["position"] == ALTERNATING
+    assert last["entropy_bits"] / ALTERNATING == pytest.approx(4.0, abs=0.01)
+    assert abs(last["epiplexity_bits"]) / ALTERNATING < 0.01
