@@ -34,6 +34,7 @@ from estimators.blending import BlendingConfig
 from estimators.context_mixing import ContextMixingConfig
 from estimators.holdout import Holdout
 from estimators.data import TokenData
+from estimators.frontier import price_ahead
 from estimators.pairing import PairedLoss
 
 FAMILY = "context-mixing"
@@ -126,7 +127,6 @@ def _furthest_within(cost: Callable[[int], float], position: int, size: int, mar
     return low - low % width
 
 
-AHEAD_SIGMAS = 2.0  # standard errors above its blocks' mean at which the data ahead is priced
 
 
 def _standard_error(per_block: np.ndarray, blocks: int) -> float:
@@ -147,8 +147,8 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray,
     bits/byte where the truth is 0.
 
     The part ahead is bytes no model has coded yet, estimated from a few blocks, so it is
-    priced at their mean plus `AHEAD_SIGMAS` standard errors (at most the uniform code's 8
-    bits/byte): the frontier takes the lowest S+H, and priced at the mean alone the checkpoint
+    priced by `frontier.price_ahead`, at their mean plus two standard errors (at most the
+    uniform code's 8 bits/byte): the frontier takes the lowest S+H, and priced at the mean alone the checkpoint
     whose blocks ahead happened to be cheap won. On 256 KiB (constant bytes, then as
     many random ones), 8 of the 14 blocks ahead of a checkpoint 17% in were random where the
     data ahead is 60% random, and it reported S+H = 3.80 bits/byte, under the 4 the random half
@@ -169,8 +169,7 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray,
     per_block = bits / np.maximum(count, 1)
     spread = per_block[ahead > 0] if (ahead > 0).sum() > 1 else per_block  # one has no spread
     ahead_loss = loss(ahead)
-    price = min(max(ahead_loss + AHEAD_SIGMAS * _standard_error(spread, ahead.sum()), online),
-                max(8.0, ahead_loss))
+    price = price_ahead(ahead_loss, _standard_error(spread, ahead.sum()), 8.0, floor=online)
     learned_loss = loss(learned) if learned.any() else ahead_loss
     return learned_loss, max(learned_loss, price)
 

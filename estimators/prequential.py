@@ -26,8 +26,9 @@ import torch
 from estimators import flops
 from estimators.data import Split, batch_schedule
 from estimators.models import GPT, GPTConfig
-from estimators.training import (EMA, Checkpoint, autocast, checkpoint_steps, eval_sequences,
-                                 heldout_loss, make_optimizer, mean_bits, set_lr, token_bits)
+from estimators.training import (EMA, Checkpoint, autocast, checkpoint_entropy, checkpoint_steps,
+                                 eval_sequences, heldout_loss, make_optimizer, mean_bits, set_lr,
+                                 token_bits)
 
 WARMUP_STEPS = 8
 REPLAY_VALIDATION_EVERY = 10  # every 10th coded sequence early-stops replay and is not replayed
@@ -209,7 +210,7 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
             checkpoints.append(Checkpoint(
                 tokens_trained=trained, compute_flops=spent,
                 epiplexity_bits=online_bits - final * trained,
-                entropy_bits=final * cfg.dataset_tokens,
+                entropy_bits=checkpoint_entropy(final, stderr, split, offset, cfg),
                 heldout_bits_per_token=final, heldout_stderr=stderr,
                 extra={"online_bits": online_bits, "replay_epochs": cfg.replay_epochs}))
     return RunResult("prequential", cfg, n, checkpoints, spent, time.perf_counter() - start,

@@ -27,8 +27,8 @@ import torch
 from estimators import flops
 from estimators.data import Split
 from estimators.prequential import Learner, Progress, RunConfig, RunResult, train_schedule
-from estimators.training import (LN2, Checkpoint, autocast, checkpoint_steps, eval_sequences,
-                                 heldout_loss, token_bits)
+from estimators.training import (LN2, Checkpoint, autocast, checkpoint_entropy, checkpoint_steps,
+                                 eval_sequences, heldout_loss, token_bits)
 
 # Running KL per token above which the teacher waits for the student. Waiting charges every
 # catch-up sample at the student's high KL and bought no lower H when measured (16 KiB order-1
@@ -154,7 +154,7 @@ def run(split: Split, cfg: RunConfig, device: torch.device, progress: Progress |
                 tokens_trained=trained,
                 compute_flops=spent,
                 epiplexity_bits=kl_total,
-                entropy_bits=final * cfg.dataset_tokens,
+                entropy_bits=checkpoint_entropy(final, stderr, split, offset, cfg),
                 heldout_bits_per_token=final, heldout_stderr=stderr,
                 extra={"student_tokens": student_tokens,
                        "teacher_heldout_bits_per_token": teacher_final,

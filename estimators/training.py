@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from estimators.data import Split
+from estimators.frontier import price_ahead
 from estimators.models import GPT
 
 LN2 = math.log(2.0)
@@ -74,6 +75,16 @@ class Checkpoint:
     heldout_bits_per_token: float
     heldout_stderr: float  # standard error of the held-out loss, bits per token
     extra: dict = field(default_factory=dict)
+
+
+def checkpoint_entropy(final: float, stderr: float, split: Split, reached: int, cfg) -> float:
+    """H of a checkpoint that has learned from the training sequences before `reached`: every
+    token of the data at its held-out loss `final`, except the training tokens ahead of it,
+    which it has not learned from and which `frontier.price_ahead` prices conservatively.
+    (`cfg` is the run's: `dataset_tokens`, `model.vocab_size`.)"""
+    ahead = split.train_tokens - reached * split.context
+    price = price_ahead(final, stderr, math.log2(cfg.model.vocab_size))
+    return final * (cfg.dataset_tokens - ahead) + price * ahead
 
 
 def checkpoint_steps(batch_sizes: list[int], context: int) -> set[int]:

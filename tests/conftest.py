@@ -1,5 +1,12 @@
-"""Fixtures shared by the tests: database backends (SQLite and a real PostgreSQL server), and the
-http and sessions fixtures of the API tests (each module defines its own `server`, a ServiceProcess)."""
+"""Fixtures shared by the tests: database backends (SQLite and a real PostgreSQL server), Chromium
+for the browser tests, and the http and sessions fixtures of the API tests (each module defines its
+own `server`, a ServiceProcess)."""
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -8,6 +15,40 @@ from app.testing_postgres import PostgresServer
 
 # Every test that takes a database runs once per backend; `pytest -m postgres` picks the PostgreSQL half.
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_INSTALL = "apt-get update && apt-get install -y --no-install-recommends chromium"
+_chromium_install: tuple[subprocess.Popen, Path] | None = None  # (apt, its log), once started
+
+
+def pytest_collection_finish(session):
+    """Start installing Chromium as soon as browser tests are collected and it is missing: apt
+    waits mostly on disk and network, so it runs beside the CPU-bound tests instead of before
+    the browser tests (137 s of a CI run when they waited for it)."""
+    global _chromium_install
+    wanted = any(item.get_closest_marker("browser") for item in session.items)
+    if wanted and not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        log = Path(tempfile.mkstemp(prefix="chromium-install-", suffix=".log")[1])
+        apt = subprocess.Popen(["sh", "-c", CHROMIUM_INSTALL], stdout=log.open("w"),
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        _chromium_install = apt, log
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed with apt when missing (the README's test command does all
+    set-up): a failure with the way to install it by hand, never a skip."""
+    if _chromium_install:
+        apt, log = _chromium_install
+        if apt.wait(timeout=900) != 0:
+            pytest.fail(f"installing Chromium failed (`{CHROMIUM_INSTALL}` exited {apt.returncode}): "
+                        f"{log.read_text()[-2000:]}\nInstall it by hand: {CHROMIUM_INSTALL}")
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
+                    f"run `{CHROMIUM_INSTALL}`")
+    return str(CHROMIUM)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ server's origin. Screenshots of each page land in artifacts/screenshots/ (git-ig
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sysconfig
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +21,6 @@ from app.testing import ServiceProcess
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
@@ -37,24 +34,6 @@ def source_sample(size: int = 16 * 1024) -> bytes:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     data = b"".join(path.read_bytes() for path in sorted(stdlib.glob("[a-c]*.py")))
     return data[:size]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's Chromium, installed with apt when missing (the README's test command does all set-up)."""
-    if not Path(CHROMIUM).exists():
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
-                        "run `apt-get update && apt-get install -y chromium`")
-        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-            done = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                                  env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-            if done.returncode != 0:
-                pytest.fail(f"installing Chromium failed ({' '.join(command)} exited {done.returncode}): "
-                            f"{done.stderr[-2000:]}\nInstall it by hand: apt-get install -y chromium")
-        if not Path(CHROMIUM).exists():
-            pytest.fail(f"apt-get installed chromium but {CHROMIUM} is still missing")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="session")

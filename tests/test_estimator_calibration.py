@@ -58,6 +58,17 @@ def test_markov_entropy_stays_above_the_rate_and_approaches_it(markov_result):
     assert per_byte[-1] - rate < 0.25
 
 
+def test_no_transformer_checkpoint_prices_unread_data_below_its_entropy():
+    # 1 KiB random blocks alternating with zero ones: 4 bits/byte whatever codes them. A
+    # checkpoint 2% into the pass drew held-out sequences mostly from zero blocks (3.75
+    # bits/token, standard error 0.61), priced the 98% it had not read by that mean, and the
+    # transformer's curve read 3.768 from 1e10 FLOPs on, the headline's too.
+    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024) for k in range(128))
+    result = estimators.estimate(data, preset="quick", families=["transformer"])
+    totals = [p.epiplexity_bits_per_byte + p.entropy_bits_per_byte for p in result.curve]
+    assert min(totals) > 4.0, totals
+
+
 def test_markov_carries_more_structure_than_noise_or_a_constant(
         markov_result, random_result, constant_result):
     # The transformer (the paper's observer) must find the chain's structure. The headline, the
