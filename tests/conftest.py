@@ -19,6 +19,7 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y --no-install-recommends chromium"
+CHROMIUM_LOCK = Path(tempfile.gettempdir()) / "epiplex-chromium-install.lock"  # one apt per machine
 _chromium_install: tuple[subprocess.Popen, Path] | None = None  # (apt, its log), once started
 
 
@@ -28,9 +29,12 @@ def pytest_collection_finish(session):
     the browser tests (137 s of a CI run when they waited for it)."""
     global _chromium_install
     wanted = any(item.get_closest_marker("browser") for item in session.items)
-    if wanted and not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+    if wanted and not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get") \
+            and shutil.which("flock"):
         log = Path(tempfile.mkstemp(prefix="chromium-install-", suffix=".log")[1])
-        apt = subprocess.Popen(["sh", "-c", CHROMIUM_INSTALL], stdout=log.open("w"),
+        # each test worker collects every test; the first to take the lock installs
+        apt = subprocess.Popen(["flock", str(CHROMIUM_LOCK), "sh", "-c",
+                                f"test -x {CHROMIUM} || ({CHROMIUM_INSTALL})"], stdout=log.open("w"),
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         _chromium_install = apt, log
