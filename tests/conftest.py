@@ -17,6 +17,39 @@ from app.testing_postgres import PostgresServer
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+def pytest_collection_modifyitems(items):
+    """Each item's name in its node id. Schemathesis names an operation's item
+    `test[GET /path]` but leaves every one the function's id, and pytest-xdist, which tracks
+    tests by id, ran one of the 21 operations."""
+    for item in items:
+        if item.nodeid.rpartition("::")[2] != item.name:
+            item._id = item.parent.id.child(item.name)  # how pytest makes a node's id
+
+
+_scheduled: list[str] = []  # with pytest-xdist: every test handed to a worker, and
+_reported: list[str] = []  # every test a worker reported an outcome for
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    _scheduled[:] = ids
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.outcome != "passed":  # a failed or skipped setup too
+        _reported.append(report.nodeid)
+
+
+def pytest_sessionfinish(session):
+    """A worker that loses tests must fail the run: xdist itself reported 707 passed of 727 and
+    exited 0 when 20 never ran."""
+    missing = set(_scheduled) - set(_reported)
+    if _scheduled and (missing or len(_reported) < len(_scheduled)) and session.exitstatus == 0:
+        session.exitstatus = 1
+        print(f"\n{len(_scheduled) - len(_reported)} collected tests never reported an outcome"
+              + (f": {sorted(missing)[:20]}" if missing else " (they share a node id)"))
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y --no-install-recommends chromium"
 CHROMIUM_LOCK = Path(tempfile.gettempdir()) / "epiplex-chromium-install.lock"  # one apt per machine
