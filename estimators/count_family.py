@@ -127,8 +127,6 @@ def _furthest_within(cost: Callable[[int], float], position: int, size: int, mar
     return low - low % width
 
 
-
-
 def _standard_error(per_block: np.ndarray, blocks: int) -> float:
     """Standard error of a mean over `blocks` held-out blocks, from the spread of `per_block`
     (bits per byte each); 0 from a single value, which has no spread (and JSON has no NaN)."""
@@ -146,20 +144,20 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray,
     ones) the blocks learned from were 33% random where the data was 38%, and S came out 0.28
     bits/byte where the truth is 0.
 
-    The part ahead is bytes no model has coded yet, estimated from a few blocks, so it is
-    priced by `frontier.price_ahead`, at their mean plus two standard errors (at most the
-    uniform code's 8 bits/byte): the frontier takes the lowest S+H, and priced at the mean alone the checkpoint
-    whose blocks ahead happened to be cheap won. On 256 KiB (constant bytes, then as
+    The part ahead is bytes no model has coded yet, estimated from a few blocks, so it is priced
+    by `frontier.price_ahead`, at their mean plus two standard errors (at most the uniform
+    code's 8 bits/byte): the frontier takes the lowest S+H, and priced at the mean alone the
+    checkpoint whose blocks ahead happened to be cheap won. On 256 KiB (constant bytes, then as
     many random ones), 8 of the 14 blocks ahead of a checkpoint 17% in were random where the
     data ahead is 60% random, and it reported S+H = 3.80 bits/byte, under the 4 the random half
     alone costs. Nor is it below the part learned from: a model codes its own data best, so a
     price below would be the blocks' noise (a Markov chain's H came out 0.26% below its rate).
-    Nor below `online`, the online code's bits per byte so far: sixteen blocks can be an
-    unlucky draw. 1 KiB random blocks alternating with zero ones (256 KiB) had 4 random among
-    16, 3 of the 14 ahead of a checkpoint 14% in, and `cm-order2` reported S+H = 3.66
-    bits/byte there, under the 4 the random blocks alone cost, where the online code had paid
-    4.07. (The online code since the last checkpoint would be noisy: on text that drifts, a
-    stretch of hard files raised the next checkpoint's S+H over the one before.)"""
+    Nor below `online`, the online code's bits per byte so far: sixteen blocks can be an unlucky
+    draw. 1 KiB random blocks alternating with zero ones (256 KiB) had 4 random among 16, 3 of
+    the 14 ahead of a checkpoint 14% in, and `cm-order2` reported S+H = 3.66 bits/byte there,
+    under the 4 the random blocks alone cost, where the online code had paid 4.07. (The online
+    code since the last checkpoint would be noisy: on text that drifts, a stretch of hard files
+    raised the next checkpoint's S+H over the one before.)"""
     def loss(share: np.ndarray) -> float:
         return float((share * bits).sum() / (share * count).sum())
     learned = np.asarray(learned, dtype=float)
