@@ -17,10 +17,18 @@ from app.testing_postgres import PostgresServer
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+# The longest files, started first in this order (the browser tests last of them, giving
+# Chromium's install time): pytest-xdist hands files to its workers in collection order, and
+# one of these started late ran on alone while the other worker sat idle.
+LONGEST_FILES = ("test_laws.py", "test_soak.py", "test_browser.py")
+
+
 def pytest_collection_modifyitems(items):
-    """Each item's name in its node id. Schemathesis names an operation's item
-    `test[GET /path]` but leaves every one the function's id, and pytest-xdist, which tracks
-    tests by id, ran one of the 21 operations."""
+    """The longest files first, and each item's name in its node id. Schemathesis names an
+    operation's item `test[GET /path]` but leaves every one the function's id, and
+    pytest-xdist, which tracks tests by id, ran one of the 21 operations."""
+    first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: files stay whole
     for item in items:
         if item.nodeid.rpartition("::")[2] != item.name:
             item._id = item.parent.id.child(item.name)  # how pytest makes a node's id
