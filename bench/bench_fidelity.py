@@ -82,6 +82,7 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
     python = panel.python_source(size)
     rows += [("Python stdlib source", python, "?"),
              ("  same, lines shuffled", synthetic.shuffled_lines(python, seed=6), "?"),
+             ("  same, words shuffled", synthetic.shuffled_words(python, seed=6), "?"),
              ("  same, bytes shuffled", synthetic.shuffled_bytes(python, seed=6), "?"),
              ("Python's compiled modules", panel.machine_code(size), "?")]
     return rows

@@ -1,6 +1,8 @@
 """Datasets with known answers, generated on the spot: calibration sources and panel members."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 
@@ -155,6 +157,18 @@ def shuffled_lines(data: bytes, seed: int = 0) -> bytes:
     lines = data.split(b"\n")
     order = np.random.default_rng(seed).permutation(len(lines))
     return b"\n".join(lines[i] for i in order)
+
+
+def shuffled_words(data: bytes, seed: int = 0) -> bytes:
+    """The same words (runs of non-whitespace) in a random order, the whitespace between them
+    where it was: the words' spelling stays, the grammar and the layout's meaning are gone."""
+    pieces = re.split(rb"(\s+)", data)  # words at even indices, the whitespace between at odd
+    at = [i for i in range(0, len(pieces), 2) if pieces[i]]  # not the empty ends
+    order = np.random.default_rng(seed).permutation(len(at))
+    words = [pieces[i] for i in at]
+    for i, k in zip(at, order):
+        pieces[i] = words[k]
+    return b"".join(pieces)
 
 
 def shuffled_bytes(data: bytes, seed: int = 0) -> bytes:

@@ -4,6 +4,7 @@ Every estimate here runs the quick preset with the default families (the headlin
 minimum over them). A cheap program that codes the data shorter than the headline S + H is a
 bug, so the compressors are bounds the headline must meet on every structured source."""
 import json
+import re
 from functools import lru_cache
 
 import pytest
@@ -86,6 +87,8 @@ def _source(name: str) -> bytes:
         return synthetic.shuffled_lines(source, seed=6)
     if name == "python-bytes":
         return synthetic.shuffled_bytes(source, seed=6)
+    if name == "python-words":
+        return synthetic.shuffled_words(source, seed=6)
     raise KeyError(name)
 
 
@@ -189,6 +192,14 @@ def test_markov_entropy_at_standard_ends_within_three_percent_of_the_rate():
     assert source.entropy_rate_bits * 0.995 < top.entropy_bits_per_byte < source.entropy_rate_bits * 1.03
 
 
+def test_a_word_shuffle_keeps_every_word_and_the_whitespace_between():
+    text = b"def f(x):\n    return x + 1\n\n# done  here\n"
+    shuffled = synthetic.shuffled_words(text, seed=1)
+    assert shuffled != text and sorted(shuffled.split()) == sorted(text.split())
+    assert re.findall(rb"\s+", shuffled) == re.findall(rb"\s+", text)
+    assert synthetic.shuffled_words(b"  one  ", seed=1) == b"  one  "
+
+
 @pytest.mark.parametrize("name", list(MARKOV))
 def test_the_true_probabilities_code_a_long_sample_at_the_rate(name):
     source = MARKOV[name]
@@ -248,9 +259,10 @@ def test_total_code_never_rises_with_budget(name):
 # noise of its held-out estimate (README, Fidelity).
 @pytest.mark.slow
 def test_shuffling_real_text_lowers_structure_and_raises_entropy():
-    real, lines, scrambled = (result(name) for name in ("python", "python-lines", "python-bytes"))
-    assert scrambled.curve[-1].epiplexity_bits_per_byte < real.curve[-1].epiplexity_bits_per_byte
-    assert scrambled.curve[-1].entropy_bits_per_byte > real.curve[-1].entropy_bits_per_byte
+    real, lines = result("python"), result("python-lines")
+    for scrambled in (result("python-words"), result("python-bytes")):
+        assert scrambled.curve[-1].epiplexity_bits_per_byte < real.curve[-1].epiplexity_bits_per_byte
+        assert scrambled.curve[-1].entropy_bits_per_byte > real.curve[-1].entropy_bits_per_byte
     assert lines.curve[-1].entropy_bits_per_byte > real.curve[-1].entropy_bits_per_byte
     before, after = real.families["transformer"][-1], lines.families["transformer"][-1]
     assert after.epiplexity_bits_per_byte < before.epiplexity_bits_per_byte
