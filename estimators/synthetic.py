@@ -152,6 +152,13 @@ def binary_records(size: int, seed: int = 0) -> bytes:
 RECORDS_RATE_BITS = (2 + 2.047 + 23 + 1.417) / 16
 
 
+def alternating_blocks(size: int, block: int = 1024) -> bytes:
+    """Random blocks alternating with zero blocks, `block` bytes each: 4 bits/byte whatever
+    codes them, and a held-out sample of a few blocks can draw mostly one kind."""
+    return b"".join(random_bytes(block, seed=k) + bytes(block)
+                    for k in range(size // (2 * block)))
+
+
 def shuffled_lines(data: bytes, seed: int = 0) -> bytes:
     """The same lines in a random order: local structure stays, long-range order is gone."""
     lines = data.split(b"\n")

@@ -98,8 +98,8 @@ def chromium() -> str:
             pytest.fail(f"installing Chromium failed (`{CHROMIUM_INSTALL}` exited {apt.returncode}): "
                         f"{log.read_text()[-2000:]}\nInstall it by hand: {CHROMIUM_INSTALL}")
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
-                    f"run `{CHROMIUM_INSTALL}`")
+        pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root, apt-get "
+                    f"and flock): run `{CHROMIUM_INSTALL}`")
     return str(CHROMIUM)
 
 

@@ -244,8 +244,7 @@ ALTERNATING = 256 << 10  # bytes of 1 KiB random blocks alternating with zero on
 def alternating_blocks_run() -> dict:
     """`cm-order2` over random and zero blocks in turn (4 bits/byte whatever codes them),
     checkpointed at quick's budgets; its last checkpoint ends the pass."""
-    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024)
-                    for k in range(ALTERNATING // 2048))
+    data = synthetic.alternating_blocks(ALTERNATING)
     return count_family.run(load(data), SIZE["cm-order2"], [1e9, 1e10, 1e11, 1e12])
 
 

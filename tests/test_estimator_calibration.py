@@ -63,7 +63,7 @@ def test_no_transformer_checkpoint_prices_unread_data_below_its_entropy():
     # checkpoint 2% into the pass drew held-out sequences mostly from zero blocks (3.75
     # bits/token, standard error 0.61), priced the 98% it had not read by that mean, and the
     # transformer's curve read 3.768 from 1e10 FLOPs on, the headline's too.
-    data = b"".join(synthetic.random_bytes(1024, seed=k) + bytes(1024) for k in range(128))
+    data = synthetic.alternating_blocks(SIZE)
     result = estimators.estimate(data, preset="quick", families=["transformer"])
     totals = [p.epiplexity_bits_per_byte + p.entropy_bits_per_byte for p in result.curve]
     assert min(totals) > 4.0, totals
