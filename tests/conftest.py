@@ -25,8 +25,9 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 # The longest files, started first in this order (the browser tests last of them, giving
-# Chromium's install time): pytest-xdist hands files to its workers in collection order, and
-# one of these started late ran on alone while the other worker sat idle.
+# Chromium's install time): pytest-xdist, told not to reorder (pyproject), hands files to its
+# workers in collection order, and one of these started late ran on alone while the other
+# worker sat idle. Reordered by test count, laws and soak went to one worker, last.
 LONGEST_FILES = ("test_laws.py", "test_soak.py", "test_browser.py")
 
 
