@@ -77,6 +77,10 @@ SIZES: tuple[Size, ...] = (
                         match_min=6, table_bits=20, sparse=True, counter_limit=20),
 )
 
+# The least data a run can score: one stratum of held-out blocks (`Holdout.for_size`: 16 of
+# 16 bytes), one of them held out. With less, nothing is held out and no checkpoint has an H.
+MIN_BYTES = 256
+
 Progress = Callable[[int], None]  # called with the number of bytes just coded
 
 

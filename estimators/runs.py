@@ -14,6 +14,7 @@ from typing import Sequence
 
 from estimators import count_family
 from estimators.count_sweep import count_family_run, planned_work
+from estimators.frontier import FAMILIES
 from estimators.sweep import ProgressCallback, _Sweep, resolve
 
 
@@ -24,8 +25,10 @@ def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | N
 
     chosen, ladder = resolve(preset, budgets)
     data = load(source, format, vocab_size=vocab_size)
-    return _Sweep(data, chosen, ladder, estimator, [seed + i for i in range(seeds)], device, progress,
-                  state_dir)
+    sweep = _Sweep(data, chosen, ladder, estimator, [seed + i for i in range(seeds)], device,
+                   progress, state_dir)
+    sweep.check_enough_data(FAMILIES)
+    return sweep
 
 
 def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",

@@ -31,7 +31,7 @@ from estimators.frontier import (UNIFORM, Point, best_within, check_families, lo
                                  untrained_point)
 from estimators.presets import ESTIMATORS, PRESETS, Preset
 from estimators.result import CurvePoint, DatasetInfo, EstimateResult
-from estimators import flops
+from estimators import count_family, flops
 
 ProgressCallback = Callable[[float, str], None]
 # Warn when no run can spend more than this share of the top budget (budgets are usually a
@@ -104,6 +104,7 @@ class _Sweep:
         self.progress, self.state_dir = progress, state_dir
         self.custom_budgets = list(preset.budgets) != budgets
         self.warnings: list[str] = []
+        self.transformer_needs: int | None = None  # tokens, where no transformer size can train
         self.plan = self._plan()
         self._unreachable_warning()
         self.total_flops = sum(r.planned_flops for r in self.plan) * len(seeds) or 1.0
@@ -125,7 +126,8 @@ class _Sweep:
                 ladder = list(base.budgets)
             preset = base
         for reason in reasons[:1] if not plan else []:
-            self.warnings.append(reason)
+            if reason:  # none where the data is too small for every size: see check_enough_data
+                self.warnings.append(reason)
         return plan
 
     def _plan_preset(self, preset: Preset, ladder: list[float]) -> tuple[list[PlannedRun], str]:
@@ -159,9 +161,9 @@ class _Sweep:
                                    spend(count)))
             if count == usable:
                 full_passes.append(((width, depth, context), usable, spend))
-        if cheapest is None:
-            raise DataFormatError("the dataset is too small to train any model of the preset: "
-                                  f"give at least {MIN_SEQUENCES * preset.sizes[0][2] + 1} tokens")
+        if cheapest is None:  # too few tokens for every size; the count family may still score it
+            self.transformer_needs = MIN_SEQUENCES * min(c for _, _, c in preset.sizes) + 1
+            return plan, ""
         if not plan:
             return plan, (
                 f"the largest budget ({top:.2g} FLOPs) is below the cheapest run of the preset "
@@ -177,6 +179,22 @@ class _Sweep:
                                                spend(usable, epochs)))
                         break
         return plan, ""
+
+    def check_enough_data(self, families: Sequence[str]) -> None:
+        """Raise DataFormatError saying what to give when no family in use can learn from the
+        data: the transformer needs a few sequences of its context, the count family a stratum
+        of held-out blocks (`count_family.MIN_BYTES`)."""
+        needs = {"context-mixing": -(-count_family.MIN_BYTES // self.data.token_bytes)}
+        if self.transformer_needs is not None:
+            needs["transformer"] = self.transformer_needs
+        needs = {family: needs.get(family, 0) for family in families}
+        if any(len(self.data.tokens) >= need for need in needs.values()):
+            return  # the per-size warnings say why the transformer did not run, if it did not
+        least = min(needs.values())
+        raise DataFormatError(
+            f"the dataset is too small to train any model of the preset: give at least {least} "
+            "tokens" + (f" ({', '.join(f'{family} {need}' for family, need in needs.items())})"
+                        if len(needs) > 1 else ""))
 
     def _unreachable_warning(self) -> None:
         """Warn when no run of the preset can spend most of the top budget."""
@@ -467,6 +485,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
             progress(*ticks.popleft())
 
     sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state)
+    sweep.check_enough_data(family_names)
     if "transformer" not in family_names:
         sweep.plan, sweep.warnings = [], []  # its warnings are about transformer runs
     counting = CountFamilyRuns(sweep) if "context-mixing" in family_names else None
@@ -501,7 +520,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         sweep.keep_untrained(Path(model_out), seed)
     if best.run >= 0:
         sweep.warnings.extend(_run_warnings(runs[best.run], ladder[-1]))
-        if best.epiplexity_bits < -2 * best.stderr_bits:
+        if best.epiplexity_bits < -max(2 * best.stderr_bits, 1.0):  # a bit: one block has no spread
             sweep.warnings.append(
                 f"epiplexity came out negative ({best.epiplexity_bits:.0f} bits, beyond its "
                 f"noise of +/- {best.stderr_bits:.0f}): the final model codes held-out data "

@@ -4,6 +4,7 @@ import pytest
 
 import estimators
 from estimators import synthetic
+from estimators.data import DataFormatError
 
 SIZE = 256 * 1024
 MARKOV = synthetic.MarkovSource(order=1, alphabet=16, seed=1)
@@ -176,3 +177,24 @@ def test_the_not_flattened_warning_reads_the_fall_per_doubling_of_data():
     # the same fall over six doublings (count-family checkpoints sit at budgets): 0.4% each
     assert _run_warnings(_run((1000, 2.0), (64000, 1.95)), 1e12) == []
     assert _run_warnings(_run((1000, 2.0), (64000, 1.7)), 1e12) != []  # 2.5% a doubling
+
+
+def test_data_too_small_for_the_transformer_is_scored_by_the_count_family():
+    """300 bytes: fewer than the smallest transformer's four sequences of 128, enough for one
+    stratum of the count family's held-out blocks; under 256 bytes no family can learn."""
+    text = (b"def f(x):\n    return x + 1\n" * 12)[:300]
+    small = estimators.estimate(text, preset="quick")
+    assert small.curve[-1].family == "context-mixing" and not any(
+        run["family"] == "transformer" for run in small.runs)
+    assert small.epiplexity_bits_per_byte + small.entropy_bits_per_byte \
+        < min(small.baselines["zstd_bits_per_byte"], small.baselines["lzma_bits_per_byte"])
+    assert "skipped the 48x2 model: the data has fewer than 513 tokens it needs" in small.warnings
+    noise = estimators.estimate(synthetic.random_bytes(300, seed=1), preset="quick")
+    assert (noise.epiplexity_bits_per_byte, noise.entropy_bits_per_byte) == (0.0, 8.0)
+    too_small = "the dataset is too small to train any model of the preset: give at least "
+    with pytest.raises(DataFormatError) as refused:
+        estimators.estimate(text[:255], preset="quick")
+    assert str(refused.value) == too_small + "256 tokens (transformer 513, context-mixing 256)"
+    with pytest.raises(DataFormatError) as refused:
+        estimators.estimate(text, preset="quick", families=["transformer"])
+    assert str(refused.value) == too_small + "513 tokens"

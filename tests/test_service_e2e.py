@@ -90,7 +90,8 @@ def test_random_bytes_score_as_noise_and_reach_the_leaderboard(tmp_path):
         tiny = client.wait(tiny.id, timeout=JOB_TIMEOUT)
         assert (tiny.status, tiny.attempts) == ("failed", 1)
         assert tiny.error == ("the data cannot be scored: the dataset is too small to train any model "
-                              "of the preset: give at least 513 tokens")
+                              "of the preset: give at least 256 tokens (transformer 513, "
+                              "context-mixing 256)")
 
 
 def test_worker_killed_mid_job_is_rerun_to_success_and_upload_is_intact(tmp_path):
