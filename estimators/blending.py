@@ -231,20 +231,20 @@ def _learn_full(counts, sums, s, byte):
 
 
 @intrinsic
-def _prefetch(typingctx, rows, row):
-    """Ask the CPU to bring row `row` of a 2-D array into cache; nothing else changes."""
+def prefetch(typingctx, array, i, j):
+    """Ask the CPU to bring array[i, j] into cache; nothing else changes. A lookup in a table
+    far larger than the cache then overlaps the work before it, or other lookups."""
     def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        where = cgutils.get_item_pointer(context, builder, signature.args[0], array,
-                                         [args[1], zero])
+        view = context.make_array(signature.args[0])(context, builder, args[0])
+        where = cgutils.get_item_pointer(context, builder, signature.args[0], view,
+                                         [args[1], args[2]])
         byte = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             ir.VoidType(), [byte, i32, i32, i32]), "llvm.prefetch.p0")
         builder.call(fn, [builder.bitcast(where, byte), i32(0), i32(3), i32(1)])  # read, keep
         return context.get_dummy_value()
-    return types.void(rows, row), codegen
+    return types.void(array, i, j), codegen
 
 
 @njit(cache=True, inline="always")
@@ -309,7 +309,7 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
             ahead_for = pos + 1
             for j in range(n_orders):
                 if orders[j] > FULL_ORDERS:
-                    _prefetch(short, ahead_slot[j])
+                    prefetch(short, ahead_slot[j], 0)
         for j in range(n_orders):
             s = slot[j]
             if orders[j] <= FULL_ORDERS or short[s, 0] == check[j]:
