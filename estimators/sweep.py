@@ -104,7 +104,6 @@ class _Sweep:
         self.progress, self.state_dir = progress, state_dir
         self.custom_budgets = list(preset.budgets) != budgets
         self.warnings: list[str] = []
-        self.transformer_needs: int | None = None  # tokens, where no transformer size can train
         self.plan = self._plan()
         self._unreachable_warning()
         self.total_flops = sum(r.planned_flops for r in self.plan) * len(seeds) or 1.0
@@ -126,7 +125,7 @@ class _Sweep:
                 ladder = list(base.budgets)
             preset = base
         for reason in reasons[:1] if not plan else []:
-            if reason:  # none where the data is too small for every size: see check_enough_data
+            if reason:
                 self.warnings.append(reason)
         return plan
 
@@ -161,8 +160,7 @@ class _Sweep:
                                    spend(count)))
             if count == usable:
                 full_passes.append(((width, depth, context), usable, spend))
-        if cheapest is None:  # too few tokens for every size; the count family may still score it
-            self.transformer_needs = MIN_SEQUENCES * min(c for _, _, c in preset.sizes) + 1
+        if cheapest is None:  # too few tokens for every size: see check_enough_data
             return plan, ""
         if not plan:
             return plan, (
@@ -182,12 +180,16 @@ class _Sweep:
 
     def check_enough_data(self, families: Sequence[str]) -> None:
         """Raise DataFormatError saying what to give when no family in use can learn from the
-        data: the transformer needs a few sequences of its context, the count family a stratum
-        of held-out blocks (`count_family.MIN_BYTES`)."""
-        needs = {"context-mixing": -(-count_family.MIN_BYTES // self.data.token_bytes)}
-        if self.transformer_needs is not None:
-            needs["transformer"] = self.transformer_needs
-        needs = {family: needs.get(family, 0) for family in families}
+        data: the transformer needs a few sequences of the shortest context among the sizes of
+        the preset and those it includes, the count family a stratum of held-out blocks
+        (`count_family.MIN_BYTES`)."""
+        contexts, preset = [], self.preset
+        while preset is not None:
+            contexts += [context for _, _, context in preset.sizes]
+            preset = PRESETS[preset.includes] if preset.includes else None
+        needs = {"transformer": MIN_SEQUENCES * min(contexts) + 1,
+                 count_family.FAMILY: -(-count_family.MIN_BYTES // self.data.token_bytes)}
+        needs = {family: needs[family] for family in families}
         if any(len(self.data.tokens) >= need for need in needs.values()):
             return  # the per-size warnings say why the transformer did not run, if it did not
         least = min(needs.values())

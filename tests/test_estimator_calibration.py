@@ -196,5 +196,9 @@ def test_data_too_small_for_the_transformer_is_scored_by_the_count_family():
         estimators.estimate(text[:255], preset="quick")
     assert str(refused.value) == too_small + "256 tokens (transformer 513, context-mixing 256)"
     with pytest.raises(DataFormatError) as refused:
-        estimators.estimate(text, preset="quick", families=["transformer"])
-    assert str(refused.value) == too_small + "513 tokens"
+        estimators.estimate(text, preset="standard", families=["transformer"])
+    assert str(refused.value) == too_small + "513 tokens"  # the smallest size, quick's
+    # too short for standard's own sizes (1,025 tokens), not for the quick size it includes
+    longer = estimators.estimate((text * 3)[:700], preset="standard", budgets=[1e9],
+                                 families=["transformer"])
+    assert longer.runs and all(run["family"] == "transformer" for run in longer.runs)
