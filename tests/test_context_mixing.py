@@ -7,6 +7,7 @@ import math
 import random
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -632,3 +633,27 @@ def test_an_unbalanced_draw_of_held_out_blocks_leaves_neither_s_nor_h_off():
     assert last["extra"]["position"] == ALTERNATING
     assert last["entropy_bits"] / ALTERNATING == pytest.approx(4.0, abs=0.01)
     assert abs(last["epiplexity_bits"]) / ALTERNATING < 0.01
+
+
+def test_large_runs_have_the_kernels_compiled_once_by_a_child_process(monkeypatch):
+    # numba's compiler keeps its memory for the life of the process that compiled: runs on
+    # large data leave compiling to a short-lived child, asked once however many runs start
+    children, start = [], subprocess.run
+
+    def spy(command, **kwargs):
+        children.append(start(command, **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(count_family, "COMPILE_APART_BYTES", 4096)
+    monkeypatch.setattr(count_family, "_compile_asked", False)
+    monkeypatch.setattr(count_family.subprocess, "run", spy)
+    small, large = load(synthetic.ca_rows(4000, rule=90)), load(synthetic.ca_rows(8192, rule=90))
+    count_family.run(small, SIZE["cm-order2"], [1e15])
+    assert children == []
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda cfg: count_family.run(large, cfg, [1e15]),
+                             [SIZE["cm-order2"], SIZE["blend-order4"]]))
+    assert [child.returncode for child in children] == [0]
+    assert "compile_kernels()" in children[0].args[-1]
+    monkeypatch.setattr(count_family, "COMPILE_APART_BYTES", 1 << 40)
+    assert runs[0]["checkpoints"] == count_family.run(large, SIZE["cm-order2"], [1e15])["checkpoints"]
