@@ -6,7 +6,9 @@ bug, so the compressors are bounds the headline must meet on every structured so
 import json
 import re
 from functools import lru_cache
+from pathlib import Path
 
+import numpy
 import pytest
 
 import estimators
@@ -80,6 +82,9 @@ def _source(name: str) -> bytes:
         return panel.machine_code(SIZE)
     if name == "records":  # 16-byte binary records, stray newline bytes among them: lzma won
         return synthetic.binary_records(SMALL, seed=2)
+    if name == "c-headers":  # real C, from the headers numpy ships
+        headers = sorted(Path(numpy.get_include()).rglob("*.h"))
+        return b"".join(path.read_bytes() for path in headers)[:SIZE]
     source = panel.python_source(SIZE)
     if name == "python":
         return source
@@ -104,7 +109,7 @@ def total(point) -> float:
 # Periods in KiB. 16 blocks of 1 KiB was the stride of the count family's held-out blocks at
 # this size before each stratum of 16 held out one picked by a hash.
 REPEATS = ("repeat-16", "repeat-64")
-STRUCTURED = ["sentence", "python", "machine-code", *REPEATS, "binary-period", "records",
+STRUCTURED = ["sentence", "python", "c-headers", "machine-code", *REPEATS, "binary-period", "records",
               "ca-packed-106",
               *(f"markov-{k}" for k in MARKOV), *(f"chain-{k}" for k in LONG_CHAINS),
               *(f"ca-{r}" for r in CA_RULES), *(f"ca-bytes-{r}" for r in BYTE_CA)]
