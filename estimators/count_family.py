@@ -90,7 +90,7 @@ Progress = Callable[[int], None]  # called with the number of bytes just coded
 # (`compile_apart`). Below it the memory numba's compiler keeps matters less than the child's
 # 3-4 s (loading cached kernels, imports included).
 COMPILE_APART_BYTES = 8 << 20
-_compiled_apart = threading.Lock()  # held by the first run to ask, until its child has ended
+_compile_lock = threading.Lock()  # held by the first run to ask, until its child has ended
 _compile_asked = False
 
 
@@ -109,12 +109,15 @@ def compile_apart() -> None:
     MiB so, 1,866 with the kernels cached (2-core AMD EPYC: 77 s to compile, 3.5 s to load).
     Where the child cannot write the cache, this process compiles them as before."""
     global _compile_asked
-    with _compiled_apart:
+    with _compile_lock:
         if not _compile_asked:
-            subprocess.run([sys.executable, "-c", "from estimators.count_family import "
-                            "compile_kernels; compile_kernels()"], check=False,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             _compile_asked = True
+            try:
+                subprocess.run([sys.executable, "-c", "from estimators.count_family import "
+                                "compile_kernels; compile_kernels()"], check=False,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            except OSError:  # no interpreter to start (an embedded one): compile here
+                pass
 
 
 def token_stream(data: TokenData) -> tuple[np.ndarray, int]:
