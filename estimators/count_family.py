@@ -25,10 +25,12 @@ deterministic: seeds do not change them, so they run once per estimate.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -107,14 +109,18 @@ def compile_apart() -> None:
     process, so that this one only loads them from numba's cache. A process that compiles them
     keeps what the compiler allocated, about 630 MiB, for good: quick on 100 MiB peaked at 2,382
     MiB so, 1,866 with the kernels cached (2-core AMD EPYC: 77 s to compile, 3.5 s to load).
-    Where the child cannot write the cache, this process compiles them as before."""
+    Where the child cannot write the cache, this process compiles them as before. The child
+    finds this package where this process found it."""
     global _compile_asked
     with _compile_lock:
         if not _compile_asked:
             _compile_asked = True
+            package_root = str(Path(__file__).resolve().parents[1])  # importable as here
+            path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
             try:
                 subprocess.run([sys.executable, "-c", "from estimators.count_family import "
                                 "compile_kernels; compile_kernels()"], check=False,
+                               env={**os.environ, "PYTHONPATH": path},
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             except OSError:  # no interpreter to start (an embedded one): compile here
                 pass
