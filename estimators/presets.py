@@ -28,6 +28,10 @@ class Preset:
     includes: str | None = None
     max_replay_epochs: int = 16  # most epochs over the coded prefix per block (small data)
 
+    def with_included(self) -> list[Preset]:
+        """This preset, then the one it includes, and so on down."""
+        return [self] + (PRESETS[self.includes].with_included() if self.includes else [])
+
 
 PRESETS: dict[str, Preset] = {
     p.name: p

@@ -115,15 +115,13 @@ class _Sweep:
     def _plan(self) -> list[PlannedRun]:
         """The runs to make: those of the included smaller presets, then this preset's own."""
         plan: list[PlannedRun] = []
-        preset, ladder, reasons = self.preset, self.budgets, []
-        while preset is not None:
+        ladder, reasons = self.budgets, []
+        for preset in self.preset.with_included():
+            if preset is not self.preset and not self.custom_budgets:
+                ladder = list(preset.budgets)
             own, reason = self._plan_preset(preset, ladder)
             plan = [run for run in own if run not in plan] + plan
             reasons.append(reason)
-            base = PRESETS[preset.includes] if preset.includes else None
-            if base is not None and not self.custom_budgets:
-                ladder = list(base.budgets)
-            preset = base
         for reason in reasons[:1] if not plan else []:
             if reason:
                 self.warnings.append(reason)
@@ -183,11 +181,9 @@ class _Sweep:
         data: the transformer needs a few sequences of the shortest context among the sizes of
         the preset and those it includes, the count family a stratum of held-out blocks
         (`count_family.MIN_BYTES`)."""
-        contexts, preset = [], self.preset
-        while preset is not None:
-            contexts += [context for _, _, context in preset.sizes]
-            preset = PRESETS[preset.includes] if preset.includes else None
-        needs = {"transformer": MIN_SEQUENCES * min(contexts) + 1,
+        shortest = min(context for preset in self.preset.with_included()
+                       for _, _, context in preset.sizes)
+        needs = {"transformer": MIN_SEQUENCES * shortest + 1,
                  count_family.FAMILY: -(-count_family.MIN_BYTES // self.data.token_bytes)}
         needs = {family: needs[family] for family in families}
         if any(len(self.data.tokens) >= need for need in needs.values()):
