@@ -205,12 +205,24 @@ def test_a_word_shuffle_keeps_every_word_and_the_whitespace_between():
     assert synthetic.shuffled_words(b"  one  ", seed=1) == b"  one  "
 
 
-@pytest.mark.parametrize("name", list(MARKOV))
+@pytest.mark.parametrize("name", [*MARKOV, "order12-2"])
 def test_the_true_probabilities_code_a_long_sample_at_the_rate(name):
-    source = MARKOV[name]
+    source = MARKOV.get(name) or LONG_CHAINS[name]  # 4,096 states for order12-2
     bits = source.bits(source.sample(1 << 18, seed=1))
     assert bits.mean() == pytest.approx(source.entropy_rate_bits, rel=0.02)
     assert bits.min() >= 0
+
+
+def test_the_stationary_distribution_is_the_eigenvector_of_the_dense_chain():
+    source = MARKOV["order2-16"]
+    move = numpy.zeros((source.states, source.states))
+    for state in range(source.states):
+        for symbol in range(source.alphabet):
+            move[state, (state * source.alphabet + symbol) % source.states] += \
+                source.transitions[state, symbol]
+    values, vectors = numpy.linalg.eig(move.T)
+    exact = numpy.real(vectors[:, numpy.argmin(numpy.abs(values - 1))])
+    numpy.testing.assert_allclose(source.stationary(), exact / exact.sum(), rtol=1e-9)
 
 
 @pytest.mark.slow
