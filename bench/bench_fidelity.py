@@ -4,6 +4,7 @@
     bench/fidelity --shuffle-law [--sizes-kib 256 512 1024]
     bench/fidelity --every-rule WIDTH [--cell-bytes | --packed] [--size-kib 256] [--families ...]
     bench/fidelity --markov-oracle [--size-kib 256] [--families ...]
+    bench/fidelity --drawn SEED [--preset ...] [--size-kib 256] [--families ...]
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
 text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
@@ -12,11 +13,13 @@ scores each with every family, and prints S, H and S+H at the top budget beside 
 lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
 loose by that much. `--more-sources` does the same for more structured data (counters, hex
 dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics, Markov chains of
-order 12-20). `--shuffle-law` instead checks, at several sizes, that shuffling the lines of
-real text (Python source, docstring prose) lowers S and raises H. `--every-rule` codes
-cellular-automaton rows of one width for one rule of each of the 88 classes and checks each
-against lzma, which the law for those rows allows no slack (`--cell-bytes`: cells as 0/1
-bytes, the rows with no newline between them; `--packed`: 8 cells to a byte, no newlines).
+order 12-20); `--drawn SEED` for sources whose settings are drawn from SEED (Markov chains,
+repeat periods, cellular-automaton rules and widths), data no test has seen. `--shuffle-law`
+instead checks, at several sizes, that shuffling the lines of real text (Python source,
+docstring prose) lowers S and raises H. `--every-rule` codes cellular-automaton rows of one
+width for one rule of each of the 88 classes and checks each against lzma, which the law for
+those rows allows no slack (`--cell-bytes`: cells as 0/1 bytes, the rows with no newline
+between them; `--packed`: 8 cells to a byte, no newlines).
 `--markov-oracle` sets H of Markov chains of many orders and alphabets beside their rate and
 beside the oracle: what the true probabilities code the sample in, since a sample can be
 easier or harder than the rate.
@@ -85,6 +88,34 @@ def sources(size: int) -> list[tuple[str, bytes, str]]:
              ("  same, words shuffled", synthetic.shuffled_words(python, seed=6), "?"),
              ("  same, bytes shuffled", synthetic.shuffled_bytes(python, seed=6), "?"),
              ("Python's compiled modules", panel.machine_code(size), "?")]
+    return rows
+
+
+def drawn_sources(size: int, seed: int) -> list[tuple[str, bytes, str]]:
+    """Sources whose settings are drawn from `seed`: Markov chains (order, symbols and how
+    peaked the rows are), random text repeated at a drawn period, and cellular-automaton rows
+    of any rule at a drawn width. A new seed is data no test has seen."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(6):
+        order = int(rng.integers(1, 7))
+        alphabet = int(rng.integers(2, min(64, int(4096 ** (1 / order))) + 1))
+        concentration = float(np.exp(rng.uniform(np.log(0.05), np.log(2.0))))
+        source = synthetic.MarkovSource(order, alphabet, concentration, seed=int(rng.integers(1000)))
+        rows.append((f"Markov {order}, {alphabet}, {concentration:.2f}",
+                     source.sample(size, seed=int(rng.integers(1000))),
+                     f"H >= {source.entropy_rate_bits:.3f}"))
+    letters = b"abcdefghijklmnopqrstuvwxyz "
+    for _ in range(3):
+        period = int(rng.integers(5, size // 6))
+        pattern = synthetic.random_bytes(period, seed=int(rng.integers(1000)), alphabet=letters)
+        rows.append((f"text repeated every {period}", synthetic.periodic_bytes(size, pattern),
+                     f"~{period * np.log2(len(letters)) / size:.5f}"))
+    for _ in range(4):
+        rule, width = int(rng.integers(256)), int(rng.integers(20, 301))
+        rows.append((f"CA rows, rule {rule}, {width} wide",
+                     synthetic.ca_rows(size, rule, width, seed=int(rng.integers(1000))),
+                     f"~{width / size:.5f}"))  # the random first row
     return rows
 
 
@@ -236,6 +267,9 @@ def main() -> None:
     parser.add_argument("--more-sources", action="store_true",
                         help="the table for more structured data (counters, hex dumps, "
                              "JSON and CSV lines, audio, ...) instead")
+    parser.add_argument("--drawn", type=int, metavar="SEED",
+                        help="the table for sources whose settings are drawn from SEED "
+                             "(Markov chains, periods, any CA rule and width) instead")
     parser.add_argument("--cell-bytes", action="store_true",
                         help="with --every-rule: cells as 0/1 bytes, no newlines between rows")
     parser.add_argument("--packed", action="store_true",
@@ -263,7 +297,9 @@ def main() -> None:
               f"{'lzma':>7} | {'zstd-19':>7} | {'transformer':>11} | {'winner':<12} | seconds |")
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
-    for name, data, truth in (more_sources if args.more_sources else sources)(size):
+    rows = (drawn_sources(size, args.drawn) if args.drawn is not None else
+            more_sources(size) if args.more_sources else sources(size))
+    for name, data, truth in rows:
         started = time.perf_counter()
         r = estimators.estimate(data, preset=args.preset, families=args.families)
         top = r.curve[-1]
