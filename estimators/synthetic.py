@@ -41,7 +41,7 @@ class MarkovSource:
         self.states = alphabet ** order
         self.transitions = rng.dirichlet(np.full(alphabet, concentration), size=self.states)
 
-    def _next_state(self, state: int, symbol: int) -> int:
+    def _next_state(self, state, symbol):  # ints, or arrays of them
         return (state * self.alphabet + symbol) % self.states
 
     def stationary(self, tolerance: float = 1e-13, most_steps: int = 100_000) -> np.ndarray:
@@ -51,8 +51,7 @@ class MarkovSource:
         transitions (each state has `alphabet` successors) until it stops changing, which a
         chain whose rows are nearly all one symbol may not do within `most_steps`: then this
         raises."""
-        successors = (np.arange(self.states)[:, None] * self.alphabet
-                      + np.arange(self.alphabet)) % self.states
+        successors = self._next_state(np.arange(self.states)[:, None], np.arange(self.alphabet))
         if self.states <= DENSE_STATES:
             balance = np.zeros((self.states, self.states))
             np.add.at(balance, (successors, np.arange(self.states)[:, None]), self.transitions)
