@@ -51,13 +51,16 @@ class MarkovSource:
         transitions (each state has `alphabet` successors) until it stops changing, which a
         chain whose rows are nearly all one symbol may not do within `most_steps`: then this
         raises."""
-        successors = self._next_state(np.arange(self.states)[:, None], np.arange(self.alphabet))
+        states = np.arange(self.states)[:, None]
+        successors = self._next_state(states, np.arange(self.alphabet))
         if self.states <= DENSE_STATES:
             balance = np.zeros((self.states, self.states))
-            np.add.at(balance, (successors, np.arange(self.states)[:, None]), self.transitions)
-            balance -= np.eye(self.states)  # (P^T - I) pi = 0 ...
+            np.add.at(balance, (successors, states), self.transitions)
+            balance[np.diag_indices(self.states)] -= 1.0  # (P^T - I) pi = 0 ...
             balance[-1] = 1.0  # ... with one equation traded for sum(pi) = 1
-            return np.linalg.solve(balance, np.eye(self.states)[-1])
+            total = np.zeros(self.states)
+            total[-1] = 1.0
+            return np.linalg.solve(balance, total)
         distribution = np.full(self.states, 1.0 / self.states)
         for _ in range(most_steps):
             after = np.bincount(successors.ravel(), (distribution[:, None] * self.transitions)
