@@ -9,8 +9,8 @@ class Preset:
     """A budget ladder (FLOPs) and the model sizes (width, depth, context) that serve it.
 
     Each size gets a single pass capped by the top budget; where the data is too small for a
-    rung, the largest size that fits makes a replay run for that rung (more epochs over the
-    coded prefix). Each preset includes the runs of the one below it.
+    rung (no pass spends half of it), the largest size that fits makes a replay run for that
+    rung (more epochs over the coded prefix). Each preset includes the runs of the one below it.
 
     Sizes keep context near 2x width at most, so attention's share of the work stays small and
     6*N*D (N with embeddings) is within 10% of the FLOPs the matmuls actually do."""
@@ -38,7 +38,9 @@ PRESETS: dict[str, Preset] = {
     for p in (
         # quick is the CI preset: one transformer size. A 64x2 run was its longest lane (28 s of
         # 35 on 1 MiB, 2 cores) and never won its frontier: the count family does from 1e10 on.
-        Preset("quick", budgets=(1e9, 1e10, 1e11, 1e12),
+        # Its top rung is what one 48x2 pass over 256 KiB spends (1.5e11), so every rung buys
+        # something from there to 100 MiB; at 1e12 the rungs above one pass repeated its point.
+        Preset("quick", budgets=(1e8, 1e9, 1e10, 1e11),
                sizes=((48, 2, 128),),
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,
                transfer_tokens=65536, max_replay_epochs=0),  # quick stays one pass: small data would

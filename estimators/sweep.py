@@ -34,8 +34,9 @@ from estimators.result import CurvePoint, DatasetInfo, EstimateResult
 from estimators import count_family, flops
 
 ProgressCallback = Callable[[float, str], None]
-# Warn when no run can spend more than this share of the top budget (budgets are usually a
-# decade apart, so within a factor of two the curve is representative).
+# A rung no run spends this share of is out of reach: the data is small for it, so the
+# standard and deep presets replay for it and every preset warns when it is the top one
+# (budgets are usually a decade apart, so within a factor of two a point is representative).
 UNREACHABLE_FRACTION = 0.5
 FLAT_TOLERANCE = 0.01  # relative fall of held-out loss per doubling of data, at the end
 FLAT_FLOOR_BITS = 0.005  # ...and at least this many bits/token, so a solved task counts as flat
@@ -129,8 +130,8 @@ class _Sweep:
 
     def _plan_preset(self, preset: Preset, ladder: list[float]) -> tuple[list[PlannedRun], str]:
         """One preset's runs for `ladder`: a pass per size capped so that everything it spends,
-        evaluations included, fits the top budget; then, for each rung more than one pass
-        above the data, a replay run of the largest size that can buy epochs with it."""
+        evaluations included, fits the top budget; then, for each rung that no pass spends
+        half of, a replay run of the largest size that can buy epochs with it."""
         from estimators import prequential, requential
 
         cost = (requential if self.estimator == "requential" else prequential).planned_flops
@@ -166,7 +167,10 @@ class _Sweep:
                 f"({cheapest:.2g} FLOPs to train one batch and evaluate): the result is the "
                 "untrained model's code. Raise the budget.")
         if self.estimator == "prequential":
+            filled = max(run.planned_flops for run in plan)  # by the longest single pass
             for budget in ladder:
+                if filled >= budget * UNREACHABLE_FRACTION:
+                    continue  # not small data for this rung: a pass already spends most of it
                 for size, usable, spend in reversed(full_passes):
                     epochs = _largest(lambda e: spend(usable, e) <= budget,
                                       preset.max_replay_epochs)

@@ -101,6 +101,14 @@ def test_a_rung_above_one_pass_buys_replay_epochs():
     assert any(r.replay_epochs > 0 and 0.5 * top < r.planned_flops <= top for r in runs)
 
 
+def test_no_replay_where_a_single_pass_already_spends_most_of_the_rung():
+    # 1 MiB: the 192x3 pass spends 9.9e12 of 1e13, so a 128x2 replay run (9.3e12) would buy
+    # that rung a second time; at 256 KiB (above) no pass comes near it
+    runs = plan("standard", synthetic.constant_bytes(1 << 20))
+    assert [r.replay_epochs for r in runs] == [0, 0, 0]
+    assert max(r.planned_flops for r in runs) > 0.5 * PRESETS["standard"].budgets[-1]
+
+
 def test_the_larger_preset_never_reports_a_longer_code():
     budgets = [1e9, 1e10]
     small = estimators.estimate(DATA[:24 * 1024], preset="quick", budgets=budgets)
