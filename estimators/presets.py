@@ -38,9 +38,11 @@ PRESETS: dict[str, Preset] = {
     for p in (
         # quick is the CI preset: one transformer size. A 64x2 run was its longest lane (28 s of
         # 35 on 1 MiB, 2 cores) and never won its frontier: the count family does from 1e10 on.
-        # Its top rung is what one 48x2 pass over 256 KiB spends (1.5e11), so every rung buys
-        # something from there to 100 MiB; at 1e12 the rungs above one pass repeated its point.
-        Preset("quick", budgets=(1e8, 1e9, 1e10, 1e11),
+        # Its top rung is about what one 48x2 pass over 256 KiB spends (1.5e11), and at 1e9 the
+        # count family codes 100 MiB better than uniform (at 1e8 it does not), so every rung
+        # buys something from 256 KiB to 100 MiB; with 1e12 on top, smaller files than 1 MiB
+        # repeated one point over the top two rungs.
+        Preset("quick", budgets=(1e9, 1e10, 1e11),
                sizes=((48, 2, 128),),
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,
                transfer_tokens=65536, max_replay_epochs=0),  # quick stays one pass: small data would

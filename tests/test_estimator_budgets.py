@@ -101,6 +101,16 @@ def test_a_rung_above_one_pass_buys_replay_epochs():
     assert any(r.replay_epochs > 0 and 0.5 * top < r.planned_flops <= top for r in runs)
 
 
+@pytest.mark.parametrize("kib", [256, 1024])
+def test_every_rung_of_quick_is_within_reach_from_256_kib(kib):
+    # quick's top rung once was 1e12, and a 256 KiB file repeated its 1.5e11 pass there
+    quick = PRESETS["quick"]
+    sweep = _Sweep(load(synthetic.constant_bytes(kib << 10)), quick, list(quick.budgets),
+                   "prequential", [0], CPU, None, None)
+    assert max(r.planned_flops for r in sweep.plan) > 0.5 * quick.budgets[-1]
+    assert not [w for w in sweep.warnings if "too small for the budget" in w]
+
+
 def test_no_replay_where_a_single_pass_already_spends_most_of_the_rung():
     # 1 MiB: the 192x3 pass spends 9.9e12 of 1e13, so a 128x2 replay run (9.3e12) would buy
     # that rung a second time; at 256 KiB (above) no pass comes near it
