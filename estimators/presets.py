@@ -27,6 +27,9 @@ class Preset:
     # the same data and budget it never reports a longer code than the smaller one.
     includes: str | None = None
     max_replay_epochs: int = 16  # most epochs over the coded prefix per block (small data)
+    # Rungs above `budgets` that the ladder gets only where a run spends half of them (large
+    # data): below that they would repeat the rung under them.
+    large_data_budgets: tuple[float, ...] = ()
 
     def with_included(self) -> list[Preset]:
         """This preset, then the one it includes, and so on down."""
@@ -38,11 +41,11 @@ PRESETS: dict[str, Preset] = {
     for p in (
         # quick is the CI preset: one transformer size. A 64x2 run was its longest lane (28 s of
         # 35 on 1 MiB, 2 cores) and never won its frontier: the count family does from 1e10 on.
-        # Its top rung is about what one 48x2 pass over 256 KiB spends (1.5e11), and at 1e9 the
-        # count family codes 100 MiB better than uniform (at 1e8 it does not), so every rung
-        # buys something from 256 KiB to 100 MiB; with 1e12 on top, smaller files than 1 MiB
-        # repeated one point over the top two rungs.
-        Preset("quick", budgets=(1e9, 1e10, 1e11),
+        # 1e11 is about what one 48x2 pass over 256 KiB spends (1.5e11); the pass spends half of
+        # 1e12 from about 1 MiB on (past 15 MiB the count family's larger sizes need more than
+        # 1e11 too), and below that 1e12 would repeat 1e11. At 1e9 the count family codes 100 MiB better than
+        # uniform (at 1e8 it does not), so every rung buys something from 256 KiB to 100 MiB.
+        Preset("quick", budgets=(1e9, 1e10, 1e11), large_data_budgets=(1e12,),
                sizes=((48, 2, 128),),
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,
                transfer_tokens=65536, max_replay_epochs=0),  # quick stays one pass: small data would

@@ -118,15 +118,28 @@ class _Sweep:
         plan: list[PlannedRun] = []
         ladder, reasons = self.budgets, []
         for preset in self.preset.with_included():
-            if preset is not self.preset and not self.custom_budgets:
-                ladder = list(preset.budgets)
+            if not self.custom_budgets:
+                ladder = self._ladder(preset)
+                if preset is self.preset:
+                    self.budgets = ladder
             own, reason = self._plan_preset(preset, ladder)
             plan = [run for run in own if run not in plan] + plan
             reasons.append(reason)
         for reason in reasons[:1] if not plan else []:
             if reason:
                 self.warnings.append(reason)
+        self.warnings = list(dict.fromkeys(self.warnings))  # _ladder planned some sizes twice
         return plan
+
+    def _ladder(self, preset: Preset) -> list[float]:
+        """A preset's rungs for this data: its budgets, then each of its large-data budgets
+        that one of its runs, planned for them all, spends at least half of."""
+        ladder = list(preset.budgets)
+        if preset.large_data_budgets:
+            runs, _ = self._plan_preset(preset, ladder + list(preset.large_data_budgets))
+            spent = max((run.planned_flops for run in runs), default=0.0)
+            ladder += [b for b in preset.large_data_budgets if spent >= b * UNREACHABLE_FRACTION]
+        return ladder
 
     def _plan_preset(self, preset: Preset, ladder: list[float]) -> tuple[list[PlannedRun], str]:
         """One preset's runs for `ladder`: a pass per size capped so that everything it spends,
@@ -487,6 +500,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
             progress(*ticks.popleft())
 
     sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state)
+    ladder = sweep.budgets  # a preset's large-data rungs join where the data reaches them
     sweep.check_enough_data(family_names)
     if "transformer" not in family_names:
         sweep.plan, sweep.warnings = [], []  # its warnings are about transformer runs

@@ -101,13 +101,15 @@ def test_a_rung_above_one_pass_buys_replay_epochs():
     assert any(r.replay_epochs > 0 and 0.5 * top < r.planned_flops <= top for r in runs)
 
 
-@pytest.mark.parametrize("kib", [256, 1024])
-def test_every_rung_of_quick_is_within_reach_from_256_kib(kib):
-    # quick's top rung once was 1e12, and a 256 KiB file repeated its 1.5e11 pass there
+@pytest.mark.parametrize("kib,top", [(256, 1e11), (1024, 1e12)])
+def test_every_rung_of_quick_is_within_reach_from_256_kib(kib, top):
+    # quick's top rung was 1e12 for all data, and a 256 KiB file repeated its 1.5e11 pass there;
+    # from about 1 MiB a 48x2 pass spends half of 1e12, and the rung joins the ladder
     quick = PRESETS["quick"]
     sweep = _Sweep(load(synthetic.constant_bytes(kib << 10)), quick, list(quick.budgets),
                    "prequential", [0], CPU, None, None)
-    assert max(r.planned_flops for r in sweep.plan) > 0.5 * quick.budgets[-1]
+    assert sweep.budgets[-1] == top and sweep.budgets[:3] == [1e9, 1e10, 1e11]
+    assert max(r.planned_flops for r in sweep.plan) > 0.5 * top
     assert not [w for w in sweep.warnings if "too small for the budget" in w]
 
 
