@@ -102,7 +102,7 @@ def main() -> None:
     text = panel.python_source(1 << 20)
     source = speed(text)
     noise = speed(synthetic.random_bytes(1 << 20))
-    runs = run_seconds(text, PRESETS["quick"].budgets)
+    runs = run_seconds(text, PRESETS["quick"].all_budgets)
     for cfg, (name, s_rate, s_bits), (_, r_rate, r_bits), run in zip(count_family.SIZES, source,
                                                                       noise, runs):
         print(f"{name:<12} {cfg.contexts:>8}  {s_rate:>11.2f} {s_bits:>7.3f}  "

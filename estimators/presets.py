@@ -31,6 +31,11 @@ class Preset:
     # data): below that they would repeat the rung under them.
     large_data_budgets: tuple[float, ...] = ()
 
+    @property
+    def all_budgets(self) -> tuple[float, ...]:
+        """Every rung the preset may report: its budgets, then its large-data ones."""
+        return self.budgets + self.large_data_budgets
+
     def with_included(self) -> list[Preset]:
         """This preset, then the one it includes, and so on down."""
         return [self] + (PRESETS[self.includes].with_included() if self.includes else [])
@@ -41,10 +46,11 @@ PRESETS: dict[str, Preset] = {
     for p in (
         # quick is the CI preset: one transformer size. A 64x2 run was its longest lane (28 s of
         # 35 on 1 MiB, 2 cores) and never won its frontier: the count family does from 1e10 on.
-        # 1e11 is about what one 48x2 pass over 256 KiB spends (1.5e11); the pass spends half of
-        # 1e12 from about 1 MiB on (past 15 MiB the count family's larger sizes need more than
-        # 1e11 too), and below that 1e12 would repeat 1e11. At 1e9 the count family codes 100 MiB better than
-        # uniform (at 1e8 it does not), so every rung buys something from 256 KiB to 100 MiB.
+        # 1e11 is about what one 48x2 pass over 256 KiB spends (1.5e11); the pass spends half
+        # of 1e12 from about 1 MiB on (past 15 MiB the count family's larger sizes need more
+        # than 1e11 too), and below that 1e12 would repeat 1e11. At 1e9 the count family codes
+        # 100 MiB better than uniform (at 1e8 it does not): every rung buys something from
+        # 256 KiB to 100 MiB.
         Preset("quick", budgets=(1e9, 1e10, 1e11), large_data_budgets=(1e12,),
                sizes=((48, 2, 128),),
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,

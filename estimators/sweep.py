@@ -43,7 +43,8 @@ FLAT_FLOOR_BITS = 0.005  # ...and at least this many bits/token, so a solved tas
 
 
 def resolve(preset: str | None, budgets: Sequence[float] | None) -> tuple[Preset, list[float]]:
-    """The preset to take sizes and settings from, and the budgets to report."""
+    """The preset to take sizes and settings from, and the budgets to report: those given, or
+    the preset's whole ladder, which `_Sweep` fits to the data."""
     name = preset or "quick"
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
@@ -52,7 +53,7 @@ def resolve(preset: str | None, budgets: Sequence[float] | None) -> tuple[Preset
         if any(not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0) for b in budgets):
             raise ValueError("budgets must be positive numbers of FLOPs, e.g. 1e11")
         return chosen, sorted(float(b) for b in budgets)
-    return chosen, list(chosen.budgets)
+    return chosen, list(chosen.all_budgets)
 
 
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -103,7 +104,7 @@ class _Sweep:
         self.data, self.preset, self.budgets = data, preset, budgets
         self.estimator, self.seeds, self.device = estimator, seeds, device
         self.progress, self.state_dir = progress, state_dir
-        self.custom_budgets = list(preset.budgets) != budgets
+        self.custom_budgets = list(preset.all_budgets) != budgets
         self.warnings: list[str] = []
         self.plan = self._plan()
         self._unreachable_warning()
@@ -136,7 +137,7 @@ class _Sweep:
         that one of its runs, planned for them all, spends at least half of."""
         ladder = list(preset.budgets)
         if preset.large_data_budgets:
-            runs, _ = self._plan_preset(preset, ladder + list(preset.large_data_budgets))
+            runs, _ = self._plan_preset(preset, list(preset.all_budgets))
             spent = max((run.planned_flops for run in runs), default=0.0)
             ladder += [b for b in preset.large_data_budgets if spent >= b * UNREACHABLE_FRACTION]
         return ladder

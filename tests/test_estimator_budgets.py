@@ -105,12 +105,17 @@ def test_a_rung_above_one_pass_buys_replay_epochs():
 def test_every_rung_of_quick_is_within_reach_from_256_kib(kib, top):
     # quick's top rung was 1e12 for all data, and a 256 KiB file repeated its 1.5e11 pass there;
     # from about 1 MiB a 48x2 pass spends half of 1e12, and the rung joins the ladder
-    quick = PRESETS["quick"]
-    sweep = _Sweep(load(synthetic.constant_bytes(kib << 10)), quick, list(quick.budgets),
+    sweep = _Sweep(load(synthetic.constant_bytes(kib << 10)), *resolve("quick", None),
                    "prequential", [0], CPU, None, None)
     assert sweep.budgets[-1] == top and sweep.budgets[:3] == [1e9, 1e10, 1e11]
     assert max(r.planned_flops for r in sweep.plan) > 0.5 * top
     assert not [w for w in sweep.warnings if "too small for the budget" in w]
+
+
+def test_budgets_given_are_kept_even_where_they_are_a_preset_s_own():
+    data = load(synthetic.constant_bytes(1 << 20))
+    sweep = _Sweep(data, *resolve("quick", [1e9, 1e10, 1e11]), "prequential", [0], CPU, None, None)
+    assert sweep.budgets == [1e9, 1e10, 1e11]  # 1e12 joins quick's own ladder at 1 MiB only
 
 
 def test_no_replay_where_a_single_pass_already_spends_most_of_the_rung():

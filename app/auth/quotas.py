@@ -39,8 +39,7 @@ def planned_flops(resolved: dict) -> float:
     """FLOPs a job with these resolved settings plans to spend: every budget, for every seed."""
     from estimators.presets import PRESETS
 
-    preset = PRESETS[resolved["preset"]] if resolved["preset"] else None
-    budgets = resolved["budgets"] or preset.budgets + preset.large_data_budgets
+    budgets = resolved["budgets"] or PRESETS[resolved["preset"]].all_budgets
     return float(sum(budgets)) * resolved["seeds"]
 
 
