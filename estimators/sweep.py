@@ -86,6 +86,11 @@ class PlannedRun:
     planned_flops: float  # what it spends if early stopping never cuts a replay short
 
 
+def _reaches(runs: Sequence[PlannedRun], budget: float) -> bool:
+    """Whether one of `runs` spends enough of `budget` that the rung is not out of reach."""
+    return max((run.planned_flops for run in runs), default=0.0) >= budget * UNREACHABLE_FRACTION
+
+
 def _largest(fits: Callable[[int], bool], most: int) -> int:
     """The largest k in [0, most] with fits(k), for `fits` true up to a point and false after."""
     low, high = 0, most
@@ -106,6 +111,8 @@ class _Sweep:
         self.progress, self.state_dir = progress, state_dir
         self.custom_budgets = list(preset.all_budgets) != budgets
         self.warnings: list[str] = []
+        if not self.custom_budgets:
+            self.budgets = self._ladder(preset)
         self.plan = self._plan()
         self._unreachable_warning()
         self.total_flops = sum(r.planned_flops for r in self.plan) * len(seeds) or 1.0
@@ -119,17 +126,14 @@ class _Sweep:
         plan: list[PlannedRun] = []
         ladder, reasons = self.budgets, []
         for preset in self.preset.with_included():
-            if not self.custom_budgets:
+            if preset is not self.preset and not self.custom_budgets:
                 ladder = self._ladder(preset)
-                if preset is self.preset:
-                    self.budgets = ladder
             own, reason = self._plan_preset(preset, ladder)
             plan = [run for run in own if run not in plan] + plan
             reasons.append(reason)
         for reason in reasons[:1] if not plan else []:
             if reason:
                 self.warnings.append(reason)
-        self.warnings = list(dict.fromkeys(self.warnings))  # _ladder planned some sizes twice
         return plan
 
     def _ladder(self, preset: Preset) -> list[float]:
@@ -137,9 +141,10 @@ class _Sweep:
         that one of its runs, planned for them all, spends at least half of."""
         ladder = list(preset.budgets)
         if preset.large_data_budgets:
+            warned = list(self.warnings)
             runs, _ = self._plan_preset(preset, list(preset.all_budgets))
-            spent = max((run.planned_flops for run in runs), default=0.0)
-            ladder += [b for b in preset.large_data_budgets if spent >= b * UNREACHABLE_FRACTION]
+            self.warnings = warned  # a probe: the plan made for the ladder says what it skips
+            ladder += [b for b in preset.large_data_budgets if _reaches(runs, b)]
         return ladder
 
     def _plan_preset(self, preset: Preset, ladder: list[float]) -> tuple[list[PlannedRun], str]:
@@ -181,9 +186,9 @@ class _Sweep:
                 f"({cheapest:.2g} FLOPs to train one batch and evaluate): the result is the "
                 "untrained model's code. Raise the budget.")
         if self.estimator == "prequential":
-            filled = max(run.planned_flops for run in plan)  # by the longest single pass
+            passes = list(plan)
             for budget in ladder:
-                if filled >= budget * UNREACHABLE_FRACTION:
+                if _reaches(passes, budget):
                     continue  # not small data for this rung: a pass already spends most of it
                 for size, usable, spend in reversed(full_passes):
                     epochs = _largest(lambda e: spend(usable, e) <= budget,
@@ -215,8 +220,8 @@ class _Sweep:
     def _unreachable_warning(self) -> None:
         """Warn when no run of the preset can spend most of the top budget."""
         top = self.budgets[-1]
-        spent = max((r.planned_flops for r in self.plan), default=0.0)
-        if self.plan and spent < top * UNREACHABLE_FRACTION:
+        if self.plan and not _reaches(self.plan, top):
+            spent = max(r.planned_flops for r in self.plan)
             replay = (f"one pass, or at most {self.preset.max_replay_epochs} replay epochs"
                       if self.preset.max_replay_epochs else
                       f"one pass: the {self.preset.name} preset does not replay small data, "
