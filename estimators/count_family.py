@@ -238,10 +238,40 @@ def learn(model, stream: np.ndarray, start: int, stop: int, holdout: Holdout,
     return bits, count
 
 
+def checkpoint_stops(cfg: Size, size: int, budgets: Sequence[float],
+                     width: int = 1) -> list[tuple[int, float]]:
+    """Where a run of `cfg` over `size` bytes (tokens of `width` bytes) stops to evaluate, and
+    the operations it has spent there, everything before included: the furthest stop within
+    each mark of `_checkpoint_marks(budgets)`. It depends on the data's size alone."""
+    holdout, fitted = Holdout.for_size(size), cfg.fitted(size)
+    pairing = PairedLoss(holdout, size)
+    heldout_bytes = size - int(holdout.training_bytes_before(size))  # no mask: 8 bytes per byte
+
+    def eval_cost(seen: int) -> float:
+        return fitted.eval_ops(heldout_bytes, holdout.warm_bytes(size, seen))
+
+    def train_cost(stop: int) -> float:  # coding every byte before `stop` online
+        return fitted.train_ops(int(holdout.training_bytes_before(stop))
+                                + pairing.paired_bytes_before(stop))
+
+    stops: list[tuple[int, float]] = []
+    position, evaluated = 0, 0.0
+    for mark in _checkpoint_marks(budgets):
+        stop = _furthest_within(lambda s: train_cost(s) + eval_cost(s), position, size,
+                                mark - evaluated, width)
+        if stop <= position:
+            continue
+        position, evaluated = stop, evaluated + eval_cost(stop)
+        stops.append((stop, train_cost(stop) + evaluated))
+        if stop == size:
+            break
+    return stops
+
+
 def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         progress: Progress | None = None) -> dict | None:
-    """One pass of one size, checkpointed at `_checkpoint_marks(budgets)`, spending at most the
-    largest budget in all operations.
+    """One pass of one size, checkpointed at `checkpoint_stops`, spending at most the largest
+    budget in all operations.
 
     Returns the run as the sweep's plain dict (like a transformer run), or None when not even
     the first checkpoint fits the budget."""
@@ -251,24 +281,13 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
     if size >= COMPILE_APART_BYTES:
         compile_apart()
     holdout = Holdout.for_size(size)
-    heldout_bytes = size - int(holdout.training_bytes_before(size))  # no mask: 8 bytes per byte
+    heldout_bytes = size - int(holdout.training_bytes_before(size))
     fitted = cfg.fitted(size)
     pairing = PairedLoss(holdout, size)
-
-    def eval_cost(seen: int) -> float:
-        return fitted.eval_ops(heldout_bytes, holdout.warm_bytes(size, seen))
-
-    def cost(stop: int) -> float:  # coding every byte before `stop` online, evaluating there
-        online = int(holdout.training_bytes_before(stop)) + pairing.paired_bytes_before(stop)
-        return fitted.train_ops(online) + eval_cost(stop)
-
     model = fitted.model()
-    online_bits, coded, position, spent, evaluated = 0.0, 0, 0, 0.0, 0.0
+    online_bits, coded, position, spent = 0.0, 0, 0, 0.0
     checkpoints: list[dict] = []
-    for mark in _checkpoint_marks(budgets):
-        stop = _furthest_within(cost, position, size, mark - evaluated, width)
-        if stop <= position:
-            continue
+    for stop, spent in checkpoint_stops(cfg, size, budgets, width):
         while position < stop:
             end = min(stop, position + PROGRESS_BYTES)
             bits, count = learn(model, stream, position, end, holdout, pairing)
@@ -285,8 +304,6 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         entropy = learned * position + ahead * (size - position)
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = _standard_error(per_block, len(per_block))
-        evaluated += eval_cost(position)
-        spent = fitted.train_ops(coded + pairing.paired_bytes_before(position)) + evaluated
         checkpoints.append({
             "tokens_trained": coded // width, "compute_flops": spent,
             "epiplexity_bits": online_bits - trained * coded, "entropy_bits": entropy,
@@ -294,8 +311,6 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
             "extra": {"online_bits": online_bits, "heldout_tokens": heldout_bytes // width,
                       "trained_bits_per_token": trained * width,  # L_d, what S subtracts
                       "position": position // width, "paired_slope": slope}})
-        if position == size:
-            break
     if not checkpoints:
         return None
     return {"family": FAMILY, "estimator": "prequential", "seed": None,

@@ -37,11 +37,11 @@ def count_family_run(sweep, cfg, tick: Callable[..., None] | None = None) -> dic
 
 def planned_work(sweep, cfg) -> float:
     """One size's planned work in transformer-FLOP equivalents (to share out progress and order
-    runs): its pass, capped by the budget, plus held-out evaluations (about half as much again
-    in time, one per budget of the ladder)."""
-    n = len(sweep.data.tokens)
-    ops = min(sweep.budgets[-1], 1.5 * cfg.fitted(n).train_ops(n))
-    return OPERATION_IN_FLOPS * ops
+    runs): its pass and held-out evaluations, as far as the budgets let it go."""
+    width = sweep.data.token_bytes
+    stops = count_family.checkpoint_stops(cfg, len(sweep.data.tokens) * width, sweep.budgets,
+                                          width)
+    return OPERATION_IN_FLOPS * (stops[-1][1] if stops else 0.0)
 
 
 class CountFamilyRuns:

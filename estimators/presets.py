@@ -27,8 +27,9 @@ class Preset:
     # the same data and budget it never reports a longer code than the smaller one.
     includes: str | None = None
     max_replay_epochs: int = 16  # most epochs over the coded prefix per block (small data)
-    # Rungs above `budgets` that the ladder gets only where a run spends half of them (large
-    # data): below that they would repeat the rung under them.
+    # Rungs above `budgets` for the count family alone: the ladder gets one where a count-family
+    # size spends more than the rung below it (large data), and below that it would repeat
+    # that rung. The preset's transformer runs serve `budgets` only.
     large_data_budgets: tuple[float, ...] = ()
 
     @property
@@ -46,11 +47,11 @@ PRESETS: dict[str, Preset] = {
     for p in (
         # quick is the CI preset: one transformer size. A 64x2 run was its longest lane (28 s of
         # 35 on 1 MiB, 2 cores) and never won its frontier: the count family does from 1e10 on.
-        # 1e11 is about what one 48x2 pass over 256 KiB spends (1.5e11); the pass spends half
-        # of 1e12 from about 1 MiB on (past 15 MiB the count family's larger sizes need more
-        # than 1e11 too), and below that 1e12 would repeat 1e11. At 1e9 the count family codes
-        # 100 MiB better than uniform (at 1e8 it does not): every rung buys something from
-        # 256 KiB to 100 MiB.
+        # 1e11 is about what one 48x2 pass over 256 KiB spends (1.5e11). From about 18 MiB the
+        # count family's larger sizes need more than 1e11, and 1e12 joins for them; a 48x2 pass
+        # to 1e12 (1 MiB: 28 s of a 30 s sweep on 2 cores) never won it. At 1e9 the count
+        # family codes 100 MiB better than uniform (at 1e8 it does not): every rung buys
+        # something from 256 KiB to 100 MiB.
         Preset("quick", budgets=(1e9, 1e10, 1e11), large_data_budgets=(1e12,),
                sizes=((48, 2, 128),),
                batch_tokens=4096, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=16384,

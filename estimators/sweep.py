@@ -27,8 +27,8 @@ from estimators.count_sweep import CountFamilyRuns
 from estimators.lanes import Stopped, run_in_lanes
 from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, batch_schedule,
                              heldout_sequences, load, split)
-from estimators.frontier import (UNIFORM, Point, best_within, check_families, lower_hull,
-                                 untrained_point)
+from estimators.frontier import (FAMILIES, UNIFORM, Point, best_within, check_families,
+                                 lower_hull, untrained_point)
 from estimators.presets import ESTIMATORS, PRESETS, Preset
 from estimators.result import CurvePoint, DatasetInfo, EstimateResult
 from estimators import count_family, flops
@@ -105,10 +105,10 @@ class _Sweep:
 
     def __init__(self, data: TokenData, preset: Preset, budgets: list[float], estimator: str,
                  seeds: list[int], device, progress: ProgressCallback | None,
-                 state_dir: Path | None):
+                 state_dir: Path | None, families: Sequence[str] = FAMILIES):
         self.data, self.preset, self.budgets = data, preset, budgets
         self.estimator, self.seeds, self.device = estimator, seeds, device
-        self.progress, self.state_dir = progress, state_dir
+        self.progress, self.state_dir, self.families = progress, state_dir, tuple(families)
         self.custom_budgets = list(preset.all_budgets) != budgets
         self.warnings: list[str] = []
         if not self.custom_budgets:
@@ -138,14 +138,25 @@ class _Sweep:
 
     def _ladder(self, preset: Preset) -> list[float]:
         """A preset's rungs for this data: its budgets, then each of its large-data budgets
-        that one of its runs, planned for them all, spends at least half of."""
+        where a count-family size, run for it, spends more than the rung below."""
         ladder = list(preset.budgets)
-        if preset.large_data_budgets:
-            warned = list(self.warnings)
-            runs, _ = self._plan_preset(preset, list(preset.all_budgets))
-            self.warnings = warned  # a probe: the plan made for the ladder says what it skips
-            ladder += [b for b in preset.large_data_budgets if _reaches(runs, b)]
+        if count_family.FAMILY not in self.families:
+            return ladder
+        width = self.data.token_bytes
+        size = len(self.data.tokens) * width
+        for budget in preset.large_data_budgets:
+            stops = [count_family.checkpoint_stops(cfg, size, ladder + [budget], width)
+                     for cfg in count_family.SIZES]
+            if max((spent for run in stops for _, spent in run), default=0.0) > ladder[-1]:
+                ladder.append(budget)
         return ladder
+
+    def _transformer_ladder(self, preset: Preset, ladder: list[float]) -> list[float]:
+        """The rungs of `ladder` that a preset's transformer runs serve: the preset's own
+        budgets, not its large-data ones; budgets given are served as given."""
+        if self.custom_budgets:
+            return ladder
+        return [b for b in ladder if b <= preset.budgets[-1]]
 
     def _plan_preset(self, preset: Preset, ladder: list[float]) -> tuple[list[PlannedRun], str]:
         """One preset's runs for `ladder`: a pass per size capped so that everything it spends,
@@ -154,6 +165,7 @@ class _Sweep:
         from estimators import prequential, requential
 
         cost = (requential if self.estimator == "requential" else prequential).planned_flops
+        ladder = self._transformer_ladder(preset, ladder)
         top, plan, cheapest, full_passes = ladder[-1], [], None, []
         for width, depth, context in preset.sizes:
             n = flops.count_params(self.data.vocab_size, width, depth, context)
@@ -218,8 +230,8 @@ class _Sweep:
                         if len(needs) > 1 else ""))
 
     def _unreachable_warning(self) -> None:
-        """Warn when no run of the preset can spend most of the top budget."""
-        top = self.budgets[-1]
+        """Warn when no run of the preset can spend most of the top budget it serves."""
+        top = self._transformer_ladder(self.preset, self.budgets)[-1]
         if self.plan and not _reaches(self.plan, top):
             spent = max(r.planned_flops for r in self.plan)
             replay = (f"one pass, or at most {self.preset.max_replay_epochs} replay epochs"
@@ -505,8 +517,8 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
         while progress and ticks:
             progress(*ticks.popleft())
 
-    sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state)
-    ladder = sweep.budgets  # a preset's large-data rungs join where the data reaches them
+    sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state, family_names)
+    ladder = sweep.budgets  # a preset's large-data rungs join where the count family needs them
     sweep.check_enough_data(family_names)
     if "transformer" not in family_names:
         sweep.plan, sweep.warnings = [], []  # its warnings are about transformer runs

@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import estimators
-from estimators import PRESETS, prequential, requential, synthetic
+from estimators import PRESETS, count_family, prequential, requential, synthetic
 from estimators.data import load, split
 from estimators.models import GPTConfig
 from estimators.sweep import _Sweep, resolve
@@ -101,21 +101,30 @@ def test_a_rung_above_one_pass_buys_replay_epochs():
     assert any(r.replay_epochs > 0 and 0.5 * top < r.planned_flops <= top for r in runs)
 
 
-@pytest.mark.parametrize("kib,top", [(256, 1e11), (1024, 1e12)])
-def test_every_rung_of_quick_is_within_reach_from_256_kib(kib, top):
-    # quick's top rung was 1e12 for all data, and a 256 KiB file repeated its 1.5e11 pass there;
-    # from about 1 MiB a 48x2 pass spends half of 1e12, and the rung joins the ladder
-    sweep = _Sweep(load(synthetic.constant_bytes(kib << 10)), *resolve("quick", None),
-                   "prequential", [0], CPU, None, None)
+@pytest.mark.parametrize("kib,top", [(256, 1e11), (16 << 10, 1e11), (24 << 10, 1e12)])
+def test_every_rung_of_quick_buys_something_from_256_kib(kib, top):
+    # quick's top rung was 1e12 for all data, and a 256 KiB file repeated its 1.5e11 pass there.
+    # The transformer's pass serves 1e11 at most; 1e12 joins where a count-family size needs
+    # more than 1e11 to code the data (from about 18 MiB).
+    data = load(synthetic.constant_bytes(kib << 10))
+    sweep = _Sweep(data, *resolve("quick", None), "prequential", [0], CPU, None, None)
     assert sweep.budgets[-1] == top and sweep.budgets[:3] == [1e9, 1e10, 1e11]
-    assert max(r.planned_flops for r in sweep.plan) > 0.5 * top
+    assert 0.5e11 < max(r.planned_flops for r in sweep.plan) <= 1e11
     assert not [w for w in sweep.warnings if "too small for the budget" in w]
+    needs = max(count_family.checkpoint_stops(cfg, len(data.tokens), [*sweep.budgets[:3], 1e12])
+                [-1][1] for cfg in count_family.SIZES)
+    assert (needs > 1e11) == (top == 1e12)
+    transformer_only = _Sweep(data, *resolve("quick", None), "prequential", [0], CPU, None,
+                              None, ["transformer"])
+    assert transformer_only.budgets == [1e9, 1e10, 1e11]  # the rung is the count family's
 
 
 def test_budgets_given_are_kept_even_where_they_are_a_preset_s_own():
-    data = load(synthetic.constant_bytes(1 << 20))
+    data = load(synthetic.constant_bytes(24 << 20))
     sweep = _Sweep(data, *resolve("quick", [1e9, 1e10, 1e11]), "prequential", [0], CPU, None, None)
-    assert sweep.budgets == [1e9, 1e10, 1e11]  # 1e12 joins quick's own ladder at 1 MiB only
+    assert sweep.budgets == [1e9, 1e10, 1e11]  # quick's own ladder gets 1e12 at this size
+    given = _Sweep(data, *resolve("quick", [1e10, 1e12]), "prequential", [0], CPU, None, None)
+    assert max(r.planned_flops for r in given.plan) > 1e11  # the transformer serves 1e12 here
 
 
 def test_no_replay_where_a_single_pass_already_spends_most_of_the_rung():

@@ -302,7 +302,7 @@ def test_headline_is_the_minimum_over_families_and_names_the_winner():
     for name, curve in r.families.items():
         assert all(p.family in (name, "uniform") for p in curve)
     d = r.to_dict()
-    assert d["curve"][-1]["family"] == "context-mixing"  # source code: counts beat 48x2 at 1e12
+    assert d["curve"][-1]["family"] == "context-mixing"  # source code: counts beat 48x2 at quick's top
     own = d["families"]["transformer"][-1]["model"]
     assert (own["width"], own["depth"]) == (48, 2)
 
