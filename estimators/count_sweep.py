@@ -60,6 +60,12 @@ class CountFamilyRuns:
         return [planned_work(self._sweep, cfg) for cfg in count_family.SIZES]
 
     @property
+    def memory(self) -> list[int]:
+        """Bytes of each size's tables on this data, in the order of `count_family.SIZES`."""
+        size = len(self._sweep.data.tokens) * self._sweep.data.token_bytes
+        return [cfg.fitted(size).state_bytes for cfg in count_family.SIZES]
+
+    @property
     def fraction(self) -> float:
         """The share of the family's bytes coded so far (saved runs count as coded)."""
         return min(1.0, self._done / self._planned)

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from estimators import __version__, code_hash
-from estimators.baselines import compressor_baselines
+from estimators.baselines import COMPRESSOR_MEMORY_BYTES, compressor_baselines
 from estimators.count_sweep import CountFamilyRuns
 from estimators.lanes import Stopped, run_in_lanes
 from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, batch_schedule,
@@ -38,6 +38,10 @@ ProgressCallback = Callable[[float, str], None]
 # standard and deep presets replay for it and every preset warns when it is the top one
 # (budgets are usually a decade apart, so within a factor of two a point is representative).
 UNREACHABLE_FRACTION = 0.5
+# The most memory the runs on a sweep's lanes hold at once (count-family tables, compressors'
+# windows): with the interpreter, torch and the data, quick on 100 MiB then peaks well under
+# 2 GiB. Its two largest count-family sizes (490 and 842 MiB of tables) no longer run at once.
+LANE_MEMORY_BYTES = 1 << 30
 FLAT_TOLERANCE = 0.01  # relative fall of held-out loss per doubling of data, at the end
 FLAT_FLOOR_BITS = 0.005  # ...and at least this many bits/token, so a solved task counts as flat
 
@@ -441,18 +445,20 @@ def _make_runs(sweep: _Sweep, counting: CountFamilyRuns | None, threads: int,
         return Path(model_out) if model_out and s == first_seed and run is sweep.model_run() else None
 
     # Each transformer run and each count-family size is a task, all longest first so that
-    # the lanes finish together; then the baselines.
+    # the lanes finish together; then the baselines. A transformer run's memory is small.
     pairs = [(s, i) for s in sweep.seeds for i in range(len(plan))]
     work = [plan[i].planned_flops for _, i in pairs] + (counting.work if counting else [])
+    memory = [0] * len(pairs) + (counting.memory if counting else [])
     runs = [partial(sweep.run_one, plan[i], s, kept(plan[i], s)) for s, i in pairs] + (
         counting.tasks() if counting else [])
     order = sorted(range(len(runs)), key=lambda task: -work[task])
     tasks = [runs[task] for task in order] + [partial(compressor_baselines, sweep.data)]
+    needs = [memory[task] for task in order] + [COMPRESSOR_MEMORY_BYTES]
     lanes = min(threads, len(tasks)) if sweep.device.type == "cpu" else 1
     sweep.progress = tick if lanes > 1 else lambda fraction, label: (tick(fraction, label), report())
     torch.set_num_threads(max(1, threads // lanes))
     try:
-        made = run_in_lanes(tasks, lanes, report, sweep.stopping)
+        made = run_in_lanes(tasks, lanes, report, sweep.stopping, needs, LANE_MEMORY_BYTES)
     finally:
         torch.set_num_threads(threads)
     baselines = made.pop()

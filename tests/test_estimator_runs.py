@@ -7,6 +7,7 @@ import pytest
 import estimators
 from estimators import count_family, count_sweep, synthetic
 from app.jobs.executors.ray import run_resources
+from estimators.lanes import run_in_lanes
 from estimators.runs import kept_run, make_run, sweep_runs
 
 DATA = synthetic.MarkovSource(order=1, alphabet=8, seed=3).sample(16 * 1024, seed=4)
@@ -88,3 +89,34 @@ def test_each_count_family_size_takes_a_lane_of_its_own(monkeypatch):
     one = estimators.estimate(DATA, device="cpu", threads=1, families=["context-mixing"], **OPTIONS)
     assert [r["model"]["name"] for r in two.runs] == [cfg.name for cfg in count_family.SIZES]
     assert [r["checkpoints"] for r in two.runs] == [r["checkpoints"] for r in one.runs]
+
+
+def test_lanes_never_run_tasks_at_once_beyond_their_memory_cap():
+    """On 100 MiB quick's two largest count-family sizes ran at once and peaked near 2 GiB."""
+    running: set[int] = set()
+    at_once: list[set[int]] = []  # the tasks running as each one started
+    lock = threading.Lock()
+
+    def task(index: int):
+        def run() -> int:
+            with lock:
+                running.add(index)
+                at_once.append(set(running))
+            time.sleep(0.05)
+            with lock:
+                running.discard(index)
+            return index
+        return run
+
+    needs = [6, 6, 3, 1, 12, 2]  # bytes; the fifth is over the cap alone, and runs alone
+    done = run_in_lanes([task(i) for i in range(len(needs))], 2, lambda: None, threading.Event(),
+                        needs, 10)
+    assert done == list(range(len(needs)))
+    assert all(sum(needs[i] for i in tasks) <= 10 or tasks == {4} for tasks in at_once)
+    assert {0, 2} in at_once  # a lane that frees takes the first task that fits, not the next
+
+    def fails() -> None:
+        raise ValueError("a run failed")
+
+    with pytest.raises(ValueError, match="a run failed"):
+        run_in_lanes([task(10), fails, task(11)], 2, lambda: None, threading.Event(), [1, 1, 1], 10)
