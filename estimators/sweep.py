@@ -151,7 +151,7 @@ class _Sweep:
         for budget in preset.large_data_budgets:
             stops = [count_family.checkpoint_stops(cfg, size, ladder + [budget], width)
                      for cfg in count_family.SIZES]
-            if max((spent for run in stops for _, spent in run), default=0.0) > ladder[-1]:
+            if max((run[-1][1] for run in stops if run), default=0.0) > ladder[-1]:
                 ladder.append(budget)
         return ladder
 
