@@ -225,7 +225,8 @@ def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
 
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise FileNotFoundError(f"{path} is a directory: give a file" if path.is_dir()
+                                else f"no such file: {path}")
     size, sha = path.stat().st_size, _sha256(path)
     if size == 0:
         raise DataFormatError("the dataset is empty")

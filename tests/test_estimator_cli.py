@@ -35,6 +35,8 @@ def test_table_output_reads_like_a_report(tmp_path):
 def test_bad_input_exits_2_with_a_message(tmp_path):
     missing = score(str(tmp_path / "nope.bin"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    folder = score(str(tmp_path))
+    assert folder.returncode == 2 and "is a directory: give a file" in folder.stderr
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff" * 2000)
     wrong = score(str(bad), "--format", "text")
