@@ -188,6 +188,19 @@ def test_empty_upload_and_multipart_without_file_are_422(http):
     assert response.status_code == 422 and "file" in response.json()["detail"]
 
 
+def test_query_parameters_sent_as_form_fields_are_422_not_ignored(http):
+    before = http.get("/v1/datasets").json()
+    response = http.post("/v1/datasets", data={"format": "jsonl:text"},
+                         files={"file": ("x.jsonl", b'{"text": "a"}\n')})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "form field(s) 'format' are not read from the body: give them in the query string "
+        "(POST /v1/datasets?format=...); nothing was stored")
+    assert http.get("/v1/datasets").json() == before
+    other = http.post("/v1/datasets", data={"note": "kept out"}, files={"file": ("y.txt", b"abc")})
+    assert other.status_code == 201 and other.json()["name"] == "y.txt"
+
+
 @pytest.mark.parametrize("method,path", [
     ("GET", "/v1/datasets/ds_missing"), ("GET", "/v1/datasets/ds_missing/content"),
     ("DELETE", "/v1/datasets/ds_missing"), ("GET", "/v1/jobs/job_missing"),

@@ -28,7 +28,8 @@ log = logging.getLogger("epiplex.api.datasets")
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 UPLOAD_DOC = """Upload a dataset by streaming it: either the raw request body (any content type) or a
-multipart form with a `file` part. It is hashed (sha256) and zstd-compressed on the way to disk.
+multipart form with a `file` part (`name`, `format` and `visibility` go in the query string; as
+form fields they are refused with 422). It is hashed (sha256) and zstd-compressed on the way to disk.
 
 Returns **201** with the new record, or **200** with the existing one when the same bytes were
 already uploaded in the same format by the same key (another key's upload of the same bytes is
@@ -93,7 +94,7 @@ async def upload_dataset(
         raise _unavailable(error) from None
     try:
         try:
-            filename = await stream_body_to(request, writer)
+            filename = await stream_body_to(request, writer, ("name", "format", "visibility"))
         except BlobTooLarge as error:
             raise HTTPException(413, str(error)) from None
         except ClientDisconnect:  # nothing is stored from a body that did not arrive whole

@@ -18,7 +18,8 @@ BATCH_BYTES = 1 << 20
 
 
 class _MultipartFileSink:
-    """Feeds the body of the multipart part named `file` to a BlobWriter; ignores other parts."""
+    """Feeds the body of the multipart part named `file` to a BlobWriter; other parts are only
+    named (in `other_parts`)."""
 
     def __init__(self, boundary: bytes, writer: BlobWriting) -> None:
         self._writer = writer
@@ -27,6 +28,7 @@ class _MultipartFileSink:
         self._in_file = False
         self.found_file = False
         self.filename: str | None = None
+        self.other_parts: list[str] = []
         self.parser = MultipartParser(boundary, callbacks={
             "on_part_begin": self._part_begin, "on_header_field": self._header_field_data,
             "on_header_value": self._header_value_data, "on_header_end": self._header_end,
@@ -48,6 +50,8 @@ class _MultipartFileSink:
                 self._in_file = self.found_file = True
                 raw_name = options.get(b"filename")
                 self.filename = raw_name.decode("utf-8", "replace") if raw_name else None
+            elif options.get(b"name") is not None:
+                self.other_parts.append(options[b"name"].decode("utf-8", "replace"))
         self._header_field = self._header_value = b""
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -58,10 +62,12 @@ class _MultipartFileSink:
         self._in_file = False
 
 
-async def stream_body_to(request: Request, writer: BlobWriting) -> str | None:
+async def stream_body_to(request: Request, writer: BlobWriting,
+                         query_parameters: tuple[str, ...] = ()) -> str | None:
     """Write the upload's bytes into `writer`; returns the multipart file name, if any.
 
-    Raises HTTPException(422) for a multipart body without a `file` part, HTTPException(400) for
+    Raises HTTPException(422) for a multipart body without a `file` part, or with a form field
+    named like one of `query_parameters` (which would be silently ignored), HTTPException(400) for
     one cut short (no closing boundary: the file part may be incomplete); BlobTooLarge
     (from the writer) propagates for the caller to answer with 413.
     """
@@ -90,6 +96,11 @@ async def stream_body_to(request: Request, writer: BlobWriting) -> str | None:
                                  "may be incomplete; nothing was stored")
     if not sink.found_file:
         raise HTTPException(422, "multipart body has no part named 'file'")
+    misplaced = [name for name in sink.other_parts if name in query_parameters]
+    if misplaced:
+        example = "&".join(f"{name}=..." for name in misplaced)
+        raise HTTPException(422, f"form field(s) {', '.join(map(repr, misplaced))} are not read from the body: "
+                                 f"give them in the query string (POST /v1/datasets?{example}); nothing was stored")
     return sink.filename
 
 
