@@ -146,6 +146,10 @@ def read_token_array(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     Reads the header and streams the values once for their range, so a large upload is
     checked without being loaded into memory."""
+    with open(path, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":  # else numpy's message suggests unpickling it
+            raise DataFormatError("not a .npy array: the file does not start with the .npy "
+                                  "header; save the token ids with numpy.save")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # numpy raises several types for a bad header

@@ -45,7 +45,9 @@ def test_npy_tokens_infer_or_check_the_vocabulary(tmp_path):
     ("jsonl:text", b'{"text": "a"}\nnot json\n', "line 2 is not valid JSON"),
     ("jsonl:text", b'{"body": "a"}\n', "line 1 has no field 'text'"),
     ("csv:body", b"id,text\n1,a\n", "CSV has no column 'body'"),
-    ("tokens", b"definitely not numpy", "not a .npy array"),
+    ("tokens", b"definitely not numpy", "not a .npy array: the file does not start with the "
+                                        ".npy header; save the token ids with numpy.save"),
+    ("tokens", b"\x93NUMPY\x01\x00garbled header", "not a .npy array"),
 ])
 def test_content_that_does_not_match_its_format_is_rejected_with_a_reason(
         tmp_path, spec, content, message):
