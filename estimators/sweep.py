@@ -383,9 +383,13 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
         # the fall per doubling of data (count-family checkpoints can be several doublings apart)
         doublings = max(1.0, math.log2(more / trained))
         if (before - last) / doublings > max(FLAT_TOLERANCE * before, FLAT_FLOOR_BITS):
+            # a run stops short of its budget only when its data is spent: compute cannot help it
+            spent = cps[-1]["compute_flops"]
+            remedy = "more data or compute" if spent >= budget * UNREACHABLE_FRACTION else \
+                f"more data (this run had spent its data at {spent:.2g} FLOPs)"
             out.append(f"the loss curve has not flattened at {budget:.2g} FLOPs (held-out loss "
                        f"{before:.3f} -> {last:.3f} bits/token from {trained:,} to {more:,} "
-                       "tokens trained): more data or compute would lower H further")
+                       f"tokens trained): {remedy} would lower H further")
     if run["estimator"] == "requential":
         # Like with like: the checkpoint the budget chose, against the prequential code of the
         # same teacher after the same tokens (the requential code should never be longer).
