@@ -43,13 +43,16 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                        help="model sizes and budget ladder (default quick)")
     group.add_argument("--budget", type=float, nargs="+", metavar="FLOPS",
                        help="budgets to report, in FLOPs (e.g. 1e10 1e11); uses quick's sizes")
-    parser.add_argument("--estimator", choices=ESTIMATORS, default="prequential")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="prequential",
+                        help="prequential (default): the online code; requential: a student "
+                        "distilled from the teacher's samples, 2-10x the compute")
     parser.add_argument("--families", choices=FAMILIES, nargs="+", default=None, metavar="FAMILY",
                         help="observer families on the frontier (default all: "
                              f"{' '.join(FAMILIES)}); the headline is their minimum")
     parser.add_argument("--seeds", type=int, default=1, help="repeat with N seeds for a 95%% interval")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="where the transformer trains (default auto: a GPU when present)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU cores to use (default all): the runs share them, one core each")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
@@ -173,7 +176,8 @@ def add_transfer_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--target-format", default=None, help="target format (default: --format)")
     parser.add_argument("--preset", choices=list(PRESETS), default="quick")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="where the transformer trains (default auto: a GPU when present)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per target (a list when several)")
