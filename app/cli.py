@@ -92,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from estimators.cli import run_command
+
+    parser = build_parser()
+    return run_command(parser.prog, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

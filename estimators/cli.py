@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from typing import NoReturn
 
 from estimators.frontier import FAMILIES
 from estimators.presets import ESTIMATORS, FORMATS_HELP, PRESETS
+
+INTERRUPTED = 130  # the shell's exit status for a command ended by Ctrl-C (128 + SIGINT)
 
 
 class ProgressBar:
@@ -105,11 +109,18 @@ def run_score(args: argparse.Namespace) -> int:
 
     bar = ProgressBar()
     try:
-        result = estimate(args.path, progress=bar, **estimate_options(args)).to_dict()
+        result = estimate(args.path, progress=bar, state_dir=args.state_dir,
+                          **estimate_options(args)).to_dict()
     except (DataFormatError, FileNotFoundError, ValueError) as e:
         bar.close()
         print(f"epiplex score: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        bar.close()
+        interrupted("epiplex score: interrupted; " + (
+            f"the runs finished so far are kept in {args.state_dir}, and the same command "
+            "resumes from them" if args.state_dir else
+            "--state-dir DIR keeps finished runs for the next try"))
     bar.close()
     print(json.dumps(result) if args.json else format_table(result))
     return 0
@@ -121,6 +132,10 @@ def add_score_command(subparsers) -> argparse.ArgumentParser:
         description="Train compute-bounded predictors on PATH and report S_T and H_T in bits.")
     parser.add_argument("path", help="the dataset file")
     add_options(parser)
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="keep each finished run in DIR: run again after Ctrl-C or a crash, "
+                             "the same command resumes from them (keyed by the data, the "
+                             "settings and the estimators' code)")
     parser.set_defaults(func=run_score)
     return parser
 
@@ -185,10 +200,27 @@ def add_transfer_command(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted(line: str) -> NoReturn:
+    """End the process at Ctrl-C: `line` on stderr, exit status 130, at once. The lanes are
+    daemon threads, and one inside torch aborts the interpreter's shutdown ("terminate called
+    without an active exception"); every finished run is already on disk."""
+    print(line, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
+
+
+def run_command(prog: str, args: argparse.Namespace) -> int:
+    """Run the chosen command; Ctrl-C ends it with a line, not a traceback."""
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        interrupted(f"\n{prog} {args.command}: interrupted")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m estimators")
     commands = parser.add_subparsers(dest="command", required=True)
     add_score_command(commands)
     add_transfer_command(commands)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_command(parser.prog, parser.parse_args(argv))
