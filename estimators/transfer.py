@@ -114,6 +114,8 @@ def measure_from_source(source, targets: list, *, format: str = "bytes",
     """Train the source once (the preset's largest model) and measure transfer to each target."""
     from estimators.sweep import estimate
 
+    for target in targets:  # a target that cannot be read fails before the source trains
+        load(target, target_format or format)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = os.path.join(tmp, "source.pt")
         estimate(source, format=format, preset=preset, seed=seed, device=device,

@@ -73,6 +73,17 @@ def test_cli_prints_one_json_object_per_target(tmp_path):
                         "transfer_code_bits", "warm_start_bits", "warm_start_bits_per_byte"}
 
 
+def test_a_target_that_cannot_be_read_fails_before_the_source_trains(tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_bytes(SOURCE.sample(32 * 1024, seed=5))
+    done = subprocess.run([sys.executable, "-m", "estimators", "transfer", str(source),
+                           str(tmp_path / "missing.txt")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 2
+    assert done.stderr.endswith(f"epiplex transfer: no such file: {tmp_path / 'missing.txt'}\n")
+    assert "done" not in done.stderr  # no progress: nothing was trained
+
+
 def test_the_panel_builds_offline_from_generators_and_pythons_own_files():
     built = panel.build(16 * 1024)
     assert set(built) == {m.name for m in panel.PANEL}
