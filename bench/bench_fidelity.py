@@ -184,6 +184,12 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
                 .encode() for _ in range(300)]
     drifting = b"".join(synthetic.MarkovSource(2, 8, 0.3, seed=20 + k).sample(size // 4, seed=k)
                         for k in range(4))
+    zipf = 1 / np.arange(1, 257) ** 1.1
+    zipf /= zipf.sum()
+    # a chain over 8 byte values far apart: every one of a byte's 8 binary decisions matters
+    chain = synthetic.MarkovSource(3, 8, 0.5, seed=21)
+    scattered = np.frombuffer(b"\x00\x13\x7f\x80\xa0\xc3\xfe\xff", np.uint8)[
+        np.frombuffer(chain.sample(size, seed=22), np.uint8) - chain.first_symbol].tobytes()
     return [
         ("decimal counter", lines(lambda i: f"{i}\n"), "~0"),
         ("hex dump of random bytes", lines(lambda i: f"{16 * i:08x}  " + " ".join(
@@ -191,6 +197,11 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
         ("base64 of random bytes", base64.b64encode(noise)[:size], "6 (S 0)"),
         ("DNA letters at random", synthetic.random_bytes(size, seed=4, alphabet=b"ACGT"),
          "2 (S 0)"),
+        ("hex of random bytes", noise[:size // 2].hex().encode(), "4 (S 0)"),
+        ("bytes i.i.d., Zipf 1.1", np.random.default_rng(7).choice(256, size, p=zipf)
+         .astype(np.uint8).tobytes(),
+         f"{-(zipf * np.log2(zipf)).sum():.3f} (S 0)"),
+        ("Markov 3, 8 bytes far apart", scattered, f"H >= {chain.entropy_rate_bits:.3f}"),
         ("JSON lines", lines(lambda i: json.dumps({
             "id": i, "name": names[rng.integers(6)], "score": round(rng.random() * 100, 2),
             "ok": bool(rng.random() < 0.7)}) + "\n"), "?"),

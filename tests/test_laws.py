@@ -127,6 +127,13 @@ def test_a_constant_file_costs_almost_nothing():
     assert total(result("constant").curve[-1]) < 0.05
 
 
+@pytest.mark.parametrize("size", [1024, 4096])
+def test_a_small_constant_file_costs_almost_nothing_too(size):
+    # 0.0087 and 0.0024 bits/byte (cm-order24); zstd -19 pays 0.14 and 0.035
+    top = estimators.estimate(synthetic.constant_bytes(size, 0), preset="quick").curve[-1]
+    assert total(top) < 0.05 and top.family == "context-mixing"
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_kibibyte_of_random_bytes_is_no_shorter_than_eight_bits_a_byte(seed):
     # The transformer holds out one sequence of 1 KiB: its loss's error, left unknown (NaN),
