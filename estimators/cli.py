@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-from typing import NoReturn
 
 from estimators.frontier import FAMILIES
 from estimators.presets import ESTIMATORS, FORMATS_HELP, PRESETS
@@ -117,7 +116,7 @@ def run_score(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         bar.close()
-        interrupted("epiplex score: interrupted; " + (
+        return interrupted("epiplex score: interrupted; " + (
             f"the runs finished so far are kept in {args.state_dir}, and the same command "
             "resumes from them" if args.state_dir else
             "--state-dir DIR keeps finished runs for the next try"))
@@ -200,14 +199,18 @@ def add_transfer_command(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def interrupted(line: str) -> NoReturn:
-    """End the process at Ctrl-C: `line` on stderr, exit status 130, at once. The lanes are
-    daemon threads, and one inside torch aborts the interpreter's shutdown ("terminate called
-    without an active exception"); every finished run is already on disk."""
+def interrupted(line: str) -> int:
+    """Ctrl-C: `line` on stderr, and exit status 130. Where torch has run, the process ends at
+    once: a lane (a daemon thread) still inside torch aborts the interpreter's shutdown
+    ("terminate called without an active exception"), and every finished run is already on
+    disk. Elsewhere (`serve`: its API process never imports torch) it exits as usual, so that
+    exit handlers such as Ray's shutdown run."""
     print(line, file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(INTERRUPTED)
+    if "torch" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
+    return INTERRUPTED
 
 
 def run_command(prog: str, args: argparse.Namespace) -> int:
@@ -215,7 +218,7 @@ def run_command(prog: str, args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        interrupted(f"\n{prog} {args.command}: interrupted")
+        return interrupted(f"\n{prog} {args.command}: interrupted")
 
 
 def main(argv: list[str] | None = None) -> int:
