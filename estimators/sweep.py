@@ -383,9 +383,10 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
         # the fall per doubling of data (count-family checkpoints can be several doublings apart)
         doublings = max(1.0, math.log2(more / trained))
         if (before - last) / doublings > max(FLAT_TOLERANCE * before, FLAT_FLOOR_BITS):
-            # a run stops short of its budget only when its data is spent: compute cannot help it
-            spent = cps[-1]["compute_flops"]
-            remedy = "more data or compute" if spent >= budget * UNREACHABLE_FRACTION else \
+            # a run stops short of its own budget only when its data is spent: more compute
+            # cannot help it (a run planned for a lower rung can lose out to more compute)
+            spent, planned = cps[-1]["compute_flops"], run["budget_flops"]
+            remedy = "more data or compute" if spent >= planned * UNREACHABLE_FRACTION else \
                 f"more data (this run had spent its data at {spent:.2g} FLOPs)"
             out.append(f"the loss curve has not flattened at {budget:.2g} FLOPs (held-out loss "
                        f"{before:.3f} -> {last:.3f} bits/token from {trained:,} to {more:,} "

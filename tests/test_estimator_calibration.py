@@ -161,8 +161,8 @@ def test_a_checkpoint_within_noise_of_the_uniform_code_is_no_frontier_point():
     assert [p.compute_flops for p in _points([run], prior, 0)] == [0.0, 2e6, 3e6]
 
 
-def _run(*checkpoints: tuple[int, float], spent: float = 1e12) -> dict:
-    return {"estimator": "prequential", "checkpoints": [
+def _run(*checkpoints: tuple[int, float], spent: float = 1e12, planned: float = 1e12) -> dict:
+    return {"estimator": "prequential", "budget_flops": planned, "checkpoints": [
         {"tokens_trained": tokens, "heldout_bits_per_token": loss, "compute_flops": spent}
         for tokens, loss in checkpoints]}
 
@@ -176,10 +176,15 @@ def test_the_not_flattened_warning_reads_the_fall_per_doubling_of_data():
                       "1.950 bits/token from 1,000 to 2,000 tokens trained): more data or "
                       "compute would lower H further"]
     # the same run having spent its data at 1.2e11 of 1e13 FLOPs: more compute would not help
-    warned = _run_warnings(_run((1000, 2.0), (2000, 1.95), spent=1.2e11), 1e13)
+    warned = _run_warnings(_run((1000, 2.0), (2000, 1.95), spent=1.2e11, planned=1e13), 1e13)
     assert warned == ["the loss curve has not flattened at 1e+13 FLOPs (held-out loss 2.000 -> "
                       "1.950 bits/token from 1,000 to 2,000 tokens trained): more data (this "
                       "run had spent its data at 1.2e+11 FLOPs) would lower H further"]
+    # a run planned for a lower rung spent all of its own budget: more compute may help
+    warned = _run_warnings(_run((1000, 2.0), (2000, 1.95), spent=1e11, planned=1e11), 1e13)
+    assert warned == ["the loss curve has not flattened at 1e+13 FLOPs (held-out loss 2.000 -> "
+                      "1.950 bits/token from 1,000 to 2,000 tokens trained): more data or "
+                      "compute would lower H further"]
     # the same fall over six doublings (count-family checkpoints sit at budgets): 0.4% each
     assert _run_warnings(_run((1000, 2.0), (64000, 1.95)), 1e12) == []
     assert _run_warnings(_run((1000, 2.0), (64000, 1.7)), 1e12) != []  # 2.5% a doubling
