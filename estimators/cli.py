@@ -38,6 +38,11 @@ class ProgressBar:
             self.stream.write("\n")
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="where the transformer trains (default auto: a GPU when present)")
+
+
 def add_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that trains locally."""
     parser.add_argument("--format", default="bytes", help=f"how to read the data: {FORMATS_HELP}")
@@ -54,8 +59,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                              f"{' '.join(FAMILIES)}); the headline is their minimum")
     parser.add_argument("--seeds", type=int, default=1, help="repeat with N seeds for a 95%% interval")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
-                        help="where the transformer trains (default auto: a GPU when present)")
+    add_device_option(parser)
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU cores to use (default all): the runs share them, one core each")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
@@ -190,8 +194,7 @@ def add_transfer_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--target-format", default=None, help="target format (default: --format)")
     parser.add_argument("--preset", choices=list(PRESETS), default="quick")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
-                        help="where the transformer trains (default auto: a GPU when present)")
+    add_device_option(parser)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per target (a list when several)")

@@ -100,7 +100,7 @@ async def stream_body_to(request: Request, writer: BlobWriting,
     if misplaced:
         example = "&".join(f"{name}=..." for name in misplaced)
         raise HTTPException(422, f"form field(s) {', '.join(map(repr, misplaced))} are not read from the body: "
-                                 f"give them in the query string (POST /v1/datasets?{example}); nothing was stored")
+                                 f"give them in the query string (POST {request.url.path}?{example}); nothing was stored")
     return sink.filename
 
 
