@@ -105,14 +105,17 @@ class EpiplexClient:
 
     def create_job(self, dataset_id: str, preset: str | None = None, budgets: list[float] | None = None,
                    estimator: str = "prequential", seeds: int = 1,
-                   transfer: bool | list[str] | None = None) -> JobOut:
+                   transfer: bool | list[str] | None = None, families: list[str] | None = None) -> JobOut:
         """Queue a job (or get the existing one with the same settings); `transfer` (True for the
-        reference panel, or target dataset ids) also measures transfer after scoring."""
+        reference panel, or target dataset ids) also measures transfer after scoring; `families`
+        limits the observer families pooled (default: every one)."""
         body: dict[str, Any] = {"dataset_id": dataset_id, "estimator": estimator, "seeds": seeds}
         if preset is not None:
             body["preset"] = preset
         if budgets is not None:
             body["budgets"] = budgets
+        if families is not None:
+            body["families"] = families
         if transfer is not None:
             body["transfer"] = transfer
         return JobOut.model_validate(self._request("POST", "/v1/jobs", json=body).json())
@@ -142,10 +145,11 @@ class EpiplexClient:
 
     def score(self, source: str | os.PathLike | bytes, format: str = "bytes", preset: str | None = None,
               budgets: list[float] | None = None, estimator: str = "prequential", seeds: int = 1,
-              name: str | None = None, timeout: float = 600.0) -> JobOut:
+              name: str | None = None, timeout: float = 600.0, families: list[str] | None = None) -> JobOut:
         """Upload, queue and wait: the finished job (check `status`; `result` holds the figures)."""
         dataset = self.upload(source, name=name, format=format)
-        job = self.create_job(dataset.id, preset=preset, budgets=budgets, estimator=estimator, seeds=seeds)
+        job = self.create_job(dataset.id, preset=preset, budgets=budgets, estimator=estimator, seeds=seeds,
+                              families=families)
         return self.wait(job.id, timeout=timeout)
 
     def transfer(self, source_id: str, targets: list[str] | str = "panel", preset: str | None = None,

@@ -14,26 +14,27 @@ from typing import Sequence
 
 from estimators import count_family
 from estimators.count_sweep import count_family_run, planned_work
-from estimators.frontier import FAMILIES
+from estimators.frontier import check_families
 from estimators.sweep import ProgressCallback, _Sweep, resolve
 
 
 def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | None, estimator: str,
            seeds: int, seed: int, device, progress: ProgressCallback | None, state_dir: Path | None,
-           vocab_size: int | None) -> _Sweep:
+           vocab_size: int | None, families: Sequence[str] | None) -> _Sweep:
     from estimators.data import load
 
     chosen, ladder = resolve(preset, budgets)
     data = load(source, format, vocab_size=vocab_size)
     sweep = _Sweep(data, chosen, ladder, estimator, [seed + i for i in range(seeds)], device,
-                   progress, state_dir)
-    sweep.check_enough_data(FAMILIES)
+                   progress, state_dir, check_families(families))
+    sweep.check_enough_data()
     return sweep
 
 
 def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
                budgets: Sequence[float] | None = None, estimator: str = "prequential", seeds: int = 1,
-               seed: int = 0, vocab_size: int | None = None) -> list[dict]:
+               seed: int = 0, vocab_size: int | None = None,
+               families: Sequence[str] | None = None) -> list[dict]:
     """The runs `estimate` would make with these options: {"family", "seed", "size",
     "replay_epochs", "keeps_model", "work", "memory"} each (`keeps_model`: the run whose model
     `model_out` keeps; `work`: planned FLOPs, or their equivalent in time for a count-family run,
@@ -42,7 +43,8 @@ def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
     are deterministic: their seed is None.
 
     Needs no torch: it only reads the data and plans the runs."""
-    sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, None, None, None, vocab_size)
+    sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, None, None, None, vocab_size,
+                   families)
     kept = sweep.model_run()
     stream_bytes = len(sweep.data.tokens) * sweep.data.token_bytes
     return [{"family": "transformer", "seed": s, "size": list(run.size), "replay_epochs": run.replay_epochs,
@@ -54,15 +56,17 @@ def sweep_runs(source, *, format: str = "bytes", preset: str | None = "quick",
 
 
 def _runs(sweep: _Sweep) -> list:
-    """(seed, planned transformer run) for each seed and size, then (None, count-family size)."""
-    return [(s, run) for s in sweep.seeds for run in sweep.plan] + [(None, cfg) for cfg in count_family.SIZES]
+    """(seed, planned transformer run) for each seed and size, then (None, count-family size),
+    of the families the sweep pools."""
+    counted = count_family.SIZES if count_family.FAMILY in sweep.families else ()
+    return [(s, run) for s in sweep.seeds for run in sweep.plan] + [(None, cfg) for cfg in counted]
 
 
 def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = "bytes",
              preset: str | None = "quick", budgets: Sequence[float] | None = None,
              estimator: str = "prequential", seeds: int = 1, seed: int = 0, device: str = "auto",
              threads: int | None = None, vocab_size: int | None = None, keep_model: bool = False,
-             progress: ProgressCallback | None = None) -> dict:
+             progress: ProgressCallback | None = None, families: Sequence[str] | None = None) -> dict:
     """Make run `index` of `sweep_runs(...)` and save it in `state_dir` (reloaded if already there).
     A count-family run gets no model kept and no progress (it takes seconds).
 
@@ -74,7 +78,7 @@ def make_run(source, index: int, *, state_dir: str | os.PathLike, format: str = 
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     sweep = _sweep(source, format, preset, budgets, estimator, seeds, seed, pick_device(device), progress,
-                   state, vocab_size)
+                   state, vocab_size, families)
     runs = _runs(sweep)
     if not 0 <= index < len(runs):
         raise IndexError(f"run {index} of a sweep of {len(runs)} runs")

@@ -117,8 +117,10 @@ class _Sweep:
         self.warnings: list[str] = []
         if not self.custom_budgets:
             self.budgets = self._ladder(preset)
-        self.plan = self._plan()
-        self._unreachable_warning()
+        self.plan: list[PlannedRun] = []
+        if "transformer" in self.families:  # its warnings are about transformer runs
+            self.plan = self._plan()
+            self._unreachable_warning()
         self.total_flops = sum(r.planned_flops for r in self.plan) * len(seeds) or 1.0
         self.done_flops = 0.0
         self.label = ""  # what the last tick was about
@@ -215,7 +217,7 @@ class _Sweep:
                         break
         return plan, ""
 
-    def check_enough_data(self, families: Sequence[str]) -> None:
+    def check_enough_data(self) -> None:
         """Raise DataFormatError saying what to give when no family in use can learn from the
         data: the transformer needs a few sequences of the shortest context among the sizes of
         the preset and those it includes, the count family a stratum of held-out blocks
@@ -224,7 +226,7 @@ class _Sweep:
                        for _, _, context in preset.sizes)
         needs = {"transformer": MIN_SEQUENCES * shortest + 1,
                  count_family.FAMILY: -(-count_family.MIN_BYTES // self.data.token_bytes)}
-        needs = {family: needs[family] for family in families}
+        needs = {family: needs[family] for family in self.families}
         if any(len(self.data.tokens) >= need for need in needs.values()):
             return  # the per-size warnings say why the transformer did not run, if it did not
         least = min(needs.values())
@@ -530,9 +532,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
 
     sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state, family_names)
     ladder = sweep.budgets  # a preset's large-data rungs join where the count family needs them
-    sweep.check_enough_data(family_names)
-    if "transformer" not in family_names:
-        sweep.plan, sweep.warnings = [], []  # its warnings are about transformer runs
+    sweep.check_enough_data()
     counting = CountFamilyRuns(sweep) if "context-mixing" in family_names else None
     count_work = sum(counting.work) if counting else 0.0  # the families share the bar by work
     count_share = count_work / (count_work + (sweep.total_flops if sweep.plan else 0.0) or 1.0)

@@ -249,6 +249,18 @@ def test_bad_upload_shows_the_servers_message_inline(tab, server):
     tab.errors = [e for e in tab.errors if "422" not in e]
 
 
+def test_the_upload_form_can_score_with_one_observer_family(tab, http):
+    page = tab.page
+    page.goto("/upload")
+    page.set_input_files("#file", files=[{"name": "one-family.py", "mimeType": "text/x-python",
+                                          "buffer": source_sample()[::-1]}])
+    page.select_option("#families", "context-mixing")
+    page.click("#submit")
+    page.wait_for_url("**/jobs/job_*")
+    assert http.get(f"/v1/jobs/{page.url.rsplit('/', 1)[1]}").json()["families"] == ["context-mixing"]
+    assert "families context-mixing." in page.text_content("main")
+
+
 def test_job_page_cancels_and_retries(tab, server, http):
     dataset = http.post("/v1/datasets", params={"name": "to-cancel"}, content=os.urandom(8192), headers=OCTET).json()
     job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "budgets": [1e9, 1e10]}).json()

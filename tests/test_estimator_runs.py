@@ -47,6 +47,20 @@ def test_every_run_of_every_family_is_listed_and_made_apart(tmp_path):
     assert assembled.entropy_bits == alone.entropy_bits
 
 
+@pytest.mark.parametrize("family", ["transformer", count_family.FAMILY])
+def test_a_sweep_of_one_family_lists_and_makes_its_runs_alone(tmp_path, family):
+    runs = sweep_runs(DATA, families=[family], **OPTIONS)
+    assert runs and {r["family"] for r in runs} == {family}
+    if family == count_family.FAMILY:
+        assert [r["size"] for r in runs] == [cfg.name for cfg in count_family.SIZES]
+        for i in range(len(runs)):
+            make_run(DATA, i, state_dir=tmp_path, families=[family], **OPTIONS)
+        assembled = estimators.estimate(DATA, state_dir=tmp_path, families=[family], **OPTIONS)
+        alone = estimators.estimate(DATA, families=[family], **OPTIONS)
+        assert (assembled.epiplexity_bits, assembled.entropy_bits) == (alone.epiplexity_bits, alone.entropy_bits)
+        assert list(assembled.families) == [family]
+
+
 def test_runs_on_lanes_give_the_result_of_one_lane_and_stop_with_the_sweep():
     reported: list[float] = []
     lanes = estimators.estimate(DATA, device="cpu", threads=2, progress=lambda f, m="": reported.append(f),

@@ -65,9 +65,9 @@ def _dataset(services: Services, seed: int) -> str:
     return dataset_id
 
 
-def _submit(services: Services, dataset_id: str) -> str:
+def _submit(services: Services, dataset_id: str, settings: JobSettings = JobSettings(budgets=[1e10], seeds=4)) -> str:
     with services.sessions() as session:
-        return submit_job(session, services, Caller(), dataset_id, JobSettings(budgets=[1e10], seeds=4)).job.id
+        return submit_job(session, services, Caller(), dataset_id, settings).job.id
 
 
 def _job(services: Services, job_id: str) -> Job:
@@ -102,6 +102,14 @@ def test_job_runs_to_its_result_and_progress_never_goes_backwards(services):
     assert sorted((r["seed"], r["model"]["width"]) for r in transformer_runs(result)) == [(s, 48) for s in range(4)]
     assert result["dataset"]["bytes"] == DATA_BYTES and result["epiplexity_bits"] > 0
     assert job.epiplexity_bits == result["epiplexity_bits"]
+
+
+def test_a_job_of_one_family_makes_that_familys_runs_alone(services):
+    job_id = _submit(services, _dataset(services, seed=4), JobSettings(budgets=[1e10], families=["context-mixing"]))
+    job, _ = _wait(services, job_id, lambda j: j.status in TERMINAL)
+    assert (job.status, job.families) == ("succeeded", ["context-mixing"]), job.error
+    assert {run["family"] for run in job.result["runs"]} == {"context-mixing"}
+    assert list(job.result["families"]) == ["context-mixing"]
 
 
 def test_cancel_stops_a_running_job(services):

@@ -22,6 +22,8 @@ from app.vet.vetting import VetInputError
     ({"budgets": []}, "at least 1 item"),
     ({"seeds": 17}, "less than or equal to 16"),
     ({"estimator": "bayes"}, "'prequential' or 'requential'"),
+    ({"families": ["lstm"]}, "families.0\n  Input should be 'transformer' or 'context-mixing'"),
+    ({"families": []}, "families\n  List should have at least 1 item"),
 ])
 def test_every_request_rejects_the_same_settings_the_same_way(model, extra, settings, message):
     with pytest.raises(ValidationError) as error:
@@ -40,10 +42,20 @@ def test_settings_resolve_to_the_key_that_deduplicates_jobs():
     assert config_key(by_default) != config_key(JobSettings(preset="standard").resolved("quick"))
 
 
+def test_families_resolve_to_one_key_however_they_are_listed():
+    every = JobSettings().resolved("quick")
+    assert "families" not in every  # so the key of a job pooling every family is the one from before
+    assert JobSettings(families=["context-mixing", "transformer", "context-mixing"]).families is None
+    assert config_key(JobSettings(families=["context-mixing", "transformer"]).resolved("quick")) == config_key(every)
+    counting = JobSettings(families=["context-mixing", "context-mixing"]).resolved("quick")
+    assert counting["families"] == ["context-mixing"] and config_key(counting) != config_key(every)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--preset", "huge"], "--preset: unknown preset 'huge'"),
     (["--budget", "1e9", "-1"], "--budget: budgets must be positive"),
     (["--seeds", "17"], "--seeds: Input should be less than or equal to 16"),
+    (["--families", "transformer", "ngram"], "--families: Input should be 'transformer' or 'context-mixing'"),
 ])
 def test_the_vet_cli_checks_settings_with_the_same_model_and_names_the_flag(tmp_path, monkeypatch, flags, message):
     monkeypatch.chdir(tmp_path)

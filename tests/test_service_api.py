@@ -349,6 +349,54 @@ def test_leaderboard_ranks_latest_results_and_filters_by_budget(http, sessions):
     assert board["total"] == 4 and board["items"][0]["job_id"] == newer["id"]
 
 
+def test_a_job_of_fewer_families_ranks_only_in_the_views_of_the_families_it_ran(http, sessions):
+    data = os.urandom(900)
+    every = _succeed(http, sessions, data, "families", 0.5, 7.0, preset="standard")
+    assert every["families"] is None
+    listed = http.post("/v1/jobs", json={"dataset_id": every["dataset_id"], "preset": "standard",
+                                         "families": ["context-mixing", "transformer"]})
+    assert listed.status_code == 200 and listed.json()["id"] == every["id"]  # every family: the same job
+    queued = http.post("/v1/jobs", json={"dataset_id": every["dataset_id"], "preset": "standard",
+                                         "families": ["context-mixing"]})
+    assert queued.status_code == 202 and queued.json()["families"] == ["context-mixing"]
+    counting = queued.json()
+    with sessions() as session, session.begin():
+        session.execute(update(Job).where(Job.id == counting["id"])
+                        .values(status="running", attempts=1, lease=1, heartbeat_at=utcnow()))
+    result = fake_result(every["result"]["dataset"]["sha256"], len(data), 0.1, 7.5)
+    result["families"] = {"context-mixing": result["curve"]}
+    assert store.complete(sessions, store.Claim(counting["id"], attempt=1, lease=1), result, 1.0)
+
+    def ranked(**params) -> str:
+        board = http.get("/v1/leaderboard", params={"preset": "standard", **params}).json()
+        return next(e["job_id"] for e in board["items"] if e["dataset_id"] == every["dataset_id"])
+
+    # The newer result pooled one family: the headline, a minimum over every family, keeps the older.
+    assert ranked() == every["id"]
+    assert ranked(family="context-mixing") == counting["id"]
+    assert ranked(family="transformer") == every["id"]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/jobs", {"transfer": True}),
+    ("/v1/transfer", {"targets": "panel"}),
+])
+def test_transfer_without_the_transformer_family_is_422(http, path, body):
+    dataset = upload(http, os.urandom(600), name="no-transformer").json()
+    source = {"dataset_id": dataset["id"]} if path == "/v1/jobs" else {"source": dataset["id"]}
+    response = http.post(path, json={**source, **body, "families": ["context-mixing"]})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == ("transfer is measured with the source's trained transformer: include "
+                                         "'transformer' in families, or leave families out")
+
+
+def test_an_unknown_family_is_422_naming_the_choices(http):
+    dataset = upload(http, os.urandom(500), name="unknown-family").json()
+    response = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "families": ["lstm"]})
+    assert response.status_code == 422
+    assert "families.0: Input should be 'transformer' or 'context-mixing'" in response.json()["detail"]
+
+
 # --- operations -----------------------------------------------------------------------------
 
 def test_health_readiness_and_metrics(http):

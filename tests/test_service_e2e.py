@@ -85,6 +85,15 @@ def test_random_bytes_score_as_noise_and_reach_the_leaderboard(tmp_path):
         assert 'epiplex_jobs{status="succeeded"} 1.0' in metrics
         assert "epiplex_job_seconds_count 1.0" in metrics
 
+        # One family alone is a job of its own, scored by that family only; the headline keeps
+        # the result of every family.
+        counting = client.create_job(dataset.id, preset="quick", families=["context-mixing"])
+        counting = client.wait(counting.id, timeout=JOB_TIMEOUT)
+        assert (counting.status, counting.families) == ("succeeded", ["context-mixing"]), counting.error
+        assert counting.id != job.id and list(counting.result["families"]) == ["context-mixing"]
+        assert {run["family"] for run in counting.result["runs"]} == {"context-mixing"}
+        assert next(e for e in client.leaderboard().items if e.dataset_id == dataset.id).job_id == job.id
+
         # Too little data for the preset: failed at once, not retried, saying what to give.
         tiny = client.create_job(client.upload(data[:100], name="tiny").id, preset="quick")
         tiny = client.wait(tiny.id, timeout=JOB_TIMEOUT)

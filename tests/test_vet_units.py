@@ -164,8 +164,18 @@ def test_epiplex_toml_is_preferred_and_read_at_top_level(tmp_path):
     assert config.values == {"max_entropy": 6.5, "server": "http://127.0.0.1:8000"}
 
 
+def test_families_come_from_the_config_and_the_summary_names_them(tmp_path):
+    (tmp_path / "epiplex.toml").write_text('families = "context-mixing"\n')
+    assert load_config(start=tmp_path).values == {"families": ["context-mixing"]}
+    summary = summary_of()
+    summary.settings["families"] = ["context-mixing"]
+    assert summary.describe_settings() == ("budgets 1e+10 FLOPs, prequential, seeds 1, families context-mixing, "
+                                           "format bytes, local")
+
+
 @pytest.mark.parametrize("text, message", [("min-epiplexty = 0.1", "unknown key 'min-epiplexty'"),
                                            ('max-entropy = "high"', "must be a number"),
+                                           ("families = [1]", "must be a string or a list of strings"),
                                            ("max-entropy = ", "not valid TOML")])
 def test_a_bad_config_names_the_key_and_the_file(tmp_path, text, message):
     (tmp_path / "epiplex.toml").write_text(text)

@@ -107,6 +107,7 @@ class JobOut(BaseModel):
     budgets: list[float] | None = Field(None, description="Explicit budgets in FLOPs, if given.")
     estimator: str = Field(description="prequential or requential.")
     seeds: int = Field(description="Number of seeds.")
+    families: list[str] | None = Field(None, description="Observer families pooled; null: every one.")
     attempts: int = Field(description="Attempts started so far; a crashed attempt is retried.")
     error: str | None = Field(None, description="Why the job (or its last attempt) failed.")
     created_at: UtcDatetime

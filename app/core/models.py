@@ -69,6 +69,8 @@ class Job(Base):
     budgets: Mapped[list[float] | None] = mapped_column(JSON)
     estimator: Mapped[str] = mapped_column(String(50))
     seeds: Mapped[int] = mapped_column(Integer)
+    # The observer families pooled, in the frontier's order; None: every family.
+    families: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     # sha256 of the scoring settings alone (config_key without the transfer request): jobs that
     # share it share one scoring result and one trained model.
     score_key: Mapped[str | None] = mapped_column(String(64))

@@ -102,6 +102,10 @@ def _transfer_plan(session: Session, services: Services, caller: Caller, dataset
     """The job's transfer request resolved to target ids ({"targets", "preset"}), or None."""
     if not transfer:
         return None
+    families = resolved.get("families")  # None: every family
+    if families and "transformer" not in families:
+        raise ServiceError("transfer is measured with the source's trained transformer: include "
+                           "'transformer' in families, or leave families out")
     if transfer is True:
         ensure_builtin(services)
         session.commit()  # end the read snapshot taken before the members were stored, to see them
@@ -138,8 +142,8 @@ def _get_or_create(session: Session, charge: _QuotaCharge, dataset_id: str, reso
     charge.check(session)
     job = Job(id=new_id("job"), dataset_id=dataset_id, config_key=key, score_key=score_key,
               preset=resolved["preset"], budgets=resolved["budgets"], estimator=resolved["estimator"],
-              seeds=resolved["seeds"], transfer=transfer, status="queued", progress=0.0, attempts=0,
-              created_at=utcnow(), owner_id=charge.caller.owner_id)
+              seeds=resolved["seeds"], families=resolved.get("families"), transfer=transfer, status="queued",
+              progress=0.0, attempts=0, created_at=utcnow(), owner_id=charge.caller.owner_id)
     session.add(job)
     charge.record(session, job.id)
     try:

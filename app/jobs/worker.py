@@ -140,7 +140,7 @@ def run_job(claim: Claim, config: WorkerConfig, score: Callable[..., Any] | None
                 state_dir.mkdir(parents=True, exist_ok=True)
                 result = score(
                     str(data_path), format=dataset.format, preset=job.preset, budgets=job.budgets,
-                    estimator=job.estimator, seeds=job.seeds, device=config.device,
+                    estimator=job.estimator, seeds=job.seeds, families=job.families, device=config.device,
                     progress=lambda f, m="": reporter.progress(f * share, m), state_dir=str(state_dir),
                     threads=config.threads, model_out=str(model)).to_dict()
                 if model.is_file():

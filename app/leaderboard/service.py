@@ -1,5 +1,8 @@
 """Rank datasets by their latest succeeded result: what `/v1/leaderboard` and the `/` page both call.
 
+The headline ranks results that pooled every observer family; a job run with fewer
+(`families`) ranks only in the views of the families it ran.
+
 The headline figures (the minimum over observer families) are ranked in SQL. Asking for one
 observer family reads that family's own curve out of each result (`result["families"]`, or the
 headline curve of a result from before families existed) and ranks in Python.
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.api.schemas import LeaderboardEntry, LeaderboardPage
@@ -71,6 +74,7 @@ def rank(session: Session, caller: Caller, query: LeaderboardQuery) -> Leaderboa
         candidates = candidates.where(Job.preset == query.preset)
     if query.estimator is not None:
         candidates = candidates.where(Job.estimator == query.estimator)
+    candidates = candidates.where(_pooled(query.family))
     latest = candidates.subquery()
     panel_target = select(Dataset.id).where(Dataset.panel_source.is_not(None))
     transfer = (select(TransferRow.source_dataset_id, TransferRow.score_key,
@@ -95,6 +99,13 @@ def rank(session: Session, caller: Caller, query: LeaderboardQuery) -> Leaderboa
     entries = [_entry(query.offset + i + 1, row, query.family) for i, row in enumerate(rows)]
     return LeaderboardPage(items=entries, total=total, limit=query.limit, offset=query.offset,
                            settings=settings, comparable=len(settings) <= 1)
+
+
+def _pooled(family: str | None):
+    """Jobs whose result ranks in a view: every family's (families NULL) for the headline, the
+    minimum over all of them; for one family's view also the jobs that ran it among fewer."""
+    every = Job.families.is_(None)
+    return every if family is None else every | cast(Job.families, String).contains(f'"{family}"')
 
 
 # Per-family curves of succeeded jobs, by (job id, finished at): a finished result never changes,

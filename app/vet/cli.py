@@ -21,6 +21,7 @@ from app.vet.config import load_config
 from app.vet.inputs import DatasetSource, materialize, resolve, sha256_of
 from app.vet.reports import VetSummary
 from app.vet.vetting import Figures, Thresholds, Verdict, VetInputError, load_baseline
+from estimators.frontier import FAMILIES
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 SERVER_POLL_SECONDS = 1.0
@@ -81,6 +82,8 @@ def add_vet_command(subparsers) -> argparse.ArgumentParser:
                         "the preset's ladder (e.g. 1e10 1e11)")
     how.add_argument("--estimator", help="prequential (default) or requential")
     how.add_argument("--seeds", type=int, help="independent training seeds (default 1)")
+    how.add_argument("--families", nargs="+", metavar="FAMILY", help="observer families pooled: "
+                     f"{', '.join(FAMILIES)} (default every one)")
     how.add_argument("--seed", type=int, help="first seed (local runs; default 0)")
     how.add_argument("--device", help="cpu, cuda or auto (local runs; default auto)")
     how.add_argument("--threads", type=int, help="cap on CPU threads (local runs)")
@@ -145,7 +148,8 @@ def plan(args: argparse.Namespace) -> Plan:
         raise VetInputError(str(error)) from None
     try:  # a budget given on the command line replaces the configured preset
         job = JobSettings(preset=None if o.get("budget") else o.get("preset", "quick"), budgets=o.get("budget"),
-                          estimator=o.get("estimator", "prequential"), seeds=o.get("seeds", 1))
+                          estimator=o.get("estimator", "prequential"), seeds=o.get("seeds", 1),
+                          families=o.get("families"))
     except ValidationError as error:
         raise VetInputError(_as_flags(error)) from None
     thresholds = Thresholds(o.get("min_epiplexity"), o.get("max_entropy"), o.get("max_zstd_ratio"),
@@ -217,7 +221,8 @@ def _vet_locally(plan: Plan, source: DatasetSource, path: Path) -> Verdict:
     bar = ProgressBar()
     try:
         result = estimators.estimate(str(path), format=s["format"], preset=s["preset"], budgets=s["budgets"],
-                                     estimator=s["estimator"], seeds=s["seeds"], progress=bar,
+                                     estimator=s["estimator"], seeds=s["seeds"], families=s["families"],
+                                     progress=bar,
                                      **plan.local).to_dict()
     except (DataFormatError, FileNotFoundError, ValueError) as error:
         return Verdict.failed_to_run(source.name, str(error), files=files)
@@ -234,7 +239,7 @@ def _vet_on_server(plan: Plan, client, source: DatasetSource, path: Path, deadli
     s, files = plan.settings, [str(file) for file in source.files]
     sha = sha256_of(path)
     body: dict[str, Any] = {"sha256": sha, "format": s["format"], "preset": s["preset"], "budgets": s["budgets"],
-                            "estimator": s["estimator"], "seeds": s["seeds"],
+                            "estimator": s["estimator"], "seeds": s["seeds"], "families": s["families"],
                             "thresholds": _api_thresholds(plan.thresholds),
                             "wait": max(0.0, min(10.0, deadline - time.monotonic()))}
     if source.name in plan.baselines:

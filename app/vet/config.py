@@ -28,6 +28,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "budget": ("floats", "budget"),
     "estimator": ("str", "estimator"),
     "seeds": ("int", "seeds"),
+    "families": ("strs", "families"),
     "device": ("str", "device"),
     "threads": ("int", "threads"),
     "cache-dir": ("path", "cache_dir"),
@@ -114,6 +115,11 @@ def _convert(kind: str, value: Any, what: str, base: Path) -> Any:
         return number(value)
     if kind == "floats":
         return [number(item) for item in (value if isinstance(value, list) else [value])]
+    if kind == "strs":
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(item, str) for item in items):
+            raise VetInputError(f"{what} must be a string or a list of strings, got {value!r}")
+        return items
     if kind == "path":
         if not isinstance(value, str):
             raise VetInputError(f"{what} must be a path (a string), got {value!r}")

@@ -55,7 +55,8 @@ class VetSummary:
         budgets = s.get("budgets")
         method = f"budgets {', '.join(f'{b:.0e}' for b in budgets)} FLOPs" if budgets \
             else f"preset {s.get('preset')}"
-        return (f"{method}, {s.get('estimator', 'prequential')}, seeds {s.get('seeds', 1)}, "
+        families = f", families {' '.join(s['families'])}" if s.get("families") else ""
+        return (f"{method}, {s.get('estimator', 'prequential')}, seeds {s.get('seeds', 1)}{families}, "
                 f"format {s.get('format', 'bytes')}, {s.get('where', 'local')}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from app.transfer.service import transfer_report
 from app.vet import reports, service as vet_service
 from app.web import units
 from app.web.figures import dataset_charts, leaderboard_scatter, transfer_cells
+from estimators.frontier import FAMILIES
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters.update(units.FILTERS)
@@ -122,6 +123,7 @@ def job_page(job_id: str, request: Request, session: SessionDep, caller: CallerD
         return refused(request, error)
     retry = {"dataset_id": job.dataset_id, "estimator": job.estimator, "seeds": job.seeds,
              **({"budgets": job.budgets} if job.budgets else {"preset": job.preset}),
+             **({"families": job.families} if job.families else {}),
              **({"transfer": job.transfer["targets"]} if job.transfer else {})}
     return page(request, "job.html", title=f"Job {job.id}", job=job, dataset=dataset, retry=retry,
                 result=job.result, charts=dataset_charts(job.result), json_url=f"/v1/jobs/{job_id}")
@@ -133,6 +135,7 @@ def upload_page(request: Request, services: ServicesDep) -> HTMLResponse:
 
     return page(request, "upload.html", title="Upload a dataset", formats=FORMATS,
                 presets=list(estimators.PRESETS), default_preset=services.settings.default_preset,
+                families=list(FAMILIES),
                 max_upload_bytes=services.settings.max_upload_bytes, json_url="/docs#/datasets")
 
 

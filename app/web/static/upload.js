@@ -47,7 +47,8 @@
       $("upload-status").textContent = "Stored as " + dataset.id + "; queueing a job…";
       const job = await post("/v1/jobs", { method: "POST", headers: { "content-type": "application/json" },
         body: JSON.stringify({ dataset_id: dataset.id, preset: $("preset").value,
-                               estimator: $("estimator").value, seeds: Number($("seeds").value) || 1 }) });
+                               estimator: $("estimator").value, seeds: Number($("seeds").value) || 1,
+                               families: $("families").value ? [$("families").value] : null }) });
       window.location.assign("/jobs/" + encodeURIComponent(job.id));
     } catch (error) {
       $("upload-status").textContent = "";
