@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.core.db import make_engine, run_migrations
 from app.core.models import Dataset, Job, TransferRow, utcnow
 from app.jobs import store
-from app.transfer.report import dataset_transfer, fit_predictor
+from app.transfer.report import _ScoredFigures, dataset_transfer, fit_predictor
 
 KEY = "k" * 64
 TRANSFER_REVISION = "0002"
@@ -120,6 +120,20 @@ def test_a_predictor_no_better_than_the_mean_predicts_with_a_warning(sessions):
         assert "no better than always guessing the mean" in report.predictor.message
         assert all(p.predicted_transfer_bits_per_byte is not None and p.note == report.predictor.message
                    for p in report.predicted)
+
+
+def test_a_dataset_stands_for_its_newest_result_of_every_family_unless_settings_match(sessions):
+    other = "c" * 64
+    with sessions() as session:
+        dataset_id = add_dataset(session, "of-fewer-families", 0.5)
+        session.add(Job(id="job_of_fewer_families", dataset_id=dataset_id, config_key=other, score_key=other,
+                        preset="quick", estimator="prequential", seeds=1, families=["context-mixing"],
+                        status="succeeded", progress=1.0, attempts=1, finished_at=utcnow(),
+                        epiplexity_bits_per_byte=0.1, entropy_bits_per_byte=7.0))
+        session.flush()
+        figures = _ScoredFigures(session)
+        assert figures.get(dataset_id, "unknown settings")["epiplexity_bits_per_byte"] == 0.5
+        assert figures.get(dataset_id, other)["epiplexity_bits_per_byte"] == 0.1
 
 
 def _claimed_job(sessions, dataset_id: str) -> store.Claim:

@@ -98,6 +98,23 @@ def test_a_ranking_that_mixes_settings_says_so(client):
     assert client.get("/v1/leaderboard").json()["comparable"] is False
 
 
+def test_the_dataset_page_shows_the_result_of_every_family_over_a_newer_one_of_fewer(client):
+    dataset_id = succeed(client, "page-of-families", 0.3, 5.0)
+    every = client.get("/v1/jobs", params={"dataset_id": dataset_id}).json()["items"][0]["id"]
+    services = client.app.state.services
+    with services.sessions() as session:
+        result = session.get(Job, every).result
+        session.add(Job(id="job_fewer_families", dataset_id=dataset_id, config_key="fewer", score_key="fewer",
+                        preset="quick", estimator="prequential", seeds=1, families=["context-mixing"],
+                        status="running", attempts=1, lease=1, progress=0.5, created_at=utcnow()))
+        session.commit()
+    fewer = {**result, "epiplexity_bits_per_byte": 0.1, "families": {"context-mixing": result["curve"]}}
+    assert store.complete(services.sessions, store.Claim("job_fewer_families", 1, 1), fewer, 1.0)
+    text = re.sub(r"<[^>]+>", "", client.get(f"/datasets/{dataset_id}").text)
+    assert f"Figures from job {every}, its latest succeeded job of every observer family." in text
+    assert "quick, prequential, 1 seed, context-mixing alone" in text
+
+
 def test_unknown_ids_give_a_404_page_with_the_api_sentence(client):
     page = client.get("/datasets/ds_nope")
     assert page.status_code == 404 and "dataset &#39;ds_nope&#39; not found" in page.text

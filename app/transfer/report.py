@@ -23,12 +23,13 @@ Figures = dict
 
 
 class _ScoredFigures:
-    """Headline figures of succeeded jobs: by (dataset, scoring settings), and each dataset's newest."""
+    """Headline figures of succeeded jobs: by (dataset, scoring settings), and each dataset's newest
+    of every observer family (a job of fewer families stands only for its own settings)."""
 
     def __init__(self, session: Session, dataset_ids: set[str] | None = None) -> None:
         # Size is the bytes coded; results from before it was recorded fall back to the upload size.
         query = (select(Job.dataset_id, Job.score_key, Job.epiplexity_bits_per_byte, Job.entropy_bits_per_byte,
-                        func.coalesce(Job.bytes_coded, Dataset.bytes))
+                        func.coalesce(Job.bytes_coded, Dataset.bytes), Job.families)
                  .join(Dataset, Dataset.id == Job.dataset_id)
                  .where(Job.status == "succeeded", Job.epiplexity_bits_per_byte.is_not(None),
                         Job.entropy_bits_per_byte.is_not(None))
@@ -37,10 +38,11 @@ class _ScoredFigures:
             query = query.where(Job.dataset_id.in_(dataset_ids))
         self.by_key: dict[tuple[str, str | None], Figures] = {}
         self.newest: dict[str, tuple[str | None, Figures]] = {}
-        for dataset_id, score_key, s_bpb, h_bpb, size in session.execute(query):
+        for dataset_id, score_key, s_bpb, h_bpb, size, families in session.execute(query):
             figures = _unflatten(s_bpb, h_bpb, size)
             self.by_key[(dataset_id, score_key)] = figures
-            self.newest[dataset_id] = (score_key, figures)
+            if families is None:
+                self.newest[dataset_id] = (score_key, figures)
 
     def get(self, dataset_id: str, score_key: str | None) -> Figures | None:
         """Figures under the same scoring settings when there are some, else the newest."""

@@ -107,7 +107,8 @@ def dataset_page(dataset_id: str, request: Request, session: SessionDep, service
         return refused(request, error)
     jobs, total_jobs = jobs_service.list_jobs(session, caller, dataset_id=dataset_id, limit=100)
     jobs = [JobOut.model_validate(job) for job in jobs]
-    latest = next((job for job in jobs if job.status == "succeeded"), None)
+    succeeded = [job for job in jobs if job.status == "succeeded"]
+    latest = next((job for job in succeeded if job.families is None), succeeded[0] if succeeded else None)
     result = latest.result if latest else None
     return page(request, "dataset.html", title=dataset.name, dataset=dataset, jobs=jobs, total_jobs=total_jobs,
                 latest=latest, result=result, charts=dataset_charts(result), transfer=transfer,
