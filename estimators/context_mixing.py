@@ -4,7 +4,7 @@ A byte is coded as eight binary decisions, most significant bit first. For each 
 every context model offers a probability from an adaptive counter: the last k bytes for
 several orders k, the current word, the three bytes one line up and how much of the line so
 far matches the line above (row-structured data; or one record up, the record length found
-from the data), sparse contexts that skip bytes (records
+from the data: `estimators/records.py`), sparse contexts that skip bytes (records
 and machine code, where a field depends on the byte two, four or eight back rather than the
 last), and a match model that follows the longest earlier repeat anywhere in the history
 (what lzma and zstd exploit). A logistic mixer combines them with four weight sets chosen
@@ -34,6 +34,8 @@ from estimators.blending import prefetch
 from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
                                 block_views, held_out, mix64, mixed_code, read_only,
                                 visible)
+from estimators.records import (RECORD_DECIDE, TABLE_BYTES, learn_record, record_above,
+                                record_guesses, record_length, record_table, sampled)
 
 MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
 # A repeat survives a changed, inserted or deleted byte: the match model goes on predicting
@@ -64,52 +66,9 @@ MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where
 STATE_FIELDS = 7
 # After them in the state: mixer updates so far, the record length the column context uses
 # where lines do not give it (0: none found), record samples taken, and 1 where the length was
-# found by single bytes above (see `RECORD_TIE`).
+# found by single bytes above (`records.record_length`).
 MIXER_UPDATES, RECORD_LENGTH, RECORD_SAMPLES = STATE_FIELDS, STATE_FIELDS + 1, STATE_FIELDS + 2
 RECORD_BY_BYTE = STATE_FIELDS + 3
-# Rows without newlines (cells of a cellular automaton written as bytes, fixed-width records):
-# the record length is the distance d whose three bytes one record up (`_record_cells`) best
-# predict the next byte. At sampled bytes learned (picked by a hash of the position: every
-# 64th byte of rows 64 wide is a row's first), each d in [RECORD_MIN, RECORD_MAX] guesses the
-# byte as the one that last followed the same three bytes d back (a table of RECORD_SLOTS per
-# d) and counts its hits. Every RECORD_DECIDE samples the d hitting most becomes the record
-# length if it misses at most 1 - RECORD_MARGIN as often as the mean over all d (each guessed
-# RECORD_TRIES times at least). Single bytes above do not show it: rule 90 (a cell is the XOR
-# of two above it) leaves each independent of the cell. Without it, rule-30 rows of 0/1 bytes
-# 64 wide cost 1.00 bits/byte, where lzma, which codes a literal by the byte at its last match
-# distance, paid 0.92; with it 0.017. Rows that shift a cell a step (rule 14) are predicted by
-# the bytes d-1, d and d+1 back alike, and only a row's first and last cell tell the width:
-# taking bytes d+1, d and d-1 back, without the wrap round, and asking for a margin of 0.25
-# over the mean hit rate, it found no width and cost 0.026 (zstd 0.006); now 0.0075.
-RECORD_MIN, RECORD_MAX, RECORD_SLOTS = 8, 1024, 256
-# One byte in 2**RECORD_SAMPLE_BITS is sampled, after RECORD_EARLY samples one in
-# 2**RECORD_LATER_BITS: a sample reads a table row per distance, and one in 64 throughout
-# slowed the sizes with a column context by 30% (one in 256 throughout: rule 30 above cost
-# 0.050 bits/byte, not 0.017, found later).
-RECORD_SAMPLE_BITS, RECORD_EARLY, RECORD_LATER_BITS = 6, 1024, 9
-RECORD_DECIDE, RECORD_TRIES, RECORD_MARGIN = 16, 32, 0.5
-RECORD_HALVE = 4096  # guesses after which a distance's counts halve: the choice can change
-# Where three bytes above tell no record length, the byte above alone may, guessed two ways:
-# the byte that last followed it that far back (rows of a cellular automaton packed 8 cells
-# to a byte, whose 2**24 triples rarely recur: rule 106, 16 bytes a row, hit 0.31 at 16 and
-# at most 0.12 elsewhere), then the byte above itself (binary records of counters and floats,
-# where one byte above is followed by different bytes in different fields: 16-byte records of
-# an index, a timestamp, a float drawn at random and a constant match 0.64 at 16). Such a
-# length gives the column context of the byte above and the column. A length is also found
-# where it hits RECORD_LIFT times as often as the mean distance, and at least RECORD_LEAST of
-# the time (rule 106 above: 30 times; Python source, machine code and Markov chains at most
-# 1.5 times, JSON lines 3.5, which at 2.5 lost their line context to 8 bytes and cost 16% more).
-# Multiples of a record length hit about as often: a longer one must do better by RECORD_TIE.
-# Lines give the column context, unless a record length that fits twice into the last line was
-# found: a binary file holds stray newline bytes, while lines of numbers 6 bytes long repeat at
-# 12 bytes and more (RECORD_MIN is 8), and JSON lines of about the same length at about it.
-RECORD_TIE, RECORD_LIFT, RECORD_LEAST = 0.02, 8.0, 0.1
-# The records table's columns, a row per distance: RECORD_SLOTS bytes that last followed each
-# triple, then hits of those, guesses made, hits of the byte above itself, hits of the byte that
-# last followed the byte above, and those bytes (one slot per byte above).
-TRIPLE_HITS, RECORD_GUESSES, ABOVE_HITS, FOLLOWER_HITS, FOLLOWERS = range(
-    RECORD_SLOTS, RECORD_SLOTS + 5)
-RECORD_COLUMNS = FOLLOWERS + 256
 # Sparse contexts: two bytes each, so many back (0: the position in a 4-byte word instead).
 # On 256 KiB of Python's shared objects they took the largest size from 2.93 to 2.79 bits/byte.
 SPARSE_BACK = np.array([[2, 3], [4, 8], [1, 3], [1, 0]], dtype=np.int64)
@@ -165,7 +124,7 @@ class ContextMixingConfig:
         return (self.contexts * (16 << self.table_bits) * 4
                 + ((1 + self.long_repeats) << self.match_bits) * 8
                 + WEIGHT_SETS * self.inputs * 8 + APM_CONTEXTS * 33 * 4
-                + self.column * (RECORD_MAX + 1) * RECORD_COLUMNS * 2)
+                + self.column * TABLE_BYTES)
 
     def model(self) -> "ContextMixingModel":
         return ContextMixingModel(self)
@@ -194,15 +153,6 @@ class ContextMixingConfig:
         return replace(self, table_bits=bits)
 
 
-def record_guesses(tokens: int) -> float:
-    """Guesses of the record length (`_track_record`) a pass over `tokens` bytes makes, by the
-    expected share of bytes sampled."""
-    early = RECORD_EARLY << RECORD_SAMPLE_BITS  # bytes until the sampling thins
-    samples = min(tokens, early) / (1 << RECORD_SAMPLE_BITS) \
-        + max(0, tokens - early) / (1 << RECORD_LATER_BITS)
-    return samples * (RECORD_MAX - RECORD_MIN + 1)
-
-
 def _stretch_table() -> np.ndarray:
     p = (np.arange(4096) + 0.5) / 4096
     return np.log(p / (1 - p)).astype(np.float64)
@@ -227,9 +177,7 @@ class ContextMixingModel:
         self.apm = np.tile(grid, (APM_CONTEXTS, 1)).astype(np.float32)
         self.state = np.zeros(RECORD_BY_BYTE + 1, dtype=np.int64)
         self.state[4] = -1
-        # per distance one record up (`_track_record`; columns named after RECORD_TIE)
-        shape = (RECORD_MAX + 1, RECORD_COLUMNS) if cfg.column else (1, 1)
-        self.records = np.zeros(shape, dtype=np.uint16)
+        self.records = record_table(cfg.column)  # the record length's guesses (`records`)
         self.orders = np.asarray(cfg.orders, dtype=np.int64)
         self.stretch = _stretch_table()
         self.rates = _rate_table(cfg.counter_limit)
@@ -454,7 +402,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             c = data[pos - record] if visible(pos - record, pos, view) else 256
             h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3) + np.uint64(pos % record)
         elif record > 0:  # records counted from the start
-            h = _record_above(data, pos, view, record)
+            h = record_above(data, pos, view, record)
         out[j] = h
         j += 1
     if sparse:
@@ -471,33 +419,6 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             out[j] = h
             j += 1
     return mix64(match_hash)
-
-
-@njit(cache=True, inline="always")
-def _record_cells(pos, width):
-    """Where the three bytes around `pos`'s column lie in the record above (records of `width`
-    bytes counted from the start), and whether `pos` is a record's first byte (1), last (2)
-    or neither (0). The record wraps round, as the rows of a cellular automaton on a ring do:
-    its first cell's left neighbour is its last. (Taking bytes width+1, width and width-1
-    back, each row's first and last cell had the wrong neighbours: rule 30 as 0/1 bytes 64
-    wide cost 0.094 bits/byte, 0.017 since.)"""
-    col = pos % width
-    top = pos - col - width
-    left = top + (col - 1 if col > 0 else width - 1)
-    right = top + (col + 1 if col < width - 1 else 0)
-    return left, top + col, right, (col == 0) + 2 * (col == width - 1)
-
-
-@njit(cache=True, inline="always")
-def _record_above(data, pos, view, width):
-    """A hash of the three bytes around `pos`'s column in the record above and of which edge
-    of its record `pos` is (`_record_cells`)."""
-    left, above, right, edge = _record_cells(pos, width)
-    h = np.uint64(0x27D4EB2F165667C5)
-    for p in (left, above, right):
-        c = data[p] if visible(p, pos, view) else 256
-        h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
-    return h + np.uint64(edge)
 
 
 @njit(cache=True, inline="always")
@@ -764,73 +685,12 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             if state[4] >= 0:
                 state[5] = pos - state[4]
             state[4] = pos
-        if column and view[4] == LEARNING:
-            rarity = RECORD_SAMPLE_BITS if state[RECORD_SAMPLES] < RECORD_EARLY \
-                else RECORD_LATER_BITS
-            if (np.uint64(pos) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(64 - rarity)) == 0:
-                _track_record(data, pos, view, state, records)
+        if column and view[4] == LEARNING and sampled(pos, state[RECORD_SAMPLES]):
+            learn_record(data, pos, view, records)
+            state[RECORD_SAMPLES] += 1
+            if state[RECORD_SAMPLES] % RECORD_DECIDE == 0:
+                state[RECORD_LENGTH], state[RECORD_BY_BYTE] = record_length(records)
     return total, coded, logged
-
-
-@njit(cache=True, nogil=True)
-def _track_record(data, pos, view, state, records):
-    """One sample of the record length (RECORD_MIN above), learning the byte at `pos` from
-    the training bytes before it; only online, so an evaluation has nothing to roll back."""
-    shift, byte = view[2], np.int64(data[pos]) + 1
-    low = max(0, pos - 2 * RECORD_MAX)  # the last byte of a record two records up
-    first = low >> shift
-    seen = np.empty(((pos - 1) >> shift) - first + 1, dtype=np.bool_)  # blocks not held out
-    for k in range(len(seen)):
-        seen[k] = not held_out((first + k) << shift, view)
-    for d in range(RECORD_MIN, RECORD_MAX + 1):
-        left, above, right, edge = _record_cells(pos, d)
-        if min(left, right) < low:
-            break
-        if not (seen[(left >> shift) - first] and seen[(above >> shift) - first]
-                and seen[(right >> shift) - first]):
-            continue
-        slot = (((np.int64(data[left]) * 0x9E3779B1 + np.int64(data[above])) * 0x85EBCA6B
-                 + np.int64(data[right])) * 4 + edge) & (RECORD_SLOTS - 1)
-        records[d, RECORD_GUESSES] += 1
-        if records[d, slot] == byte:
-            records[d, TRIPLE_HITS] += 1
-        records[d, slot] = byte
-        if np.int64(data[above]) + 1 == byte:
-            records[d, ABOVE_HITS] += 1
-        slot = FOLLOWERS + np.int64(data[above])
-        if records[d, slot] == byte:
-            records[d, FOLLOWER_HITS] += 1
-        records[d, slot] = byte
-        if records[d, RECORD_GUESSES] >= RECORD_HALVE:
-            for k in range(TRIPLE_HITS, FOLLOWERS):
-                records[d, k] //= 2
-    state[RECORD_SAMPLES] += 1
-    if state[RECORD_SAMPLES] % RECORD_DECIDE == 0:
-        length = _record_length(records, np.int64(TRIPLE_HITS), 0.0)
-        state[RECORD_BY_BYTE] = length == 0
-        for hits_at in (np.int64(FOLLOWER_HITS), np.int64(ABOVE_HITS)):
-            length = length or _record_length(records, hits_at, RECORD_TIE)
-        state[RECORD_LENGTH] = length
-
-
-@njit(cache=True, nogil=True)
-def _record_length(records, hits_at, tie):
-    """The distance whose guesses (hits in column `hits_at` of `records`) hit most, if it
-    misses at most 1 - RECORD_MARGIN as often as the mean distance, or hits RECORD_LIFT times
-    as often and at least RECORD_LEAST of the time; else 0. A longer distance must beat a
-    shorter one by more than `tie` (the multiples of a record length tie)."""
-    best, best_rate, total, counted = 0, -1.0, 0.0, 0
-    for d in range(RECORD_MIN, RECORD_MAX + 1):
-        tries = records[d, RECORD_GUESSES]
-        if tries >= RECORD_TRIES:
-            rate = records[d, hits_at] / tries
-            total, counted = total + rate, counted + 1
-            if rate > best_rate + tie:
-                best, best_rate = d, rate
-    mean = total / max(counted, 1)
-    found = counted > 0 and (1.0 - best_rate <= (1.0 - RECORD_MARGIN) * (1.0 - mean)
-                             or best_rate >= max(RECORD_LIFT * mean, RECORD_LEAST))
-    return best if found else 0
 
 
 @njit(cache=True, nogil=True)
