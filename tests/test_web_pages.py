@@ -113,6 +113,7 @@ def test_the_dataset_page_shows_the_result_of_every_family_over_a_newer_one_of_f
     text = re.sub(r"<[^>]+>", "", client.get(f"/datasets/{dataset_id}").text)
     assert f"Figures from job {every}, its latest succeeded job of every observer family." in text
     assert "quick, prequential, 1 seed, context-mixing alone" in text
+    assert "prequential, preset quick, families transformer, seeds 0," in text  # a result from before families
 
 
 def test_unknown_ids_give_a_404_page_with_the_api_sentence(client):
