@@ -84,12 +84,10 @@ def token_width(vocab_size: int) -> int:
     return max(1, ((max(vocab_size, 2) - 1).bit_length() + 7) // 8)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: str | os.PathLike) -> str:
+    """The file's sha256, hex, read in chunks."""
     with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _iter_text(path: Path) -> Iterator[str]:
@@ -231,7 +229,7 @@ def load(source: str | os.PathLike | bytes, spec: str = "bytes", *,
     if not path.is_file():
         raise FileNotFoundError(f"{path} is a directory: give a file" if path.is_dir()
                                 else f"no such file: {path}")
-    size, sha = path.stat().st_size, _sha256(path)
+    size, sha = path.stat().st_size, sha256_of(path)
     if size == 0:
         raise DataFormatError("the dataset is empty")
     if fmt.kind == "bytes":

@@ -303,8 +303,11 @@ def test_the_table_prints_every_check_and_the_outcome():
     assert text.splitlines()[-1].startswith("ERROR: 1 of 3 datasets passed")
 
 
-def test_the_api_schema_and_the_vet_module_name_the_same_thresholds():
-    from app.api.schemas import VetThresholds
-    from app.vet.vetting import THRESHOLD_NAMES
+def test_the_api_schema_and_the_vet_module_name_the_same_thresholds_and_figures():
+    from dataclasses import fields
+
+    from app.api.schemas import VetFigures, VetThresholds
+    from app.vet.vetting import THRESHOLD_NAMES, Figures
 
     assert tuple(VetThresholds.model_fields) == THRESHOLD_NAMES
+    assert tuple(VetFigures.model_fields) == tuple(item.name for item in fields(Figures))

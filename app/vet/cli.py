@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from app.jobs.settings import JobSettings
 from app.vet import reports
 from app.vet.config import load_config
-from app.vet.inputs import DatasetSource, materialize, resolve, sha256_of
+from app.vet.inputs import DatasetSource, materialize, resolve
 from app.vet.reports import VetSummary
 from app.vet.vetting import Figures, Thresholds, Verdict, VetInputError, load_baseline
+from estimators.data import sha256_of
 from estimators.frontier import FAMILIES
 
 DEFAULT_TIMEOUT_SECONDS = 3600.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import io
 import os
 import tempfile
@@ -140,11 +139,3 @@ def _join_tokens(source: DatasetSource, out: Path) -> None:
         except DataFormatError as error:
             raise VetInputError(f"shard {shard}: {error}") from None
     np.save(out, np.concatenate(arrays))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
