@@ -147,6 +147,16 @@ def test_vet_page_reuses_the_cli_report_and_shows_bad_thresholds_inline(client):
     assert bad.status_code == 422 and "greater than or equal to 0" in bad.text
 
 
+def test_the_vet_page_vets_with_one_observer_family(client):
+    dataset = client.post("/v1/datasets", params={"name": "vet-one-family"}, content=b"one family " * 100,
+                          headers=OCTET).json()
+    page = client.get("/vet", params={"dataset_id": dataset["id"], "max_entropy": "7", "families": "context-mixing"})
+    assert page.status_code == 200 and "waiting for the score" in page.text
+    job_id = re.search(r'data-job="([^"]+)"', page.text).group(1)
+    assert client.get(f"/v1/jobs/{job_id}").json()["families"] == ["context-mixing"]
+    assert '<option value="context-mixing" selected>context-mixing alone</option>' in page.text
+
+
 def test_docs_and_redoc_load_only_local_assets(client):
     for path in ("/docs", "/redoc"):
         html = client.get(path).text

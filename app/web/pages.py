@@ -154,7 +154,10 @@ async def vet_page(request: Request, services: ServicesDep, caller: CallerDep) -
     for name in ("dataset_id", "baseline_dataset_id", "preset", "estimator", "seeds"):
         if params.get(name):
             body[name] = params[name]
-    context = {"title": "Vet a dataset", "params": params, "fields": VET_THRESHOLDS, "json_url": "/docs#/vet"}
+    if families := [f for f in request.query_params.getlist("families") if f]:
+        body["families"] = families
+    context = {"title": "Vet a dataset", "params": params, "fields": VET_THRESHOLDS, "json_url": "/docs#/vet",
+               "families": list(FAMILIES)}
     if "dataset_id" not in body:
         return page(request, "vet.html", **context)
     try:
