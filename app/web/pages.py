@@ -29,6 +29,7 @@ from estimators.frontier import FAMILIES
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters.update(units.FILTERS)
+TEMPLATES.env.globals["observer_families"] = FAMILIES
 router = APIRouter(include_in_schema=False)
 
 # Columns of the leaderboard: (sort key, header, unit shown under it).
@@ -136,7 +137,6 @@ def upload_page(request: Request, services: ServicesDep) -> HTMLResponse:
 
     return page(request, "upload.html", title="Upload a dataset", formats=FORMATS,
                 presets=list(estimators.PRESETS), default_preset=services.settings.default_preset,
-                families=list(FAMILIES),
                 max_upload_bytes=services.settings.max_upload_bytes, json_url="/docs#/datasets")
 
 
@@ -156,8 +156,7 @@ async def vet_page(request: Request, services: ServicesDep, caller: CallerDep) -
             body[name] = params[name]
     if families := [f for f in request.query_params.getlist("families") if f]:
         body["families"] = families
-    context = {"title": "Vet a dataset", "params": params, "fields": VET_THRESHOLDS, "json_url": "/docs#/vet",
-               "families": list(FAMILIES)}
+    context = {"title": "Vet a dataset", "params": params, "fields": VET_THRESHOLDS, "json_url": "/docs#/vet"}
     if "dataset_id" not in body:
         return page(request, "vet.html", **context)
     try:
