@@ -87,7 +87,7 @@ def format_table(result: dict) -> str:
     lines = [f"dataset  {d['bytes']:,} bytes, {d['bytes_coded']:,} coded (per-byte figures' "
              f"denominator), {d['tokens']:,} tokens, format {d['format']}, sha256 {d['sha256'][:12]}",
              f"method   {result['estimator']}, preset {result['preset'] or 'custom'}, "
-             f"families {' and '.join(result.get('families') or ['transformer'])}, "
+             f"families {' and '.join(result['families'])}, "
              f"seeds {result['seeds']}, {result['flops_spent']:.2g} FLOPs in "
              f"{result['seconds']:.1f}s on {result['device']}", "",
              f"{'budget':>9}  {'S bits':>12}  {'S bits/B':>9}  {'H bits/B':>9}  family / model"]

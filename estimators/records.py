@@ -55,13 +55,14 @@ RECORD_TIE, RECORD_LIFT, RECORD_LEAST = 0.02, 8.0, 0.1
 TRIPLE_HITS, RECORD_GUESSES, ABOVE_HITS, FOLLOWER_HITS, FOLLOWERS = range(
     RECORD_SLOTS, RECORD_SLOTS + 5)
 RECORD_COLUMNS = FOLLOWERS + 256
-TABLE_BYTES = (RECORD_MAX + 1) * RECORD_COLUMNS * 2
+TABLE_SHAPE = (RECORD_MAX + 1, RECORD_COLUMNS)  # a row per distance, of uint16
+TABLE_BYTES = TABLE_SHAPE[0] * TABLE_SHAPE[1] * 2
 
 
 def record_table(column: bool) -> np.ndarray:
-    """The guesses' table of a size: a row per distance (columns named after RECORD_TIE),
-    or none without a column context."""
-    return np.zeros((RECORD_MAX + 1, RECORD_COLUMNS) if column else (1, 1), dtype=np.uint16)
+    """The guesses' table of a size (columns named after RECORD_TIE), or none without a column
+    context."""
+    return np.zeros(TABLE_SHAPE if column else (1, 1), dtype=np.uint16)
 
 
 def record_guesses(tokens: int) -> float:
