@@ -19,6 +19,18 @@ FAST_TIMINGS = {"EPIPLEX_HEARTBEAT_SECONDS": "0.5", "EPIPLEX_STALE_AFTER_SECONDS
                 "EPIPLEX_POLL_SECONDS": "0.1", "EPIPLEX_DEVICE": "cpu"}
 
 
+def process_alive(pid: int) -> bool:
+    """Whether any thread of the process still runs (Linux /proc). A killed process's main thread
+    can be a zombie while another thread is still exiting and holding its files, sockets included."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            pass  # that thread is gone
+    return any(state not in ("Z", "X") for state in states)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.testing import ServiceProcess
+from app.testing import ServiceProcess, process_alive
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +34,6 @@ def job_row(data_dir: Path, job_id: str) -> dict:
     with sqlite3.connect(data_dir / "epiplex.db", timeout=30) as connection:
         connection.row_factory = sqlite3.Row
         return dict(connection.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie has exited; only its parent's bookkeeping remains
 
 
 def wait_for(condition, timeout: float, what: str, poll: float = 0.05):

@@ -3,19 +3,17 @@ metrics add up over them, only the first runs jobs, and none outlives the first.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from app.testing import ServiceProcess, free_port
+from app.testing import ServiceProcess, free_port, process_alive
 
 REQUESTS = 40
 
@@ -28,15 +26,6 @@ def access_log_pids(service: ServiceProcess) -> list[int]:
 def helper_pids(service: ServiceProcess) -> set[int]:
     started = re.findall(r"Started server process \[(\d+)\]", service.log_path.read_text())
     return {int(pid) for pid in started} - {service.process.pid}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or ") Z " not in stat.read_text()  # a zombie has exited
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +56,9 @@ def test_helpers_die_with_a_killed_server_and_the_port_is_free_again(tmp_path):
     assert len(helpers) == 1, service.log_tail()
     service.kill()  # SIGKILL: no clean-up code runs in the first process
     deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in helpers) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid in helpers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(alive(pid) for pid in helpers), "a helper outlived the killed server"
+    assert not any(process_alive(pid) for pid in helpers), "a helper outlived the killed server"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", service.port))  # nothing holds the port
 
@@ -96,7 +85,7 @@ def test_a_stopped_server_stops_its_helpers(tmp_path):
     helpers = helper_pids(service)
     service.process.send_signal(signal.SIGTERM)
     assert service.process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
-    assert helpers and not any(alive(pid) for pid in helpers)
+    assert helpers and not any(process_alive(pid) for pid in helpers)
     stopped = [json.loads(line)["pid"] for line in service.log_path.read_text().splitlines()
                if "Finished server process" in line]
     assert helpers <= set(stopped), "a helper was killed instead of finishing its requests"
