@@ -21,6 +21,8 @@ RECORD_DECIDE samples the model takes the length they show (`record_length`).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -55,14 +57,14 @@ RECORD_TIE, RECORD_LIFT, RECORD_LEAST = 0.02, 8.0, 0.1
 TRIPLE_HITS, RECORD_GUESSES, ABOVE_HITS, FOLLOWER_HITS, FOLLOWERS = range(
     RECORD_SLOTS, RECORD_SLOTS + 5)
 RECORD_COLUMNS = FOLLOWERS + 256
-TABLE_SHAPE = (RECORD_MAX + 1, RECORD_COLUMNS)  # a row per distance, of uint16
-TABLE_BYTES = TABLE_SHAPE[0] * TABLE_SHAPE[1] * 2
+TABLE_SHAPE, TABLE_DTYPE = (RECORD_MAX + 1, RECORD_COLUMNS), np.uint16  # a row per distance
+TABLE_BYTES = math.prod(TABLE_SHAPE) * np.dtype(TABLE_DTYPE).itemsize
 
 
 def record_table(column: bool) -> np.ndarray:
     """The guesses' table of a size (columns named after RECORD_TIE), or none without a column
     context."""
-    return np.zeros(TABLE_SHAPE if column else (1, 1), dtype=np.uint16)
+    return np.zeros(TABLE_SHAPE if column else (1, 1), dtype=TABLE_DTYPE)
 
 
 def record_guesses(tokens: int) -> float:
