@@ -9,8 +9,9 @@ class Preset:
     """A budget ladder (FLOPs) and the model sizes (width, depth, context) that serve it.
 
     Each size gets a single pass capped by the top budget; where the data is too small for a
-    rung (no pass spends half of it), the largest size that fits makes a replay run for that
-    rung (more epochs over the coded prefix). Each preset includes the runs of the one below it.
+    rung (no pass spends half of it), the size that makes the most optimiser steps within it,
+    this preset's or an included one's, makes a replay run for that rung (more epochs over the
+    coded prefix). Each preset includes the runs of the one below it.
 
     Sizes keep context near 2x width at most, so attention's share of the work stays small and
     6*N*D (N with embeddings) is within 10% of the FLOPs the matmuls actually do."""
@@ -26,7 +27,7 @@ class Preset:
     # A smaller preset whose runs this one makes too (with that preset's settings), so that on
     # the same data and budget it never reports a longer code than the smaller one.
     includes: str | None = None
-    max_replay_epochs: int = 16  # most epochs over the coded prefix per block (small data)
+    max_replay_epochs: int = 32  # most epochs over the coded prefix per block (small data)
     # Rungs above `budgets` for the count family alone: the ladder gets one where a count-family
     # size spends more than the rung below it (large data), and below that it would repeat
     # that rung. The preset's transformer runs serve `budgets` only.

@@ -95,10 +95,16 @@ def test_each_preset_makes_every_run_of_the_one_it_includes(size):
                 set(plan(preset.name, data, [1e10, 1e11]))
 
 
-def test_a_rung_above_one_pass_buys_replay_epochs():
-    runs = plan("standard", synthetic.constant_bytes(256 * 1024))  # quick stays one pass
+def test_a_rung_above_one_pass_buys_replay_epochs_of_the_size_that_makes_most_steps():
+    # quick stays one pass itself, but its 48x2 size, with quick's settings, is standard's
+    # replay: 32 epochs of it make up to some 4,400 steps in 1e13, a 192x3 one about 110
+    runs = plan("standard", synthetic.constant_bytes(256 * 1024))
     top = PRESETS["standard"].budgets[-1]
-    assert any(r.replay_epochs > 0 and 0.5 * top < r.planned_flops <= top for r in runs)
+    replays = [r for r in runs if r.replay_epochs]
+    assert [(r.preset.name, r.size, r.replay_epochs) for r in replays] == \
+        [("quick", (48, 2, 128), 32)]
+    assert 0.5 * top < replays[0].planned_flops <= top
+    assert replays[0].cap == (2047 - 102) * 128  # every sequence but the 5% held out
 
 
 @pytest.mark.parametrize("kib,top", [(256, 1e11), (16 << 10, 1e11), (24 << 10, 1e12)])
@@ -128,8 +134,8 @@ def test_budgets_given_are_kept_even_where_they_are_a_preset_s_own():
 
 
 def test_no_replay_where_a_single_pass_already_spends_most_of_the_rung():
-    # 1 MiB: the 192x3 pass spends 9.9e12 of 1e13, so a 128x2 replay run (9.3e12) would buy
-    # that rung a second time; at 256 KiB (above) no pass comes near it
+    # 1 MiB: the 192x3 pass spends 9.9e12 of 1e13, so a replay run would buy that rung a
+    # second time; at 256 KiB (above) no pass comes near it
     runs = plan("standard", synthetic.constant_bytes(1 << 20))
     assert [r.replay_epochs for r in runs] == [0, 0, 0]
     assert max(r.planned_flops for r in runs) > 0.5 * PRESETS["standard"].budgets[-1]
