@@ -231,8 +231,8 @@ class _Sweep:
                 "untrained model's code. Raise the budget.")
         if self.estimator == "prequential" and preset.max_replay_epochs:
             passes = list(plan)
-            candidates = [size for included in reversed(preset.with_included())
-                          for size in self._sizes(included)]
+            candidates = [size for included in reversed(preset.with_included()[1:])
+                          for size in self._sizes(included)] + sizes
             for budget in ladder:
                 if _reaches(passes, budget):
                     continue  # not small data for this rung: a pass already spends most of it

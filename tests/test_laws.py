@@ -201,9 +201,9 @@ def test_markov_entropy_never_falls_below_the_rate_and_ends_within_five_percent(
 @pytest.mark.slow
 def test_markov_entropy_at_standard_ends_within_three_percent_of_the_rate():
     # The count family alone: with every family the headline is its point too (H 2.6673 against
-    # a rate of 2.6477, from cm-order2; the transformer's best S+H 3.91 against 2.70), but
-    # standard's transformer runs replay to 1e13 FLOPs, 195 s on an idle 2-core AVX2 machine and
-    # 314 s of CI's. Standard with the transformer: tests/test_estimator_budgets.py and
+    # a rate of 2.6477, from cm-order2; the transformer's best S+H 3.82 against 2.70), but
+    # standard's transformer runs replay to 1e13 FLOPs, 128 s on an idle 2-core AVX2 machine.
+    # Standard with the transformer: tests/test_estimator_budgets.py and
     # test_estimator_calibration.py.
     source = synthetic.MarkovSource(order=2, alphabet=16, concentration=0.3, seed=30)
     top = estimators.estimate(source.sample(SIZE, seed=3), preset="standard",
