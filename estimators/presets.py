@@ -28,6 +28,10 @@ class Preset:
     # the same data and budget it never reports a longer code than the smaller one.
     includes: str | None = None
     max_replay_epochs: int = 32  # most epochs over the coded prefix per block (small data)
+    # Most tokens a replay trains on at one block boundary (epochs x prefix): what bounds its
+    # wall time. Standard's keeps files up to 1 MiB within 5 minutes: 18 epochs of 48x2 over
+    # 512 KiB of source (the most 1e13 buys) took 343 s of a sweep, every family.
+    max_replay_tokens: int = 6 << 20
     # Rungs above `budgets` for the count family alone: the ladder gets one where a count-family
     # size spends more than the rung below it (large data), and below that it would repeat
     # that rung. The preset's transformer runs serve `budgets` only.
@@ -65,7 +69,7 @@ PRESETS: dict[str, Preset] = {
         Preset("deep", budgets=(1e12, 1e13, 1e14, 1e15, 1e16),
                sizes=((256, 6, 256), (512, 8, 512), (768, 12, 768)),
                batch_tokens=65536, learning_rate=3e-2, hidden_learning_rate=2e-3, heldout_tokens=262144,
-               transfer_tokens=1 << 20, includes="standard"),
+               transfer_tokens=1 << 20, includes="standard", max_replay_tokens=32 << 20),
     )
 }
 

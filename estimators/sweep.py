@@ -238,8 +238,9 @@ class _Sweep:
                     continue  # not small data for this rung: a pass already spends most of it
                 steps, replay = 0, None
                 for size in candidates:  # by preset, smaller first: a tie goes to the larger
-                    epochs = _largest(lambda e: size.spend(size.usable, e) <= budget,
-                                      preset.max_replay_epochs)
+                    most = min(preset.max_replay_epochs,
+                               preset.max_replay_tokens // (size.usable * size.size[2]))
+                    epochs = _largest(lambda e: size.spend(size.usable, e) <= budget, most)
                     if epochs and epochs * size.steps >= steps:
                         steps, replay = epochs * size.steps, PlannedRun(
                             size.preset, size.size, size.usable * size.size[2], epochs, budget,
@@ -271,7 +272,8 @@ class _Sweep:
         top = self._transformer_ladder(self.preset, self.budgets)[-1]
         if self.plan and not _reaches(self.plan, top):
             spent = max(r.planned_flops for r in self.plan)
-            replay = (f"one pass, or at most {self.preset.max_replay_epochs} replay epochs"
+            replay = (f"one pass, or at most {self.preset.max_replay_epochs} replay epochs "
+                      f"and {self.preset.max_replay_tokens:,} tokens replayed a block"
                       if self.preset.max_replay_epochs else
                       f"one pass: the {self.preset.name} preset does not replay small data, "
                       "the standard and deep presets do")

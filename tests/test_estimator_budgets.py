@@ -97,14 +97,29 @@ def test_each_preset_makes_every_run_of_the_one_it_includes(size):
 
 def test_a_rung_above_one_pass_buys_replay_epochs_of_the_size_that_makes_most_steps():
     # quick stays one pass itself, but its 48x2 size, with quick's settings, is standard's
-    # replay: 32 epochs of it make up to some 4,400 steps in 1e13, a 192x3 one about 110
+    # replay: 25 epochs of it (6 Mi tokens a block boundary) make some 3,400 steps in 1e13, a
+    # 192x3 one about 110
     runs = plan("standard", synthetic.constant_bytes(256 * 1024))
     top = PRESETS["standard"].budgets[-1]
     replays = [r for r in runs if r.replay_epochs]
     assert [(r.preset.name, r.size, r.replay_epochs) for r in replays] == \
-        [("quick", (48, 2, 128), 32)]
+        [("quick", (48, 2, 128), 25)]
     assert 0.5 * top < replays[0].planned_flops <= top
     assert replays[0].cap == (2047 - 102) * 128  # every sequence but the 5% held out
+
+
+@pytest.mark.parametrize("kib,epochs", [(192, 32), (384, 16), (512, 12)])
+def test_a_replay_trains_at_most_max_replay_tokens_a_block_boundary(kib, epochs):
+    # what bounds a replay's wall time: at 512 KiB, 1e13 bought 18 epochs and the sweep took
+    # 343 s, every family; 12 took 189 s. Smaller files still buy the most of the rung.
+    standard = PRESETS["standard"]
+    data = load(synthetic.constant_bytes(kib << 10))
+    sweep = _Sweep(data, standard, list(standard.budgets), "prequential", [0], CPU, None, None)
+    (replay,) = [r for r in sweep.plan if r.replay_epochs]
+    assert replay.replay_epochs == epochs
+    assert epochs * replay.cap <= standard.max_replay_tokens < (epochs + 1) * replay.cap or \
+        epochs == standard.max_replay_epochs
+    assert not [w for w in sweep.warnings if "too small for the budget" in w]
 
 
 @pytest.mark.parametrize("kib,top", [(256, 1e11), (16 << 10, 1e11), (24 << 10, 1e12)])
