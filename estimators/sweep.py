@@ -272,8 +272,8 @@ class _Sweep:
         top = self._transformer_ladder(self.preset, self.budgets)[-1]
         if self.plan and not _reaches(self.plan, top):
             spent = max(r.planned_flops for r in self.plan)
-            replay = (f"one pass, or at most {self.preset.max_replay_epochs} replay epochs "
-                      f"and {self.preset.max_replay_tokens:,} tokens replayed a block"
+            replay = (f"one pass, or a replay of at most {self.preset.max_replay_epochs} epochs "
+                      f"and {self.preset.max_replay_tokens:,} tokens a block boundary"
                       if self.preset.max_replay_epochs else
                       f"one pass: the {self.preset.name} preset does not replay small data, "
                       "the standard and deep presets do")
