@@ -1,7 +1,7 @@
 """Estimator speed: training throughput and model-FLOP utilisation per preset size, the
 trainer end to end at one thread (fp32 against bf16 autocast, fused against per-tensor Adam,
 the share of checkpoint evaluations), and the wall time of `epiplex score` on 1 MiB at the
-quick and standard presets.
+quick and standard presets, and at standard on 512 KiB of Python source (its longest replay).
 
     .venv/bin/python bench/bench_estimators.py [--threads N] [--device cpu|cuda] [--skip-presets]
 
@@ -22,7 +22,7 @@ import torch
 
 import numpy as np
 
-from estimators import PRESETS, prequential, synthetic
+from estimators import PRESETS, panel, prequential, synthetic
 from estimators.data import split
 from estimators.models import GPT, GPTConfig
 from estimators.training import cpu_has_bf16_matmul, make_optimizer, pick_device, token_bits
@@ -153,10 +153,10 @@ def trainer_table(device: torch.device, peak: float) -> None:
           f"{difference:.1e} after 12 steps")
 
 
-def preset_wall_time(preset: str) -> tuple[float, float]:
-    """(seconds, peak resident MiB) of `epiplex score --preset PRESET` on 1 MiB of text."""
+def preset_wall_time(preset: str, data: bytes) -> tuple[float, float]:
+    """(seconds, peak resident MiB) of `epiplex score --preset PRESET` on `data`."""
     with tempfile.NamedTemporaryFile(suffix=".txt") as f:
-        f.write(synthetic.MarkovSource(order=2, seed=0).sample(1 << 20))
+        f.write(data)
         f.flush()
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", REPORT_PEAK, "score", f.name, "--preset",
@@ -193,11 +193,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.skip_presets:
         return
-    for preset in ("quick", "standard"):
-        seconds, peak_mib = preset_wall_time(preset)
-        print(f"\nepiplex score --preset {preset} on 1 MiB: {seconds:.1f} s wall, "
+    markov = synthetic.MarkovSource(order=2, seed=0).sample(1 << 20)
+    for preset, name, data in (
+            ("quick", "1 MiB", markov), ("standard", "1 MiB", markov),
+            # files just under 512 KiB make standard's longest replay (`max_replay_tokens`)
+            ("standard", "512 KiB of Python source", panel.python_source(512 << 10))):
+        seconds, peak_mib = preset_wall_time(preset, data)
+        print(f"\nepiplex score --preset {preset} on {name}: {seconds:.1f} s wall, "
               f"peak memory {peak_mib:.0f} MiB")
-
 
 if __name__ == "__main__":
     main()
