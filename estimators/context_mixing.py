@@ -57,6 +57,7 @@ LONG_MATCH_EVERY = 8
 # match counters come in pairs (by the bit predicted), bucket 0 for the byte after the one
 # expected, 1-31 by repeat length, and MATCH_BUCKETS for the byte before it
 MATCH_BUCKETS = 32
+RUNNING_HASH_SEED = np.uint64(0x9E3779B97F4A7C15)
 APM_RATE = 0.02
 P_CLIP = 1.0 / 65536  # floor on either binary outcome: a sure miss costs at most 16 bits
 MIXER_RATE = 0.004
@@ -362,18 +363,41 @@ def _realign(data, pos, view, ptr):
 
 
 @njit(cache=True, inline="always")
+def _hash_byte(h, c):
+    """One step of the running hash over the bytes before a position (c: the byte, or 0 or
+    256 for one not visible)."""
+    return (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
+
+
+@njit(cache=True, inline="always")
+def _recent_hash(data, pos, view, n):
+    """The running hash of the `n` bytes before pos, as `_context_hashes` walks them: for
+    `match_min` bytes, the key of the match index."""
+    h = RUNNING_HASH_SEED
+    for k in range(1, n + 1):
+        p = pos - k
+        h = _hash_byte(h, data[p] if visible(p, pos, view) else 0)
+    return h
+
+
+@njit(cache=True, inline="always")
+def _long_step(h, c):
+    """The hash of the last LONG_MATCH bytes (`_long_hash`) after one more byte `c`."""
+    return (h << np.uint64(2)) + np.uint64(c + 1)
+
+
+@njit(cache=True, inline="always")
 def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, state, out):
     """One 64-bit hash per context for the byte at `pos`; returns the match model's hash.
 
     A single running hash walks back over the last bytes (one multiply per byte) and each
     order takes its value on the way; the bucket lookup mixes it well later."""
     deepest = max(orders[len(orders) - 1], match_min)
-    h, i, match_hash = np.uint64(0x9E3779B97F4A7C15), 0, np.uint64(0)
+    h, i, match_hash = RUNNING_HASH_SEED, 0, np.uint64(0)
     for k in range(deepest + 1):
         if k > 0:
             p = pos - k
-            c = data[p] if visible(p, pos, view) else 0
-            h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
+            h = _hash_byte(h, data[p] if visible(p, pos, view) else 0)
         while i < len(orders) and orders[i] == k:
             out[i] = h + np.uint64(k)
             i += 1
@@ -392,15 +416,14 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             above = pos - line
             for d in range(-1, 2):
                 p = above + d
-                c = data[p] if visible(p, pos, view) else 256
-                h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
+                h = _hash_byte(h, data[p] if visible(p, pos, view) else 256)
             # how much of this line so far matches the line above: a column of numbers
             # that change slowly shares a prefix with the row above
             run = _shared_before(data, above, pos, view, min(col, 16))
             h += np.uint64(col == 0) + np.uint64(2 * min(run, 3) + 8 * (run == col))
         elif record > 0 and state[RECORD_BY_BYTE]:  # a field: its column, the byte above
             c = data[pos - record] if visible(pos - record, pos, view) else 256
-            h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3) + np.uint64(pos % record)
+            h = _hash_byte(h, c) + np.uint64(pos % record)
         elif record > 0:  # records counted from the start
             h = record_above(data, pos, view, record)
         out[j] = h
@@ -415,7 +438,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
                 else:
                     p = pos - back
                     c = data[p] if visible(p, pos, view) else 256
-                h = (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
+                h = _hash_byte(h, c)
             out[j] = h
             j += 1
     return mix64(match_hash)
@@ -428,7 +451,7 @@ def _long_hash(data, pos, view):
     h = np.uint64(0)
     for k in range(LONG_MATCH, 0, -1):
         c = data[pos - k] if visible(pos - k, pos, view) else 0
-        h = (h << np.uint64(2)) + np.uint64(c + 1)
+        h = _long_step(h, c)
     return h
 
 
@@ -489,6 +512,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
     bucket_mask = (tables.shape[1] >> 4) - 1
     match_mask = (len(match_table) >> long_repeats) - 1
     hashes = np.zeros(n_ctx, dtype=np.uint64)
+    match_rows = match_table.reshape((len(match_table), 1))  # a 2-D view for `prefetch`
     base = np.zeros(n_ctx, dtype=np.int64)  # bucket offset per context; -1: unknown (frozen)
     x = np.zeros(n_in, dtype=np.float64)
     index = np.zeros(n_in, dtype=np.int64)
@@ -549,6 +573,12 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                     logged = _remember(log_at, log_old, logged, LOG_MATCH, long_slot,
                                        match_table[long_slot])
                 match_table[long_slot] = pos
+        if pos + 1 < stop:  # the next byte's slots in the match index, a byte ahead
+            prefetch(match_rows, np.int64(mix64(_recent_hash(data, pos + 1, view, match_min))
+                                          & np.uint64(match_mask)), 0)
+            if long_repeats:
+                prefetch(match_rows, match_mask + 1 + np.int64(
+                    mix64(_long_step(long_hash, byte)) & np.uint64(match_mask)), 0)
         guess = length > 0 and not unseen
         expected = np.int64(data[ptr]) if guess else -1
         # once a bit contradicts the repeat, the byte after the expected one (a deleted byte)
@@ -690,7 +720,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                     length = 0
         state[0], state[1], state[6] = ptr, length, recovering
         if long_repeats:
-            long_hash = (long_hash << np.uint64(2)) + np.uint64(byte + 1)
+            long_hash = _long_step(long_hash, byte)
             last = pos
         if _alnum(byte):
             state[2] = np.int64((np.uint64(state[2]) + np.uint64(byte + 1)) *
