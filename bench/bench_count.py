@@ -1,16 +1,22 @@
 """Count family speed and memory: MB/s per core of each size, and peak memory on a large input.
 
     .venv/bin/python bench/bench_count.py [--large-mib 100] [--skip-large]
+    .venv/bin/python bench/bench_count.py --against REV
+
 
 Speed is CPU time of one core (numba, one thread) coding 1 MiB of Python source and 1 MiB of
 random bytes, compilation excluded, the fastest of three passes; then the wall time of each
 size's whole run in a quick sweep of the source (its pass and held-out evaluations). Peak
 memory is the resident high-water mark of a fresh process that scores a `--large-mib` file with
 the largest size, its held-out evaluations included, and nothing else loaded (no torch).
+`--against REV` times the bitwise sizes' kernels (`estimators/context_mixing.py`) against those
+of git revision REV instead: both imported in this process, their passes interleaved, so that
+the drift of a shared machine falls on both alike; it also checks they code alike.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
 import resource
@@ -23,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from estimators import PRESETS, count_family, panel, synthetic  # noqa: E402
+from estimators import PRESETS, context_mixing, count_family, panel, synthetic  # noqa: E402
 from estimators.holdout import Holdout  # noqa: E402
 from estimators.data import load  # noqa: E402
 from machine import machine  # noqa: E402
@@ -88,12 +94,50 @@ def peak_memory_child(path: str) -> None:
           f"{(last['epiplexity_bits'] + last['entropy_bits']) / len(data.tokens):.4f}")
 
 
+def against(rev: str, passes: int = 7) -> None:
+    """ns/byte of each bitwise size's learning pass on 1 MiB of source and of random bytes:
+    the kernels of git revision `rev`, then this checkout's, the fastest of `passes` each."""
+    old = subprocess.run(["git", "show", f"{rev}:estimators/context_mixing.py"], check=True,
+                         capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout
+    folder = tempfile.mkdtemp()  # left for numba's cache of the old kernels
+    with open(os.path.join(folder, "context_mixing_then.py"), "w") as f:
+        f.write(old)
+    sys.path.insert(0, folder)
+    modules = (importlib.import_module("context_mixing_then"), context_mixing)
+    print(f"machine: {machine()}\n\n{'size':<12} {'data':<7} {rev + ' ns/B':>14} "
+          f"{'now ns/B':>10} {'speed-up':>9}")
+    for cfg in count_family.SIZES:
+        if not isinstance(cfg, context_mixing.ContextMixingConfig):
+            continue
+        for name, data in (("source", panel.python_source(1 << 20)),
+                           ("random", synthetic.random_bytes(1 << 20))):
+            array = np.frombuffer(data, dtype=np.uint8)
+            holdout = Holdout.for_size(len(array))
+            fastest, bits = [math.inf, math.inf], [0.0, 0.0]
+            for i in range(passes + 1):  # the first compiles the kernels, or loads them
+                for k, module in enumerate(modules):
+                    model = module.ContextMixingModel(cfg.fitted(len(array)))
+                    started = time.process_time()
+                    bits[k], _ = model.code(array, 0, len(array) if i else 4096, holdout)
+                    if i:
+                        fastest[k] = min(fastest[k], time.process_time() - started)
+            same = "" if bits[0] == bits[1] else f"  (codes differ: {bits[0]} {bits[1]} bits)"
+            print(f"{cfg.name:<12} {name:<7} {1e9 * fastest[0] / len(array):>14,.0f} "
+                  f"{1e9 * fastest[1] / len(array):>10,.0f} {fastest[0] / fastest[1]:>8.2f}x"
+                  f"{same}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large-mib", type=int, default=100)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--against", metavar="REV",
+                        help="time the bitwise sizes' kernels against git revision REV's")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.against:
+        return against(args.against)
     if args.child:
         return peak_memory_child(args.child)
     print(f"machine: {machine()}\n")
