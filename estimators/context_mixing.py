@@ -471,6 +471,13 @@ def _prefetch_buckets(tables, hashes, byte, bucket_mask):
 
 
 @njit(cache=True, inline="always")
+def _map_row(c1, c0):
+    """The order-1 probability map's row for the partial byte `c0` after the byte `c1` (the
+    order-0 map's rows are the first 256; a byte's rows lie together)."""
+    return 256 + c1 * 256 + c0
+
+
+@njit(cache=True, inline="always")
 def _prefetch_map_rows(apm, c1, byte):
     """Ask the CPU for the rows of the order-1 probability map that coding `byte` after `c1`
     reads, one per bit (each of 33 cells spans three cache lines). The map's rows for one
@@ -478,7 +485,7 @@ def _prefetch_map_rows(apm, c1, byte):
     and `cm-order6` spent a quarter of its time waiting for them."""
     c0 = 1
     for bit_index in range(8):
-        row = 256 + c1 * 256 + c0
+        row = _map_row(c1, c0)
         prefetch(apm, row, 0)
         prefetch(apm, row, 16)
         prefetch(apm, row, 32)
@@ -651,7 +658,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             t = min(max((mixed + 8.0) * 2.0, 0.0), 31.999)
             lo = np.int64(t)
             frac = t - lo
-            a1, a2 = c0, 256 + c1 * 256 + c0  # rows of one byte's map lie together (cache)
+            a1, a2 = c0, _map_row(c1, c0)
             q1 = apm[a1, lo] * (1 - frac) + apm[a1, lo + 1] * frac
             q2 = apm[a2, lo] * (1 - frac) + apm[a2, lo + 1] * frac
             p = 0.5 * pm + 0.25 * q1 + 0.25 * q2
