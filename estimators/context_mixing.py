@@ -381,6 +381,13 @@ def _recent_hash(data, pos, view, n):
 
 
 @njit(cache=True, inline="always")
+def _index_slot(key, match_mask):
+    """The match index's slot for a running hash of the bytes before a position (the long
+    repeats' index is the upper half: its slots are match_mask + 1 further)."""
+    return np.int64(mix64(key) & np.uint64(match_mask))
+
+
+@njit(cache=True, inline="always")
 def _long_step(h, c):
     """The hash of the last LONG_MATCH bytes (`_long_hash`) after one more byte `c`."""
     return (h << np.uint64(2)) + np.uint64(c + 1)
@@ -441,7 +448,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
                 h = _hash_byte(h, c)
             out[j] = h
             j += 1
-    return mix64(match_hash)
+    return match_hash
 
 
 @njit(cache=True, inline="always")
@@ -556,7 +563,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         c1 = np.int64(data[pos - 1]) if visible(pos - 1, pos, view) else 0
         _prefetch_buckets(tables, hashes, byte, bucket_mask)
         _prefetch_map_rows(apm, c1, byte)
-        slot = np.int64(match_hash & np.uint64(match_mask))
+        slot = _index_slot(match_hash, match_mask)
         if (length < match_min or unseen) and pos >= match_min:  # none, recovering or unseen
             cand = match_table[slot]
             run = _verified_run(data, cand, pos, view, match_min)
@@ -569,7 +576,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         if long_repeats:
             if pos != last + 1:  # the first byte, or one after held-out bytes skipped
                 long_hash = _long_hash(data, pos, view)
-            long_slot = match_mask + 1 + np.int64(mix64(long_hash) & np.uint64(match_mask))
+            long_slot = match_mask + 1 + _index_slot(long_hash, match_mask)
             if (length < LONG_MATCH or unseen) and pos % LONG_MATCH_EVERY == 0:
                 cand = match_table[long_slot]
                 run = _verified_run(data, cand, pos, view, LONG_MATCH) if cand != ptr else 0
@@ -581,11 +588,11 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                                        match_table[long_slot])
                 match_table[long_slot] = pos
         if pos + 1 < stop:  # the next byte's slots in the match index, a byte ahead
-            prefetch(match_rows, np.int64(mix64(_recent_hash(data, pos + 1, view, match_min))
-                                          & np.uint64(match_mask)), 0)
+            prefetch(match_rows, _index_slot(_recent_hash(data, pos + 1, view, match_min),
+                                             match_mask), 0)
             if long_repeats:
-                prefetch(match_rows, match_mask + 1 + np.int64(
-                    mix64(_long_step(long_hash, byte)) & np.uint64(match_mask)), 0)
+                prefetch(match_rows, match_mask + 1 + _index_slot(_long_step(long_hash, byte),
+                                                                  match_mask), 0)
         guess = length > 0 and not unseen
         expected = np.int64(data[ptr]) if guess else -1
         # once a bit contradicts the repeat, the byte after the expected one (a deleted byte)
