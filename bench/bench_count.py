@@ -3,7 +3,6 @@
     .venv/bin/python bench/bench_count.py [--large-mib 100] [--skip-large]
     .venv/bin/python bench/bench_count.py --against REV
 
-
 Speed is CPU time of one core (numba, one thread) coding 1 MiB of Python source and 1 MiB of
 random bytes, compilation excluded, the fastest of three passes; then the wall time of each
 size's whole run in a quick sweep of the source (its pass and held-out evaluations). Peak
@@ -107,13 +106,14 @@ def against(rev: str, passes: int = 7) -> None:
     modules = (importlib.import_module("context_mixing_then"), context_mixing)
     print(f"machine: {machine()}\n\n{'size':<12} {'data':<7} {rev + ' ns/B':>14} "
           f"{'now ns/B':>10} {'speed-up':>9}")
+    arrays = {name: np.frombuffer(data, dtype=np.uint8)
+              for name, data in (("source", panel.python_source(1 << 20)),
+                                 ("random", synthetic.random_bytes(1 << 20)))}
+    holdout = Holdout.for_size(1 << 20)
     for cfg in count_family.SIZES:
         if not isinstance(cfg, context_mixing.ContextMixingConfig):
             continue
-        for name, data in (("source", panel.python_source(1 << 20)),
-                           ("random", synthetic.random_bytes(1 << 20))):
-            array = np.frombuffer(data, dtype=np.uint8)
-            holdout = Holdout.for_size(len(array))
+        for name, array in arrays.items():
             fastest, bits = [math.inf, math.inf], [0.0, 0.0]
             for i in range(passes + 1):  # the first compiles the kernels, or loads them
                 for k, module in enumerate(modules):
