@@ -83,7 +83,7 @@ SIZES: tuple[Size, ...] = (
     # online code from 2.93 to 2.64 bits/byte (lzma: 2.70); stationary sources lose 1% with it,
     # and the smaller sizes still code those.
     ContextMixingConfig("cm-order6", orders=(0, 1, 2, 3, 4, 6), word=True, column=True,
-                        match_min=6, table_bits=20, sparse=True, counter_limit=20),
+                        match_min=6, table_bits=20, sparse=True, counter_limit=20, delta=True),
 )
 
 # The least data a run can score: one stratum of held-out blocks (`Holdout.for_size`: 16 of

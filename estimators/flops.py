@@ -41,26 +41,37 @@ CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
 # updates, the byte above compared and counted (2), and the byte that last followed it
 # loaded, compared, counted and stored (5).
 CM_RECORD_PER_GUESS = 19
+# The delta model of the sizes that have one (`context_mixing.DELTA_STRIDES`), one more mixer
+# input: per byte, each of four strides' row (visibility, compare, address: 8) and, learning,
+# the code length of its difference and the count (logarithm 10, update 6); the same for plain
+# counts; where it is open, the row summed (2 per difference: 512); per bit, two masses of
+# the range left (8) and the stretch (4).
+CM_DELTA_PER_BYTE = 4 * 24 + 16 + 512
+CM_DELTA_PER_BIT = 12
 
 
-def context_mixing_train_ops(contexts: int, tokens: int, record_guesses: float = 0.0) -> float:
+def context_mixing_train_ops(contexts: int, tokens: int, record_guesses: float = 0.0,
+                             delta: bool = False) -> float:
     """Operations to code `tokens` bytes with a context-mixing model and learn from them,
-    making `record_guesses` guesses of the record length on the way."""
-    inputs = contexts + 1
+    making `record_guesses` guesses of the record length on the way; `delta`: with a delta
+    model (counted as open on every byte)."""
+    inputs = contexts + 1 + delta
     per_bit = inputs * (CM_PREDICT_PER_INPUT + CM_LEARN_PER_INPUT) + CM_PREDICT_FIXED \
-        + CM_LEARN_FIXED
-    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE) \
-        + CM_RECORD_PER_GUESS * record_guesses
+        + CM_LEARN_FIXED + delta * CM_DELTA_PER_BIT
+    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE
+                            + delta * CM_DELTA_PER_BYTE) + CM_RECORD_PER_GUESS * record_guesses
 
 
-def context_mixing_eval_ops(contexts: int, tokens: int, warm: int) -> float:
+def context_mixing_eval_ops(contexts: int, tokens: int, warm: int, delta: bool = False) -> float:
     """Operations to code `tokens` held-out bytes both ways (`ContextMixingModel.evaluate`):
     frozen, and adaptively, learning from `warm` training bytes first and from each held-out
     byte after coding it (rolling back what is learned is a store per write: counted in
     learning's operations)."""
-    per_bit = (contexts + 1) * CM_PREDICT_PER_INPUT + CM_PREDICT_FIXED
-    frozen = float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE)
-    return frozen + context_mixing_train_ops(contexts, tokens + warm)
+    per_bit = (contexts + 1 + delta) * CM_PREDICT_PER_INPUT + CM_PREDICT_FIXED \
+        + delta * CM_DELTA_PER_BIT
+    frozen = float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE
+                              + delta * CM_DELTA_PER_BYTE)
+    return frozen + context_mixing_train_ops(contexts, tokens + warm, delta=delta)
 
 
 # The blending sizes (estimators/blending.py), counted the same way, per byte and order: a hash

@@ -415,7 +415,8 @@ def test_state_bytes_are_what_the_model_holds(cfg):
     fitted = cfg.fitted(1 << 16)
     model = ContextMixingModel(fitted)
     held = sum(a.nbytes for a in (model.tables, model.match_table, model.match_counters,
-                                  model.weights, model.apm, model.state, model.records))
+                                  model.weights, model.apm, model.state, model.records,
+                                  model.deltas, model.delta_costs))
     assert fitted.state_bytes <= held < fitted.state_bytes + 4096  # a few small arrays aside
 
 
