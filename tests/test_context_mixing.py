@@ -167,7 +167,7 @@ def test_a_run_checkpoints_as_far_as_each_budget_reaches_and_counts_every_evalua
 def test_a_larger_ladder_passes_through_every_checkpoint_of_a_smaller_one():
     # presets are powers of ten and checkpoints fall at every power of ten below the top, so
     # standard's run of a size is quick's run continued: never a longer code at a quick budget
-    data = load(panel.python_source(256 << 10))
+    data = load(panel.python_source(128 << 10))
     quick = count_family.run(data, SIZE["cm-order6"], [1e8, 1e9])["checkpoints"]
     standard = count_family.run(data, SIZE["cm-order6"], [1e9, 1e10])["checkpoints"]
     assert len(standard) > len(quick) >= 2
@@ -193,7 +193,7 @@ def test_a_checkpoint_prices_the_data_ahead_by_the_held_out_blocks_ahead():
     # halfway checkpoint looked cheaper than the online code then paid for them, S+H rose
     # with training (1.266 -> 1.302 bits/byte) and the half-trained model won the frontier.
     data = load(panel.python_source(512 << 10))
-    run = count_family.run(data, SIZE["cm-order6"], [1e7 * 2 ** k for k in range(10)])
+    run = count_family.run(data, SIZE["cm-order6"], [1e7 * 2 ** (k / 2) for k in range(20)])
     points = run["checkpoints"]
     assert len(points) >= 6 and points[-1]["extra"]["position"] == 512 << 10
     totals = [(p["epiplexity_bits"] + p["entropy_bits"]) / (512 << 10) for p in points]
