@@ -208,6 +208,10 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
         ("CSV of normal numbers", lines(lambda i: ",".join(
             f"{x:.3f}" for x in rng.normal(size=3)) + "\n"), "?"),
         ("int16 sine and noise", wave.astype("<i2").tobytes(), "?"),
+        ("int32 counter, steps 0-99", synthetic.counter(size, seed=3),
+         f"{synthetic.counter_rate_bits():.3f}"),
+        ("int64 counter, steps 0-999", synthetic.counter(size, 1000, 8, seed=3),
+         f"{synthetic.counter_rate_bits(1000, 8):.3f}"),
         ("UTF-8 words (Cyrillic)", b" ".join(cyrillic[k] for k in
                                              rng.integers(0, 300, size))[:size], "?"),
         ("40,000 random bytes repeated", (noise[:40000] * (size // 40000 + 1))[:size],

@@ -172,6 +172,18 @@ def binary_records(size: int, seed: int = 0) -> bytes:
     return records.tobytes()[:size]
 
 
+def counter(size: int, steps: int = 100, width: int = 4, seed: int = 0) -> bytes:
+    """A little-endian unsigned counter of `width` bytes that steps by 0 to steps-1 at random:
+    log2(steps) / width bits per byte of entropy (`counter_rate_bits`)."""
+    rng = np.random.default_rng(seed)
+    values = np.cumsum(rng.integers(0, steps, -(-size // width)), dtype=np.uint64)
+    return values.astype(f"<u{width}").tobytes()[:size]
+
+
+def counter_rate_bits(steps: int = 100, width: int = 4) -> float:
+    return float(np.log2(steps)) / width
+
+
 # 2 bits of step, and a float32 of N(0, 1): its differential entropy, 2.047 bits, less the
 # mean log2 of its spacing (2**(e - 23) for values in [2**e, 2**(e+1)); E[e] = -1.417)
 RECORDS_RATE_BITS = (2 + 2.047 + 23 + 1.417) / 16
