@@ -583,6 +583,21 @@ def test_a_counter_is_coded_by_its_differences_near_its_rate(steps, width):
     assert bits < _lzma_of_differences(data, width) and bits < without - 0.15
 
 
+def test_with_the_delta_model_speaking_the_code_stays_valid():
+    cfg = SIZE["cm-order6"].fitted(1 << 13)
+    prefix = synthetic.counter(6001, seed=1)  # the gate opens after 1,024 bytes (1.71 bits
+    # a byte from 2,000 on, 2.78 without the delta model)
+    changed = prefix[:3000] + bytes(reversed(prefix[3000:]))
+    first, second = per_byte_bits(cfg, prefix)[0], per_byte_bits(cfg, changed)[0]
+    assert np.array_equal(first[:3000], second[:3000])
+    assert first[2000:3000].mean() < 0.7 * per_byte_bits(replace(cfg, delta=False),
+                                                         prefix)[0][2000:3000].mean()
+    probabilities = [2.0 ** -per_byte_bits(cfg, prefix + bytes([value]))[0][-1]
+                     for value in range(256)]
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-9)
+    assert max(probabilities) > 0.5  # a value's second byte: the last value's, or one more
+
+
 def test_the_delta_model_stays_silent_where_differences_code_no_shorter():
     cfg = SIZE["cm-order6"].fitted(1 << 16)
     for data in (panel.python_source(1 << 16), synthetic.random_bytes(1 << 16, seed=1),
