@@ -6,10 +6,12 @@ several orders k, the current word, the three bytes one line up and how much of 
 far matches the line above (row-structured data; or one record up, the record length found
 from the data: `estimators/records.py`), sparse contexts that skip bytes (records
 and machine code, where a field depends on the byte two, four or eight back rather than the
-last), and a match model that follows the longest earlier repeat anywhere in the history
-(what lzma and zstd exploit). A logistic mixer combines them with four weight sets chosen
-by small contexts (the partial byte; the match state and last byte; how often the two longest
-contexts were seen; the match state alone); two adaptive probability maps refine the result.
+last), a match model that follows the longest earlier repeat anywhere in the history
+(what lzma and zstd exploit) and, in `cm-order6`, a delta model of integer data (the
+difference from the byte one stride back, DELTA_STRIDES). A logistic mixer combines them with
+four weight sets chosen by small contexts (the partial byte; the match state and last byte;
+how often the two longest contexts were seen; the match state alone); two adaptive
+probability maps refine the result.
 A context's counters for one nibble are a bucket of 16 in its hash table, in either bucket of a
 pair; a new one replaces the less-seen of the two. One way, with every collision
 a reset, cost 0.3-1.7% of H on Markov chains at 256 KiB, more than tables 8x larger won back.
@@ -89,7 +91,7 @@ APM_CONTEXTS = 256 + 65536  # the two probability maps' rows: by partial byte, a
 # Integer data (counters, timestamps, samples): a byte is the byte one stride back plus a
 # difference whose distribution is the same whatever that byte is. Byte contexts learn it once
 # per value of the byte back, 256 times over: an int32 counter stepping 0-99 cost 2.04
-# bits/byte where its differences under lzma cost 1.87 (the truth is 1.66). The delta model
+# bits/byte where its differences under lzma cost 1.88 (the rate is 1.66). The delta model
 # counts differences (x - a) mod 256, per stride, column and how the byte before compared with
 # its own one stride back (equal, below: a carry, above), and offers each bit the share of the
 # counts the bits known so far leave it: one more mixer input. Strides 2, 4 and 8 bytes, and
