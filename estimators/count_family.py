@@ -275,7 +275,7 @@ def _planned_stops(cfg: Size, size: int, budgets: tuple[float, ...],
     for mark in _checkpoint_marks(budgets):
         stop = _furthest_within(lambda s: train_cost(s) + eval_cost(s), position, size,
                                 mark - evaluated, width)
-        if stop < size and stop < MIN_STOP_GROWTH * position or stop <= position:
+        if stop <= position or (stop < size and stop < MIN_STOP_GROWTH * position):
             continue  # not worth an evaluation: the next mark's stop goes further
         position, evaluated = stop, evaluated + eval_cost(stop)
         stops.append((stop, train_cost(stop) + evaluated))

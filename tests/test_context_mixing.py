@@ -175,6 +175,15 @@ def test_a_larger_ladder_passes_through_every_checkpoint_of_a_smaller_one():
     assert standard[: len(quick)] == quick
 
 
+def test_a_checkpoint_short_of_the_end_adds_a_quarter_to_the_bytes_learned():
+    # evaluations ate the 1.28e9 mark: its stop fell 50,172 bytes in, 48,349 at 1e9
+    stops = [stop for stop, _ in count_family.checkpoint_stops(
+        SIZE["cm-order6"], 512 << 10, [1e7 * 2 ** k for k in range(10)])]
+    assert stops[-1] == 512 << 10 and len(stops) >= 4
+    assert all(later >= 1.25 * earlier
+               for earlier, later in zip(stops[:-2], stops[1:-1]))
+
+
 def test_prequential_split_adds_up_to_online_code_plus_held_out_loss():
     data = load(synthetic.ca_rows(32768, rule=90))
     run = count_family.run(data, SIZE["cm-order6"], [1e15])
