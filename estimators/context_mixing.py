@@ -105,6 +105,7 @@ DELTA_LIMIT = 4096.0  # a row's counts halve at this total: they follow drift
 DELTA_DECAY = 1.0 - 1.0 / 1024  # the recent code lengths the gate compares
 DELTA_GATE, DELTA_WARM = 0.8, 1024  # and the bytes it has seen before it may open
 DELTA_ORDER0, DELTA_SEEN = len(DELTA_STRIDES), len(DELTA_STRIDES) + 1  # entries of the costs
+DELTA_PLAIN_ROW = len(DELTA_STRIDES) * DELTA_MAX_STRIDE * 3  # plain byte counts, after the strides'
 
 
 @dataclass(frozen=True)
@@ -626,7 +627,7 @@ def _learn_deltas(counts, rows, above, byte, costs):
     for k in range(len(DELTA_STRIDES)):
         if rows[k] >= 0:
             _count(counts, rows[k], (byte - above[k]) & 255, costs, k)
-    _count(counts, len(DELTA_STRIDES) * DELTA_MAX_STRIDE * 3, byte, costs, DELTA_ORDER0)
+    _count(counts, DELTA_PLAIN_ROW, byte, costs, DELTA_ORDER0)
     costs[DELTA_SEEN] += 1
 
 

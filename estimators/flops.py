@@ -50,16 +50,21 @@ CM_DELTA_PER_BYTE = 4 * 24 + 16 + 512
 CM_DELTA_PER_BIT = 12
 
 
+def _context_mixing_predict_ops(contexts: int, delta: bool) -> tuple[int, int]:
+    """(per bit, per byte) operations of predicting a byte, learning nothing; `delta`: with a
+    delta model (counted as open on every byte)."""
+    per_bit = (contexts + 1 + delta) * CM_PREDICT_PER_INPUT + CM_PREDICT_FIXED \
+        + delta * CM_DELTA_PER_BIT
+    return per_bit, CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE + delta * CM_DELTA_PER_BYTE
+
+
 def context_mixing_train_ops(contexts: int, tokens: int, record_guesses: float = 0.0,
                              delta: bool = False) -> float:
     """Operations to code `tokens` bytes with a context-mixing model and learn from them,
-    making `record_guesses` guesses of the record length on the way; `delta`: with a delta
-    model (counted as open on every byte)."""
-    inputs = contexts + 1 + delta
-    per_bit = inputs * (CM_PREDICT_PER_INPUT + CM_LEARN_PER_INPUT) + CM_PREDICT_FIXED \
-        + CM_LEARN_FIXED + delta * CM_DELTA_PER_BIT
-    return float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE
-                            + delta * CM_DELTA_PER_BYTE) + CM_RECORD_PER_GUESS * record_guesses
+    making `record_guesses` guesses of the record length on the way."""
+    per_bit, per_byte = _context_mixing_predict_ops(contexts, delta)
+    per_bit += (contexts + 1 + delta) * CM_LEARN_PER_INPUT + CM_LEARN_FIXED
+    return float(tokens) * (8 * per_bit + per_byte) + CM_RECORD_PER_GUESS * record_guesses
 
 
 def context_mixing_eval_ops(contexts: int, tokens: int, warm: int, delta: bool = False) -> float:
@@ -67,10 +72,8 @@ def context_mixing_eval_ops(contexts: int, tokens: int, warm: int, delta: bool =
     frozen, and adaptively, learning from `warm` training bytes first and from each held-out
     byte after coding it (rolling back what is learned is a store per write: counted in
     learning's operations)."""
-    per_bit = (contexts + 1 + delta) * CM_PREDICT_PER_INPUT + CM_PREDICT_FIXED \
-        + delta * CM_DELTA_PER_BIT
-    frozen = float(tokens) * (8 * per_bit + CM_PER_CONTEXT_BYTE * contexts + CM_PER_BYTE
-                              + delta * CM_DELTA_PER_BYTE)
+    per_bit, per_byte = _context_mixing_predict_ops(contexts, delta)
+    frozen = float(tokens) * (8 * per_bit + per_byte)
     return frozen + context_mixing_train_ops(contexts, tokens + warm, delta=delta)
 
 
