@@ -28,12 +28,14 @@ def sample_flops(params: int, tokens: int) -> float:
 # shift, stretch lookup and a multiply-add into each of four weight sets (11); learning adds
 # four weight updates (8) and a counter update (unpack, rate lookup, subtract, multiply,
 # shift, add, clamp, pack, store: 12). Fixed per decision: the squash (~20), two interpolated
-# probability maps (10), clip and product (5); learning adds the error, the rate and two map
-# updates (10). Per byte and context: the running hash and two bucket lookups with checksum
-# (14); per byte the match model's lookups, inserts and follow-up (20), the logarithm (10) and,
-# per nibble, the third weight set chosen from two counters' counts (2 x 10).
+# probability maps (10), the final blend (two stretch lookups 8, three multiply-adds 6, a
+# squash 20), clip and product (5); learning adds the error, the rate and two map updates
+# (10), and the blend's error and three weight updates (8). Per byte and context: the running
+# hash and two bucket lookups with checksum (14); per byte the match model's lookups, inserts
+# and follow-up (20), the logarithm (10) and, per nibble, the third weight set chosen from two
+# counters' counts (2 x 10).
 CM_PREDICT_PER_INPUT, CM_LEARN_PER_INPUT = 11, 20
-CM_PREDICT_FIXED, CM_LEARN_FIXED = 35, 10
+CM_PREDICT_FIXED, CM_LEARN_FIXED = 69, 18
 CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
 # Sizes with a column context also look for the record length of rows without newlines
 # (`context_mixing._track_record`): per guess of one distance at a sampled byte, three
