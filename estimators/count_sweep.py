@@ -14,6 +14,9 @@ from estimators import code_hash, count_family
 # EPYC, 1 MiB: 0.74 G operations/s against 33 GFLOP/s on one thread). It only shares out the
 # progress bar between the families and orders a cluster's runs longest first.
 OPERATION_IN_FLOPS = 40
+# What a size's label says until its first bytes are coded: the first run after installing or
+# changing the estimators compiles the kernels (60-80 s on 2 cores), later ones load them.
+STARTING = "(loading its kernels; the first run after installing compiles them, about a minute)"
 
 
 def count_family_run(sweep, cfg, tick: Callable[..., None] | None = None) -> dict | None:
@@ -27,6 +30,8 @@ def count_family_run(sweep, cfg, tick: Callable[..., None] | None = None) -> dic
         if tick:
             tick(len(data.tokens), saved=True)
         return json.loads(path.read_text())
+    if tick:
+        tick(0, starting=True)  # a label at once: compiling the kernels takes a minute
     run = count_family.run(data, cfg, budgets, tick)
     if path:
         tmp = path.with_suffix(".tmp")
@@ -77,9 +82,10 @@ class CountFamilyRuns:
     def _make(self, cfg) -> dict | None:
         name = f"{count_family.FAMILY} {cfg.name}"
 
-        def tick(count: int, saved: bool = False) -> None:
+        def tick(count: int, saved: bool = False, starting: bool = False) -> None:
             with self._lock:
                 self._done += count
-            self._sweep.note(f"{name} (saved)" if saved else name)
+            self._sweep.note(f"{name} (saved)" if saved else f"{name} {STARTING}" if starting
+                             else name)
 
         return count_family_run(self._sweep, cfg, tick)

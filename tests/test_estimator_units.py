@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import estimators
-from estimators import count_sweep, sweep, synthetic
+from estimators import count_family, count_sweep, sweep, synthetic
 from estimators.baselines import compressor_baselines
 from estimators.data import MAX_VOCAB, DataFormatError, load, token_width, validate_file
 
@@ -141,6 +141,17 @@ def test_the_code_hash_follows_the_source_not_the_version(tmp_path):
     presets = copy / "presets.py"
     presets.write_text(presets.read_text().replace("learning_rate=3e-2", "learning_rate=2e-2", 1))
     assert _hash_of_copy(copy) != estimators.code_hash()
+
+
+def test_each_count_family_size_says_it_is_loading_its_kernels_before_it_codes():
+    # the first run after installing compiles them for a minute: the bar must not sit unlabelled
+    messages = []
+    estimators.estimate(synthetic.MarkovSource(seed=5).sample(16 * 1024), budgets=[1e10],
+                        families=[count_family.FAMILY], progress=lambda f, m: messages.append(m))
+    for cfg in count_family.SIZES:
+        name = f"{count_family.FAMILY} {cfg.name}"
+        own = [m for m in messages if m in (name, f"{name} {count_sweep.STARTING}")]
+        assert own[0] == f"{name} {count_sweep.STARTING}" and own[-1] == name, own
 
 
 def test_saved_runs_are_not_reused_by_different_code(tmp_path, monkeypatch):
