@@ -64,7 +64,10 @@ APM_RATE = 0.02
 # The final probability blends the mixer's and the two maps' in the logistic domain, with
 # weights learned as the mixer's are (one more row of `weights`, BLEND_SET). Fixed at 0.5,
 # 0.25 and 0.25 in probability, the maps' noise (they adapt at APM_RATE) cost random bytes
-# 8.007-8.012 bits/byte; learned, 8.0003, and Python source 0.1-0.7% less (1 MiB, one pass).
+# 8.007-8.012 bits/byte; learned, 8.0002-8.0003, Python source 0.1-0.7% less and binary
+# records 0.1-2.6% less (one pass, 1 MiB and 256 KiB; Markov chains 0.4% less to 0.02% more,
+# rows of rule 30 0.0002 bits/byte more). It costs the small sizes up to a quarter of their
+# pass (`bench/bench_count.py --against`).
 BLEND_RATE = 0.0005
 BLEND_START = (0.5, 0.25, 0.25)
 P_CLIP = 1.0 / 65536  # floor on either binary outcome: a sure miss costs at most 16 bits
