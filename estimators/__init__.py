@@ -16,18 +16,23 @@ __all__ = ["estimate", "code_hash", "PRESETS", "Preset", "EstimateResult", "Curv
            "DatasetInfo", "ModelSize", "__version__"]
 
 
-@functools.lru_cache(maxsize=1)
-def code_hash() -> str:
-    """sha256 over the source of every module of this package (paths and bytes, in path order).
-
-    Presets live in the package, so settings are covered too. Saved runs and cached results are
-    keyed by it: any change to the estimators scores afresh instead of serving stale figures."""
-    root = Path(__file__).resolve().parent
+@functools.lru_cache(maxsize=None)
+def source_hash(root: Path) -> str:
+    """sha256 over the source of every module under `root` (paths and bytes, in path order)."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def code_hash() -> str:
+    """`source_hash` of this package.
+
+    Presets live in the package, so settings are covered too. Saved runs, cached results and
+    compiled kernels (`estimators.kernels`) are keyed by it: any change to the estimators scores
+    afresh instead of serving stale figures."""
+    return source_hash(Path(__file__).resolve().parent)
 
 
 def estimate(source, **options) -> EstimateResult:

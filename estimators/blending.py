@@ -27,13 +27,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from estimators import flops
 from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
                                 block_views, held_out, mixed_code, read_only, visible)
+from estimators.kernels import kernel
 
 COUNT_LIMIT = 65535  # a context's counts are halved when one of them reaches it
 FULL_ORDERS = 1  # orders up to this keep all 256 counts of every context, indexed directly
@@ -170,13 +171,13 @@ class BlendingModel:
         return _evaluate(data, seen, view, holdout.block_starts(len(data)), holdout.warm,
                          *self._args(), *self._saves((1 << holdout.shift) + holdout.warm))
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _level(n: int) -> int:
     """1 + log2 of n observations (n > 0), capped at OBSERVED_LEVELS - 1."""
     return min(OBSERVED_LEVELS - 1, math.frexp(n)[1])
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _short_entry(short, s, byte):
     """Where `byte` is among the entries of short slot s; -1 if it is not."""
     for i in range(2, 2 + (short[s, 1] >> np.uint32(24))):
@@ -185,7 +186,7 @@ def _short_entry(short, s, byte):
     return -1
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _learn_short(short, s, byte, at):
     """Count `byte` in short slot s (at entry `at`, -1: not there yet)."""
     n, distinct = short[s, 1] & np.uint32(0xFFFFFF), short[s, 1] >> np.uint32(24)
@@ -214,7 +215,7 @@ def _learn_short(short, s, byte, at):
     short[s, 1] = n | (np.uint32(distinct) << np.uint32(24))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _learn_full(counts, sums, s, byte):
     """Count `byte` in full slot s."""
     if counts[s, byte] == 0:
@@ -247,7 +248,7 @@ def prefetch(typingctx, array, i, j):
     return types.void(array, i, j), codegen
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _slots(data, pos, view, orders, first_slot, hash_mask, slot, check):
     """Each order's slot for the byte at pos, and for a hashed one the check of its context,
     from one running hash over the bytes before pos."""
@@ -267,7 +268,7 @@ def _slots(data, pos, view, orders, first_slot, hash_mask, slot, check):
             check[j] = np.uint32((hb >> np.uint64(40)) | np.uint64(1))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _save_short(short, s, saved_short, saved):
     """Save short slot s whole, for `_restore`."""
     saved_short[saved[1], :SHORT_WORDS] = short[s]
@@ -275,7 +276,7 @@ def _save_short(short, s, saved_short, saved):
     saved[1] += 1
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts, sums, short,
           weights, per_byte, keep_per_byte, saved_full, saved_sums, saved_short, saved):
     """Code data[start:stop], skipping held-out bytes outside the block being evaluated.
@@ -373,7 +374,7 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
     return total, coded
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _restore(counts, sums, short, saved_full, saved_sums, saved_short, saved):
     """Put back the slots saved, newest first: the model is as it was before the block."""
     for n in range(saved[0] - 1, -1, -1):
@@ -387,7 +388,7 @@ def _restore(counts, sums, short, saved_full, saved_sums, saved_short, saved):
     saved[:] = 0
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _evaluate(data, seen, view, starts, warm, orders, first_slot, hash_mask, counts, sums, short,
               weights, saved_full, saved_sums, saved_short, saved):
     """Bits and bytes of each held-out block (first bytes `starts`) under the model after

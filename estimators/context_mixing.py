@@ -29,13 +29,13 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from numba import njit
 
 from estimators import flops
 from estimators.blending import prefetch
 from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
                                 block_views, held_out, mix64, mixed_code, read_only,
                                 visible)
+from estimators.kernels import kernel
 from estimators.records import (RECORD_DECIDE, TABLE_BYTES, learn_record, record_above,
                                 record_guesses, record_length, record_table, sampled)
 
@@ -313,7 +313,7 @@ class ContextMixingModel:
         return frozen, adaptive, count
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _remember(log_at, log_old, logged, kind, where, old):
     """Log one write made while evaluating: which array and entry, and its old value."""
     log_at[logged] = (kind << LOG_KIND_AT) | where
@@ -321,7 +321,7 @@ def _remember(log_at, log_old, logged, kind, where, old):
     return logged + 1
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm):
     """Undo the logged writes, newest first: the model is as it was before the block."""
     width = tables.shape[1]
@@ -337,7 +337,7 @@ def _roll_back(log_at, log_old, logged, tables, match_table, match_counters, apm
             apm[where // 33, where % 33] = np.float32(log_old[n])
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _confidence(tables, base, i):
     """How often context i's bucket was seen: 0 unknown, else 1 + log2 of the observations of
     its first counter (the one every visit updates), capped at 8."""
@@ -357,19 +357,19 @@ SQUASH_STEPS = 64
 _SQUASH = 1.0 / (1.0 + np.exp(-np.arange(-16 * SQUASH_STEPS, 16 * SQUASH_STEPS + 1) / SQUASH_STEPS))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _squash(x: float) -> float:
     t = (min(max(x, -16.0), 16.0) + 16.0) * SQUASH_STEPS
     i = min(np.int64(t), len(_SQUASH) - 2)
     return _SQUASH[i] + (_SQUASH[i + 1] - _SQUASH[i]) * (t - i)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _alnum(c: int) -> bool:
     return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95 or c >= 128
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _shared_before(data, cand, pos, view, limit):
     """How many bytes (at most `limit`) just before `cand` equal those just before `pos`,
     all of them visible."""
@@ -380,7 +380,7 @@ def _shared_before(data, cand, pos, view, limit):
     return run
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _verified_run(data, cand, pos, view, least):
     """How many bytes before the indexed position `cand` match those before `pos` (up to
     MATCH_MAX_VERIFY, all visible), when at least `least` do and `cand` itself may be read;
@@ -391,7 +391,7 @@ def _verified_run(data, cand, pos, view, least):
     return run if run >= least and visible(cand, pos, view) else 0
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _realign(data, pos, view, ptr):
     """Of ptr - 1, ptr and ptr + 1 (a byte inserted, changed or deleted), the repeat whose
     bytes before it match those before `pos` longest; ptr on a tie. Evaluating, the repeat
@@ -408,14 +408,14 @@ def _realign(data, pos, view, ptr):
     return best
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _hash_byte(h, c):
     """One step of the running hash over the bytes before a position (c: the byte, or 0 or
     256 for one not visible)."""
     return (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _recent_hash(data, pos, view, n):
     """The running hash of the `n` bytes before pos, as `_context_hashes` walks them: for
     `match_min` bytes, the key of the match index."""
@@ -426,20 +426,20 @@ def _recent_hash(data, pos, view, n):
     return h
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _index_slot(key, match_mask):
     """The match index's slot for a running hash of the bytes before a position (the long
     repeats' index is the upper half: its slots are match_mask + 1 further)."""
     return np.int64(mix64(key) & np.uint64(match_mask))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _long_step(h, c):
     """The hash of the last LONG_MATCH bytes (`_long_hash`) after one more byte `c`."""
     return (h << np.uint64(2)) + np.uint64(c + 1)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, state, out):
     """One 64-bit hash per context for the byte at `pos`; returns the match model's hash.
 
@@ -497,7 +497,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
     return match_hash
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _long_hash(data, pos, view):
     """A hash of the LONG_MATCH bytes before pos (those not visible as 0), two bits a byte: a
     byte shifts out after LONG_MATCH more, so a pass updates it byte by byte (`_code`)."""
@@ -508,7 +508,7 @@ def _long_hash(data, pos, view):
     return h
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _prefetch_buckets(tables, hashes, byte, bucket_mask):
     """Ask the CPU for every bucket, and its pair, that coding `byte` will look up: one per
     context for each nibble, all at once, so that their loads from memory overlap: looked up
@@ -523,14 +523,14 @@ def _prefetch_buckets(tables, hashes, byte, bucket_mask):
             prefetch(tables, i, b ^ 16)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _map_row(c1, c0):
     """The order-1 probability map's row for the partial byte `c0` after the byte `c1` (the
     order-0 map's rows are the first 256; a byte's rows lie together)."""
     return 256 + c1 * 256 + c0
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _prefetch_map_rows(apm, c1, byte):
     """Ask the CPU for the rows of the order-1 probability map that coding `byte` after `c1`
     reads, one per bit (each of 33 cells spans three cache lines). The map's rows for one
@@ -545,7 +545,7 @@ def _prefetch_map_rows(apm, c1, byte):
         c0 = c0 * 2 + ((byte >> (7 - bit_index)) & 1)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _bucket(context_hash, c0, bucket_mask):
     """The first counter of the bucket for a context and the partial byte `c0` (1, or 16 plus
     the high nibble), and the check that tells its context from others hashed there."""
@@ -557,7 +557,7 @@ def _bucket(context_hash, c0, bucket_mask):
 
 # The delta model's helpers are calls, not inlined into `_code`: inlined, they left the sizes
 # without the model 15-20% slower (cm-order4 on Python source, 925 -> 1,116 ns/byte).
-@njit(cache=True)
+@kernel()
 def _delta_rows(data, pos, view, record, rows, above):
     """For each stride of the delta model, the row of counts that predicts the byte at pos
     (stride, column, how the byte before compared with its own one stride back) and the byte
@@ -575,7 +575,7 @@ def _delta_rows(data, pos, view, record, rows, above):
         above[k] = data[pos - d]
 
 
-@njit(cache=True)
+@kernel()
 def _delta_open(delta_costs):
     """The stride whose recent code is shortest, where it beats plain byte counts' by
     DELTA_GATE; else -1 (the delta input stays silent)."""
@@ -588,7 +588,7 @@ def _delta_open(delta_costs):
     return best if delta_costs[best] < DELTA_GATE * delta_costs[DELTA_ORDER0] else -1
 
 
-@njit(cache=True)
+@kernel()
 def _cumulate(counts, row, cum):
     """cum[j]: the row's counts (each with DELTA_PRIOR) of the differences below j."""
     total = 0.0
@@ -598,7 +598,7 @@ def _cumulate(counts, row, cum):
     cum[256] = total
 
 
-@njit(cache=True)
+@kernel()
 def _cyclic_mass(cum, first, n):
     """Counts of the n differences from `first` on, round past 255."""
     end = first + n
@@ -607,7 +607,7 @@ def _cyclic_mass(cum, first, n):
     return cum[256] - cum[first] + cum[end - 256]
 
 
-@njit(cache=True)
+@kernel()
 def _delta_stretch(cum, a, c0, bit_index, stretch):
     """The delta model's stretched probability that the next bit is 1: of the bytes the known
     bits leave (those whose differences from `a` the counts give), the share whose bit is 1."""
@@ -619,7 +619,7 @@ def _delta_stretch(cum, a, c0, bit_index, stretch):
     return stretch[min(np.int64(ones / whole * 4096), 4095)]
 
 
-@njit(cache=True)
+@kernel()
 def _count(counts, row, value, costs, k):
     """Add the code length of `value` under the row to costs[k] (decayed), then count it."""
     share = (counts[row, value] + DELTA_PRIOR) / (counts[row, 256] + 256 * DELTA_PRIOR)
@@ -631,7 +631,7 @@ def _count(counts, row, value, costs, k):
             counts[row, j] *= 0.5
 
 
-@njit(cache=True)
+@kernel()
 def _learn_deltas(counts, rows, above, byte, costs):
     """Count the byte's difference in each stride's row, and the byte itself in plain counts;
     the gate compares their recent code lengths."""
@@ -642,7 +642,7 @@ def _learn_deltas(counts, rows, above, byte, costs):
     costs[DELTA_SEEN] += 1
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _code(data, start, stop, view, learn, orders, word, column, sparse, match_min,
           long_repeats, tables, match_table, match_counters, weights, apm, records, deltas,
           delta_costs, state, stretch,
@@ -913,7 +913,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
     return total, coded, logged
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _recall_lines(data, begin, view, state):
     """Set the line state (last newline, line length) from the visible bytes before `begin`,
     so a held-out block after bytes the model saw starts with its column context."""
@@ -935,7 +935,7 @@ def _log_size(block: int, warm: int, contexts: int) -> int:
     return (block + warm) * (32 * contexts + 2 + 8 * (2 + contexts + 1))
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _evaluate(data, seen, view, starts, repeats, warm, orders, word, column, sparse, match_min,
               long_repeats, tables, match_table, match_counters, weights, apm, records, deltas,
               delta_costs, state,

@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from estimators.kernels import kernel
 
 # What a pass over bytes is (the last field of `view`): learning online; coding held-out bytes
 # with the final model; relearning, while evaluating, the training bytes before a held-out block;
@@ -140,14 +141,14 @@ class Holdout:
         return np.repeat(self.blocks_held_out(self._blocks(size)), 1 << self.shift)[:size]
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def mix64(x: np.uint64) -> np.uint64:
     x = (x ^ (x >> np.uint64(31))) * np.uint64(0x7FB5D329728EA185)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x81DADEF4BC2DD44D)
     return x ^ (x >> np.uint64(33))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def held_out(p: int, view) -> bool:
     """Whether byte p belongs to the held-out slice (`Holdout`): view[2] is log2 of the block
     size, view[3] log2 of `every`."""
@@ -156,7 +157,7 @@ def held_out(p: int, view) -> bool:
     return np.uint64(block & ((1 << view[3]) - 1)) == pick
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def visible(p: int, pos: int, view) -> bool:
     """Whether history byte p may be read when coding byte pos.
 
@@ -189,7 +190,7 @@ def read_only(data: np.ndarray) -> np.ndarray:
     return view
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def block_views(view, begin):
     """Views of an evaluation (`view`) coding the held-out block at `begin`, and relearning
     the training bytes before it. Their modes are int64, not literal constants, so a kernel

@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from estimators.holdout import held_out, visible
+from estimators.kernels import kernel
 
 RECORD_MIN, RECORD_MAX, RECORD_SLOTS = 8, 1024, 256
 # One byte in 2**RECORD_SAMPLE_BITS is sampled, after RECORD_EARLY samples one in
@@ -76,7 +76,7 @@ def record_guesses(tokens: int) -> float:
     return samples * (RECORD_MAX - RECORD_MIN + 1)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def record_cells(pos, width):
     """Where the three bytes around `pos`'s column lie in the record above (records of `width`
     bytes counted from the start), and whether `pos` is a record's first byte (1), last (2)
@@ -91,7 +91,7 @@ def record_cells(pos, width):
     return left, top + col, right, (col == 0) + 2 * (col == width - 1)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def record_above(data, pos, view, width):
     """A hash of the three bytes around `pos`'s column in the record above and of which edge
     of its record `pos` is (`record_cells`)."""
@@ -103,14 +103,14 @@ def record_above(data, pos, view, width):
     return h + np.uint64(edge)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def sampled(pos, samples) -> bool:
     """Whether the byte at `pos` is a sample, `samples` having been taken before."""
     rarity = RECORD_SAMPLE_BITS if samples < RECORD_EARLY else RECORD_LATER_BITS
     return (np.uint64(pos) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(64 - rarity)) == 0
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def learn_record(data, pos, view, records):
     """One sample of the record length (module docstring), learning the byte at `pos` from
     the training bytes before it; only online, so an evaluation has nothing to roll back."""
@@ -144,7 +144,7 @@ def learn_record(data, pos, view, records):
                 records[d, k] //= 2
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def record_length(records):
     """The record length the samples so far show (0: none), and whether single bytes above
     showed it, where the three around the column did not."""
@@ -155,7 +155,7 @@ def record_length(records):
     return length, by_byte
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _best_distance(records, hits_at, tie):
     """The distance whose guesses (hits in column `hits_at` of `records`) hit most, if it
     misses at most 1 - RECORD_MARGIN as often as the mean distance, or hits RECORD_LIFT times

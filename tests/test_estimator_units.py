@@ -143,6 +143,36 @@ def test_the_code_hash_follows_the_source_not_the_version(tmp_path):
     assert _hash_of_copy(copy) != estimators.code_hash()
 
 
+
+def _run_cached_kernel(package: Path) -> tuple[int, str]:
+    """What `main.scaled(1)` returns in a fresh process, and whether it came from the cache."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package.parent),
+                                                        str(Path(estimators.__file__).parents[1])])}
+    done = subprocess.run([sys.executable, "-c", "from kernelpkg.main import scaled; "
+                           "print(scaled(1), 'hit' if scaled.stats.cache_hits else 'compiled')"],
+                          capture_output=True, text=True, env=env, check=True)
+    value, how = done.stdout.split()
+    return int(value), how
+
+
+def test_a_cached_kernel_is_recompiled_when_a_module_it_inlines_changes(tmp_path):
+    # numba alone checks only the file that defines a kernel: this read 20 three times
+    package = tmp_path / "kernelpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "step.py").write_text(
+        "from estimators.kernels import kernel\nSTEP = 1\n\n\n"
+        "@kernel(inline='always')\ndef add_step(x):\n    return x + STEP\n")
+    (package / "main.py").write_text(
+        "from estimators.kernels import kernel\nfrom kernelpkg.step import add_step\n\n\n"
+        "@kernel()\ndef scaled(x):\n    return 10 * add_step(x)\n")
+    assert _run_cached_kernel(package) == (20, "compiled")
+    assert _run_cached_kernel(package) == (20, "hit")
+    step = package / "step.py"
+    step.write_text(step.read_text().replace("STEP = 1", "STEP = 2"))
+    assert _run_cached_kernel(package) == (30, "compiled")
+    assert _run_cached_kernel(package) == (30, "hit")
+
 def test_each_count_family_size_says_it_is_loading_its_kernels_before_it_codes():
     # the first run after installing compiles them for a minute: the bar must not sit unlabelled
     messages = []
