@@ -7,11 +7,11 @@ far matches the line above (row-structured data; or one record up, the record le
 from the data: `estimators/records.py`), sparse contexts that skip bytes (records
 and machine code, where a field depends on the byte two, four or eight back rather than the
 last), a match model that follows the longest earlier repeat anywhere in the history
-(what lzma and zstd exploit) and, in `cm-order6`, a delta model of integer data (the
-difference from the byte one stride back, DELTA_STRIDES). A logistic mixer combines them with
-four weight sets chosen by small contexts (the partial byte; the match state and last byte;
-how often the two longest contexts were seen; the match state alone); two adaptive
-probability maps refine the result.
+(what lzma and zstd exploit: `estimators/match_model.py`) and, in `cm-order6`, a delta model
+of integer data (the difference from the byte one stride back: `estimators/delta_model.py`).
+A logistic mixer combines them with four weight sets chosen by small contexts (the partial
+byte; the match state and last byte; how often the two longest contexts were seen; the match
+state alone); two adaptive probability maps refine the result.
 A context's counters for one nibble are a bucket of 16 in its hash table, in either bucket of a
 pair; a new one replaces the less-seen of the two. One way, with every collision
 a reset, cost 0.3-1.7% of H on Markov chains at 256 KiB, more than tables 8x larger won back.
@@ -32,34 +32,19 @@ import numpy as np
 
 from estimators import flops
 from estimators.blending import prefetch
+from estimators.delta_model import (DELTA_DECAY, DELTA_SEEN, DELTA_STRIDES, cumulate,
+                                    delta_open, delta_rows, delta_shape, delta_shape_bytes,
+                                    delta_stretch, learn_deltas)
 from estimators.holdout import (EVALUATING, LEARNING, PAIRING, RELEARNING, Holdout,
-                                block_views, held_out, mix64, mixed_code, read_only,
-                                visible)
+                                block_views, held_out, mixed_code, read_only, visible)
 from estimators.kernels import kernel
+from estimators.match_model import (LONG_MATCH, LONG_MATCH_EVERY, MATCH_BUCKETS,
+                                    MATCH_RECOVER_BYTES, RUNNING_HASH_SEED, hash_byte,
+                                    index_slot, long_match_hash, long_step, realign,
+                                    recent_hash, shared_before, verified_run)
 from estimators.records import (RECORD_DECIDE, TABLE_BYTES, learn_record, record_above,
                                 record_guesses, record_length, record_table, sampled)
 
-MATCH_MAX_VERIFY = 64  # bytes compared backwards when a repeat is first found
-# A repeat survives a changed, inserted or deleted byte: the match model goes on predicting
-# from whichever of the next three alignments matches the bytes since, until `match_min` of
-# them match again (lengths below it count those) or this many bytes have passed. Dropped at
-# the change, a repeat was found again only `match_min` bytes later, coded without it: in a
-# copy of 64 KiB of random bytes with 1% of them edited, an edit cost 39-78 bits (lzma: 28);
-# now a change 18-19. Once a bit contradicts the repeat, the byte after the one expected
-# predicts the rest (`skipped`: a deletion 13-15 bits, 19-21 without), and just after a change
-# the byte before it (`before`: an insertion 24-25, 28-30 without).
-MATCH_RECOVER_BYTES = 16
-# A second index of earlier positions, by a hash of the last 32 bytes, finds long repeats
-# where the latest position sharing `match_min` bytes is a short, chance one: over a small
-# alphabet every few bytes recur all the time (5,000 random "0"s and "1"s repeated to 256 KiB
-# cost 0.97 bits/byte, zstd 0.021; now 0.021). It is searched every 8th byte outside a repeat
-# that long: a repeat is found at most 8 bytes late, for an eighth of the lookups.
-LONG_MATCH = 32
-LONG_MATCH_EVERY = 8
-# match counters come in pairs (by the bit predicted), bucket 0 for the byte after the one
-# expected, 1-31 by repeat length, and MATCH_BUCKETS for the byte before it
-MATCH_BUCKETS = 32
-RUNNING_HASH_SEED = np.uint64(0x9E3779B97F4A7C15)
 APM_RATE = 0.02
 # The final probability blends the mixer's and the two maps' in the logistic domain, with
 # weights learned as the mixer's are (one more row of `weights`, BLEND_SET). Fixed at 0.5,
@@ -98,24 +83,6 @@ LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluatio
 LOG_KIND_AT = 56  # a log entry: the array's kind above this bit, the entry written below
 LOG_WHERE = (1 << LOG_KIND_AT) - 1
 APM_CONTEXTS = 256 + 65536  # the two probability maps' rows: by partial byte, and by it and the last byte
-# Integer data (counters, timestamps, samples): a byte is the byte one stride back plus a
-# difference whose distribution is the same whatever that byte is. Byte contexts learn it once
-# per value of the byte back, 256 times over: an int32 counter stepping 0-99 cost 2.04
-# bits/byte where its differences under lzma cost 1.88 (the rate is 1.66). The delta model
-# counts differences (x - a) mod 256, per stride, column and how the byte before compared with
-# its own one stride back (equal, below: a carry, above), and offers each bit the share of the
-# counts the bits known so far leave it: one more mixer input. Strides 2, 4 and 8 bytes, and
-# the record length where one of at most DELTA_MAX_STRIDE is found. The input stays silent (0,
-# the mixer unchanged) unless the best stride's recent code is below DELTA_GATE times that of
-# plain byte counts: text, Markov chains and random bytes code bit for bit as without it.
-DELTA_STRIDES = np.array([2, 4, 8, 0], dtype=np.int64)  # 0: the record length
-DELTA_MAX_STRIDE = 64
-DELTA_PRIOR = 0.02  # added to every difference's count
-DELTA_LIMIT = 4096.0  # a row's counts halve at this total: they follow drift
-DELTA_DECAY = 1.0 - 1.0 / 1024  # the recent code lengths the gate compares
-DELTA_GATE, DELTA_WARM = 0.8, 1024  # and the bytes it has seen before it may open
-DELTA_ORDER0, DELTA_SEEN = len(DELTA_STRIDES), len(DELTA_STRIDES) + 1  # entries of the costs
-DELTA_PLAIN_ROW = len(DELTA_STRIDES) * DELTA_MAX_STRIDE * 3  # plain byte counts, after the strides'
 
 
 @dataclass(frozen=True)
@@ -156,7 +123,7 @@ class ContextMixingConfig:
         return (self.contexts * (16 << self.table_bits) * 4
                 + ((1 + self.long_repeats) << self.match_bits) * 8
                 + (WEIGHT_SETS + 1) * self.inputs * 8 + APM_CONTEXTS * 33 * 4
-                + self.column * TABLE_BYTES + self.delta * _delta_shape_bytes())
+                + self.column * TABLE_BYTES + self.delta * delta_shape_bytes())
 
     def model(self) -> "ContextMixingModel":
         return ContextMixingModel(self)
@@ -185,16 +152,6 @@ class ContextMixingConfig:
         return replace(self, table_bits=bits)
 
 
-def _delta_shape(delta: bool) -> tuple[int, ...]:
-    """The delta model's counts: per stride, column and comparison (equal, below, above), 256
-    differences and their total; then plain byte counts, for the gate."""
-    return (len(DELTA_STRIDES) + 1, DELTA_MAX_STRIDE, 3, 257) if delta else (1, 1, 1, 1)
-
-
-def _delta_shape_bytes() -> int:
-    return math.prod(_delta_shape(True)) * 4 + (DELTA_SEEN + 1) * 8
-
-
 def _stretch_table() -> np.ndarray:
     p = (np.arange(4096) + 0.5) / 4096
     return np.log(p / (1 - p)).astype(np.float64)
@@ -221,7 +178,7 @@ class ContextMixingModel:
         self.state = np.zeros(RECORD_BY_BYTE + 1, dtype=np.int64)
         self.state[4] = -1
         self.records = record_table(cfg.column)  # the record length's guesses (`records`)
-        self.deltas = np.zeros(_delta_shape(cfg.delta), dtype=np.float32)
+        self.deltas = np.zeros(delta_shape(cfg.delta), dtype=np.float32)
         # each stride's recent code length, plain counts', and the bytes counted
         self.delta_costs = np.full(DELTA_SEEN + 1, 8.0 / (1.0 - DELTA_DECAY))
         self.delta_costs[DELTA_SEEN] = 0
@@ -370,76 +327,6 @@ def _alnum(c: int) -> bool:
 
 
 @kernel(inline="always")
-def _shared_before(data, cand, pos, view, limit):
-    """How many bytes (at most `limit`) just before `cand` equal those just before `pos`,
-    all of them visible."""
-    run = 0
-    while run < limit and cand - 1 - run >= 0 and visible(cand - 1 - run, pos, view) and \
-            visible(pos - 1 - run, pos, view) and data[cand - 1 - run] == data[pos - 1 - run]:
-        run += 1
-    return run
-
-
-@kernel(inline="always")
-def _verified_run(data, cand, pos, view, least):
-    """How many bytes before the indexed position `cand` match those before `pos` (up to
-    MATCH_MAX_VERIFY, all visible), when at least `least` do and `cand` itself may be read;
-    else 0: no repeat there."""
-    if cand <= 0 or not visible(cand - 1, pos, view):
-        return 0
-    run = _shared_before(data, cand, pos, view, MATCH_MAX_VERIFY)
-    return run if run >= least and visible(cand, pos, view) else 0
-
-
-@kernel(inline="always")
-def _realign(data, pos, view, ptr):
-    """Of ptr - 1, ptr and ptr + 1 (a byte inserted, changed or deleted), the repeat whose
-    bytes before it match those before `pos` longest; ptr on a tie. Evaluating, the repeat
-    may lie ahead of `pos`, in training bytes after the block: once only those behind it were
-    tried, and a held-out block whose copy ahead had lost bytes lost its repeat at each one
-    (eight bytes, about 80 bits)."""
-    best, longest = ptr, -1
-    for cand in (ptr, ptr - 1, ptr + 1):
-        if not visible(cand, pos, view):
-            continue
-        run = _shared_before(data, cand, pos, view, 8)
-        if run > longest:
-            best, longest = cand, run
-    return best
-
-
-@kernel(inline="always")
-def _hash_byte(h, c):
-    """One step of the running hash over the bytes before a position (c: the byte, or 0 or
-    256 for one not visible)."""
-    return (h + np.uint64(c + 1)) * np.uint64(0x100000001B3)
-
-
-@kernel(inline="always")
-def _recent_hash(data, pos, view, n):
-    """The running hash of the `n` bytes before pos, as `_context_hashes` walks them: for
-    `match_min` bytes, the key of the match index."""
-    h = RUNNING_HASH_SEED
-    for k in range(1, n + 1):
-        p = pos - k
-        h = _hash_byte(h, data[p] if visible(p, pos, view) else 0)
-    return h
-
-
-@kernel(inline="always")
-def _index_slot(key, match_mask):
-    """The match index's slot for a running hash of the bytes before a position (the long
-    repeats' index is the upper half: its slots are match_mask + 1 further)."""
-    return np.int64(mix64(key) & np.uint64(match_mask))
-
-
-@kernel(inline="always")
-def _long_step(h, c):
-    """The hash of the last LONG_MATCH bytes (`_long_hash`) after one more byte `c`."""
-    return (h << np.uint64(2)) + np.uint64(c + 1)
-
-
-@kernel(inline="always")
 def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, state, out):
     """One 64-bit hash per context for the byte at `pos`; returns the match model's hash.
 
@@ -450,7 +337,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
     for k in range(deepest + 1):
         if k > 0:
             p = pos - k
-            h = _hash_byte(h, data[p] if visible(p, pos, view) else 0)
+            h = hash_byte(h, data[p] if visible(p, pos, view) else 0)
         while i < len(orders) and orders[i] == k:
             out[i] = h + np.uint64(k)
             i += 1
@@ -469,14 +356,14 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             above = pos - line
             for d in range(-1, 2):
                 p = above + d
-                h = _hash_byte(h, data[p] if visible(p, pos, view) else 256)
+                h = hash_byte(h, data[p] if visible(p, pos, view) else 256)
             # how much of this line so far matches the line above: a column of numbers
             # that change slowly shares a prefix with the row above
-            run = _shared_before(data, above, pos, view, min(col, 16))
+            run = shared_before(data, above, pos, view, min(col, 16))
             h += np.uint64(col == 0) + np.uint64(2 * min(run, 3) + 8 * (run == col))
         elif record > 0 and state[RECORD_BY_BYTE]:  # a field: its column, the byte above
             c = data[pos - record] if visible(pos - record, pos, view) else 256
-            h = _hash_byte(h, c) + np.uint64(pos % record)
+            h = hash_byte(h, c) + np.uint64(pos % record)
         elif record > 0:  # records counted from the start
             h = record_above(data, pos, view, record)
         out[j] = h
@@ -491,21 +378,10 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
                 else:
                     p = pos - back
                     c = data[p] if visible(p, pos, view) else 256
-                h = _hash_byte(h, c)
+                h = hash_byte(h, c)
             out[j] = h
             j += 1
     return match_hash
-
-
-@kernel(inline="always")
-def _long_hash(data, pos, view):
-    """A hash of the LONG_MATCH bytes before pos (those not visible as 0), two bits a byte: a
-    byte shifts out after LONG_MATCH more, so a pass updates it byte by byte (`_code`)."""
-    h = np.uint64(0)
-    for k in range(LONG_MATCH, 0, -1):
-        c = data[pos - k] if visible(pos - k, pos, view) else 0
-        h = _long_step(h, c)
-    return h
 
 
 @kernel(inline="always")
@@ -553,93 +429,6 @@ def _bucket(context_hash, c0, bucket_mask):
     hb ^= hb >> np.uint64(29)
     check = np.uint32((hb >> np.uint64(40)) | np.uint64(1))
     return np.int64(hb & np.uint64(bucket_mask)) << 4, check
-
-
-# The delta model's helpers are calls, not inlined into `_code`: inlined, they left the sizes
-# without the model 15-20% slower (cm-order4 on Python source, 925 -> 1,116 ns/byte).
-@kernel()
-def _delta_rows(data, pos, view, record, rows, above):
-    """For each stride of the delta model, the row of counts that predicts the byte at pos
-    (stride, column, how the byte before compared with its own one stride back) and the byte
-    one stride back; row -1 where its bytes are not visible or there is no such stride."""
-    for k in range(len(DELTA_STRIDES)):
-        d = DELTA_STRIDES[k] if DELTA_STRIDES[k] > 0 else record
-        rows[k] = -1
-        if d <= 0 or d > DELTA_MAX_STRIDE or pos - 1 - d < 0 or not (
-                visible(pos - d, pos, view) and visible(pos - 1, pos, view)
-                and visible(pos - 1 - d, pos, view)):
-            continue
-        before, back = data[pos - 1], data[pos - 1 - d]
-        compared = 0 if before == back else (1 if before < back else 2)
-        rows[k] = (k * DELTA_MAX_STRIDE + pos % d) * 3 + compared
-        above[k] = data[pos - d]
-
-
-@kernel()
-def _delta_open(delta_costs):
-    """The stride whose recent code is shortest, where it beats plain byte counts' by
-    DELTA_GATE; else -1 (the delta input stays silent)."""
-    if delta_costs[DELTA_SEEN] < DELTA_WARM:
-        return -1
-    best = 0
-    for k in range(1, len(DELTA_STRIDES)):
-        if delta_costs[k] < delta_costs[best]:
-            best = k
-    return best if delta_costs[best] < DELTA_GATE * delta_costs[DELTA_ORDER0] else -1
-
-
-@kernel()
-def _cumulate(counts, row, cum):
-    """cum[j]: the row's counts (each with DELTA_PRIOR) of the differences below j."""
-    total = 0.0
-    for j in range(256):
-        cum[j] = total
-        total += counts[row, j] + DELTA_PRIOR
-    cum[256] = total
-
-
-@kernel()
-def _cyclic_mass(cum, first, n):
-    """Counts of the n differences from `first` on, round past 255."""
-    end = first + n
-    if end <= 256:
-        return cum[end] - cum[first]
-    return cum[256] - cum[first] + cum[end - 256]
-
-
-@kernel()
-def _delta_stretch(cum, a, c0, bit_index, stretch):
-    """The delta model's stretched probability that the next bit is 1: of the bytes the known
-    bits leave (those whose differences from `a` the counts give), the share whose bit is 1."""
-    shift = 8 - bit_index
-    low = (c0 - (1 << bit_index)) << shift  # the least byte the known bits leave
-    half = 1 << (shift - 1)
-    whole = _cyclic_mass(cum, (low - a) & 255, 2 * half)
-    ones = _cyclic_mass(cum, (low + half - a) & 255, half)
-    return stretch[min(np.int64(ones / whole * 4096), 4095)]
-
-
-@kernel()
-def _count(counts, row, value, costs, k):
-    """Add the code length of `value` under the row to costs[k] (decayed), then count it."""
-    share = (counts[row, value] + DELTA_PRIOR) / (counts[row, 256] + 256 * DELTA_PRIOR)
-    costs[k] = costs[k] * DELTA_DECAY - math.log2(share)
-    counts[row, value] += 1
-    counts[row, 256] += 1
-    if counts[row, 256] > DELTA_LIMIT:
-        for j in range(257):
-            counts[row, j] *= 0.5
-
-
-@kernel()
-def _learn_deltas(counts, rows, above, byte, costs):
-    """Count the byte's difference in each stride's row, and the byte itself in plain counts;
-    the gate compares their recent code lengths."""
-    for k in range(len(DELTA_STRIDES)):
-        if rows[k] >= 0:
-            _count(counts, rows[k], (byte - above[k]) & 255, costs, k)
-    _count(counts, DELTA_PLAIN_ROW, byte, costs, DELTA_ORDER0)
-    costs[DELTA_SEEN] += 1
 
 
 @kernel(nogil=True)
@@ -695,17 +484,17 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         # repeat costing 0.1 bits at 16 KiB (zstd: 0.01).
         unseen = length > 0 and not visible(ptr, pos, view)
         if recovering > 0 and not unseen:
-            ptr = _realign(data, pos, view, ptr)
+            ptr = realign(data, pos, view, ptr)
         match_hash = _context_hashes(data, pos, view, orders, match_min, word,
                                      column, sparse, state, hashes)
         byte = np.int64(data[pos])
         c1 = np.int64(data[pos - 1]) if visible(pos - 1, pos, view) else 0
         _prefetch_buckets(tables, hashes, byte, bucket_mask)
         _prefetch_map_rows(apm, c1, byte)
-        slot = _index_slot(match_hash, match_mask)
+        slot = index_slot(match_hash, match_mask)
         if (length < match_min or unseen) and pos >= match_min:  # none, recovering or unseen
             cand = match_table[slot]
-            run = _verified_run(data, cand, pos, view, match_min)
+            run = verified_run(data, cand, pos, view, match_min)
             if run > 0:
                 ptr, length, recovering, unseen = cand, run, 0, False
         if pos >= match_min:
@@ -714,11 +503,11 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             match_table[slot] = pos
         if long_repeats:
             if pos != last + 1:  # the first byte, or one after held-out bytes skipped
-                long_hash = _long_hash(data, pos, view)
-            long_slot = match_mask + 1 + _index_slot(long_hash, match_mask)
+                long_hash = long_match_hash(data, pos, view)
+            long_slot = match_mask + 1 + index_slot(long_hash, match_mask)
             if (length < LONG_MATCH or unseen) and pos % LONG_MATCH_EVERY == 0:
                 cand = match_table[long_slot]
-                run = _verified_run(data, cand, pos, view, LONG_MATCH) if cand != ptr else 0
+                run = verified_run(data, cand, pos, view, LONG_MATCH) if cand != ptr else 0
                 if run > 0 and (run > length or unseen):
                     ptr, length, recovering, unseen = cand, run, 0, False
             if pos >= LONG_MATCH:
@@ -727,10 +516,10 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                                        match_table[long_slot])
                 match_table[long_slot] = pos
         if pos + 1 < stop:  # the next byte's slots in the match index, a byte ahead
-            prefetch(match_rows, _index_slot(_recent_hash(data, pos + 1, view, match_min),
+            prefetch(match_rows, index_slot(recent_hash(data, pos + 1, view, match_min),
                                              match_mask), 0)
             if long_repeats:
-                prefetch(match_rows, match_mask + 1 + _index_slot(_long_step(long_hash, byte),
+                prefetch(match_rows, match_mask + 1 + index_slot(long_step(long_hash, byte),
                                                                   match_mask), 0)
         guess = length > 0 and not unseen
         expected = np.int64(data[ptr]) if guess else -1
@@ -745,10 +534,10 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             len_bucket = min(31, 12 + np.int64(math.log2(length)))
         opened = -1
         if delta:
-            _delta_rows(data, pos, view, state[RECORD_LENGTH], rows, above)
-            opened = _delta_open(delta_costs)
+            delta_rows(data, pos, view, state[RECORD_LENGTH], rows, above)
+            opened = delta_open(delta_costs)
             if opened >= 0 and rows[opened] >= 0:
-                _cumulate(counts, rows[opened], cum)
+                cumulate(counts, rows[opened], cum)
             else:
                 opened = -1
         c0, nib, chance, s3 = 1, 1, 1.0, CONFIDENCE_SETS_AT
@@ -799,7 +588,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                 index[n_ctx], x[n_ctx] = -1, 0.0
             if delta:  # no counter of its own: index -1
                 index[n_ctx + 1] = -1
-                x[n_ctx + 1] = 0.0 if opened < 0 else _delta_stretch(
+                x[n_ctx + 1] = 0.0 if opened < 0 else delta_stretch(
                     cum, above[opened], c0, bit_index, stretch)
             group = min(bucket, 7) if predicted >= 0 and bucket < MATCH_BUCKETS else 0
             s1, s2 = c0, MATCH_SETS_AT + group * 256 + c1
@@ -876,7 +665,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         if keep_per_byte:
             per_byte[pos - start] = bits
         if delta and learn and view[4] == LEARNING:
-            _learn_deltas(counts, rows, above, byte, delta_costs)
+            learn_deltas(counts, rows, above, byte, delta_costs)
         # --- after the byte: follow the repeat, update word and line state ---
         if unseen:
             ptr += 1
@@ -894,7 +683,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                     length = 0
         state[0], state[1], state[6] = ptr, length, recovering
         if long_repeats:
-            long_hash = _long_step(long_hash, byte)
+            long_hash = long_step(long_hash, byte)
             last = pos
         if _alnum(byte):
             state[2] = np.int64((np.uint64(state[2]) + np.uint64(byte + 1)) *

@@ -43,7 +43,7 @@ CM_PER_CONTEXT_BYTE, CM_PER_BYTE = 14, 50
 # updates, the byte above compared and counted (2), and the byte that last followed it
 # loaded, compared, counted and stored (5).
 CM_RECORD_PER_GUESS = 19
-# The delta model of the sizes that have one (`context_mixing.DELTA_STRIDES`), one more mixer
+# The delta model of the sizes that have one (`delta_model.DELTA_STRIDES`), one more mixer
 # input: per byte, each of four strides' row (visibility, compare, address: 8) and, learning,
 # the code length of its difference and the count (logarithm 10, update 6); the same for plain
 # counts; where it is open, the row summed (2 per difference: 512); per bit, two masses of

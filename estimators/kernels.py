@@ -2,10 +2,11 @@
 
 numba checks a cached kernel against the source of the file that defines it and nothing else.
 A kernel that inlines functions of other modules (`context_mixing._code` inlines
-`records.learn_record`, `holdout.mix64` and `blending.prefetch`) went on running their old
-copies after only those modules changed: a fix there reached no score, under a `code_hash`
-that said it had (`tests/test_estimator_units.py` shows it). A kernel compiled here is stamped with `source_hash` of its whole top-level package
-(for this one, `code_hash`, the key of saved runs and results), so any change compiles afresh.
+`records.learn_record`, `match_model.verified_run` and `blending.prefetch`) went on running
+their old copies after only those modules changed: a fix there reached no score, under a
+`code_hash` that said it had (`tests/test_estimator_units.py` shows it). A kernel compiled
+here is stamped with `source_hash` of its whole top-level package (for this one, `code_hash`,
+the key of saved runs and results), so any change compiles afresh.
 """
 from __future__ import annotations
 
