@@ -541,7 +541,12 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
     data = load(source, format, vocab_size=vocab_size)
     state = Path(state_dir) if state_dir else None
     if state:
-        state.mkdir(parents=True, exist_ok=True)
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file there, no permission, a read-only disk
+            why = "it is a file" if state.is_file() else e.strerror or str(e)
+            raise ValueError(f"cannot keep runs in {state}: {why}; give a directory that can "
+                             "be created and written") from None
     seed_list = [seed + i for i in range(seeds)]
 
     def overall() -> float:

@@ -59,6 +59,9 @@ def autocast(device: torch.device):
 def cap_threads(threads: int | None) -> int:
     """Cap intra-op threads; concurrent jobs must share the cores, not oversubscribe them.
     Returns the cap: `threads`, else $EPIPLEX_THREADS, else every core."""
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a whole number >= 1, not {threads!r} "
+                         "(leave it out to use every core)")
     threads = max(1, threads or int(os.environ.get("EPIPLEX_THREADS", 0)) or os.cpu_count() or 1)
     torch.set_num_threads(threads)
     return threads

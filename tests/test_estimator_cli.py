@@ -49,6 +49,18 @@ def test_bad_input_exits_2_with_a_message(tmp_path):
     assert "Traceback" not in wrong.stderr
 
 
+def test_bad_options_exit_2_with_a_message_before_any_work(tmp_path):
+    path = tmp_path / "noise.bin"
+    path.write_bytes(synthetic.random_bytes(4096))
+    threads = score(str(path), "--threads", "0")
+    assert threads.returncode == 2, threads.stderr  # 0 and -2 once ran silently
+    assert "threads must be a whole number >= 1, not 0 (leave it out to use every core)" \
+        in threads.stderr
+    state = score(str(path), "--state-dir", str(path))  # a traceback (FileExistsError) once
+    assert state.returncode == 2 and "Traceback" not in state.stderr
+    assert f"cannot keep runs in {path}: it is a file; give a directory" in state.stderr
+
+
 def test_small_data_for_the_budget_is_warned_about():
     result = estimators.estimate(synthetic.random_bytes(16 * 1024), budgets=[1e9, 1e13])
     warned = [w for w in result.warnings if "data too small for the budget" in w]
