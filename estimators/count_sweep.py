@@ -16,7 +16,8 @@ from estimators import code_hash, count_family
 OPERATION_IN_FLOPS = 40
 # What a size's label says until its first bytes are coded: the first run after installing or
 # changing the estimators compiles the kernels (60-80 s on 2 cores), later ones load them.
-STARTING = "(loading its kernels; the first run after installing compiles them, about a minute)"
+STARTING = ("(loading its kernels; the first run after installing or upgrading compiles them, "
+            "about a minute)")
 
 
 def count_family_run(sweep, cfg, tick: Callable[..., None] | None = None) -> dict | None:
