@@ -8,21 +8,26 @@ random bytes, compilation excluded, the fastest of three passes; then the wall t
 size's whole run in a quick sweep of the source (its pass and held-out evaluations). Peak
 memory is the resident high-water mark of a fresh process that scores a `--large-mib` file with
 the largest size, its held-out evaluations included, and nothing else loaded (no torch).
-`--against REV` times the bitwise sizes' kernels (`estimators/context_mixing.py`) against those
-of git revision REV instead: both imported in this process, their passes interleaved, so that
-the drift of a shared machine falls on both alike; it also checks they code alike.
+`--against REV` times the bitwise sizes' kernels (`estimators/context_mixing.py` and the modules
+it draws on) against those of git revision REV instead: both packages imported in this process,
+their passes interleaved, so that the drift of a shared machine falls on both alike; it also
+checks they code alike.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import math
 import os
+import re
 import resource
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -93,17 +98,28 @@ def peak_memory_child(path: str) -> None:
           f"{(last['epiplexity_bits'] + last['entropy_bits']) / len(data.tokens):.4f}")
 
 
+def kernels_at(rev: str):
+    """`context_mixing` as it was at git revision `rev`, with the whole package of then
+    (imported as `estimators_then`), so that a change to any module its kernels draw on
+    (`match_model`, `records`, ...) is compared too."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "archive", rev, "estimators"], check=True,
+                             capture_output=True, cwd=root)
+    folder = tempfile.mkdtemp()  # left for numba's cache of the old kernels
+    tarfile.open(fileobj=io.BytesIO(archive.stdout)).extractall(folder, filter="data")
+    package = Path(folder, "estimators_then")
+    Path(folder, "estimators").rename(package)
+    for path in package.rglob("*.py"):  # its imports of itself, under its name here
+        path.write_text(re.sub(r"(?m)^(\s*)(from|import) estimators\b", r"\1\2 estimators_then",
+                               path.read_text()))
+    sys.path.insert(0, folder)
+    return importlib.import_module("estimators_then.context_mixing")
+
+
 def against(rev: str, passes: int = 7) -> None:
     """ns/byte of each bitwise size's learning pass on 1 MiB of source and of random bytes:
     the kernels of git revision `rev`, then this checkout's, the fastest of `passes` each."""
-    old = subprocess.run(["git", "show", f"{rev}:estimators/context_mixing.py"], check=True,
-                         capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout
-    folder = tempfile.mkdtemp()  # left for numba's cache of the old kernels
-    with open(os.path.join(folder, "context_mixing_then.py"), "w") as f:
-        f.write(old)
-    sys.path.insert(0, folder)
-    modules = (importlib.import_module("context_mixing_then"), context_mixing)
+    modules = (kernels_at(rev), context_mixing)
     print(f"machine: {machine()}\n\n{'size':<12} {'data':<7} {rev + ' ns/B':>14} "
           f"{'now ns/B':>10} {'speed-up':>9}")
     arrays = {name: np.frombuffer(data, dtype=np.uint8)
