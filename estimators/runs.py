@@ -15,6 +15,7 @@ from typing import Sequence
 from estimators import count_family
 from estimators.count_sweep import count_family_run, planned_work
 from estimators.frontier import check_families
+from estimators.planning import check_enough_data
 from estimators.sweep import ProgressCallback, _Sweep, resolve
 
 
@@ -25,9 +26,10 @@ def _sweep(source, format: str, preset: str | None, budgets: Sequence[float] | N
 
     chosen, ladder = resolve(preset, budgets)
     data = load(source, format, vocab_size=vocab_size)
+    families = check_families(families)
     sweep = _Sweep(data, chosen, ladder, estimator, [seed + i for i in range(seeds)], device,
-                   progress, state_dir, check_families(families))
-    sweep.check_enough_data()
+                   progress, state_dir, families)
+    check_enough_data(data, chosen, families)
     return sweep
 
 

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,20 +24,15 @@ import numpy as np
 from estimators import __version__, code_hash
 from estimators.baselines import COMPRESSOR_MEMORY_BYTES, compressor_baselines
 from estimators.count_sweep import CountFamilyRuns
-from estimators.lanes import Stopped, run_in_lanes
-from estimators.data import (MIN_SEQUENCES, DataFormatError, TokenData, batch_schedule,
-                             heldout_sequences, load, split)
+from estimators.data import TokenData, load, split
 from estimators.frontier import (FAMILIES, UNIFORM, Point, best_within, check_families,
                                  lower_hull, untrained_point)
+from estimators.lanes import Stopped, run_in_lanes
+from estimators.planning import UNREACHABLE_FRACTION, PlannedRun, SweepPlan, check_enough_data
 from estimators.presets import ESTIMATORS, PRESETS, Preset
 from estimators.result import CurvePoint, DatasetInfo, EstimateResult
-from estimators import count_family, flops
 
 ProgressCallback = Callable[[float, str], None]
-# A rung no run spends this share of is out of reach: the data is small for it, so the
-# standard and deep presets replay for it and every preset warns when it is the top one
-# (budgets are usually a decade apart, so within a factor of two a point is representative).
-UNREACHABLE_FRACTION = 0.5
 # The most memory the runs on a sweep's lanes hold at once (count-family tables, compressors'
 # windows): with the interpreter, torch and the data, quick on 100 MiB then peaks well under
 # 2 GiB. Its two largest count-family sizes (490 and 842 MiB of tables) no longer run at once.
@@ -78,209 +73,22 @@ def _interval(values: list[float]) -> dict:
     return {"low": mean - half, "high": mean + half}
 
 
-@dataclass(frozen=True)
-class PlannedRun:
-    """One training run of a sweep, before it runs: whose settings, what size, how far."""
-
-    preset: Preset  # settings (batch, learning rates, held-out slice); an included preset's own
-    size: tuple[int, int, int]  # width, depth, context
-    cap: int  # training tokens: one pass over the data at most
-    replay_epochs: int  # epochs over the coded prefix at each block boundary (0: one pass)
-    budget_flops: float  # the budget it serves: everything it spends fits within it
-    planned_flops: float  # what it spends if early stopping never cuts a replay short
-
-
-@dataclass(frozen=True)
-class _Size:
-    """A model size a preset can train on the data, priced with that preset's settings."""
-
-    preset: Preset
-    size: tuple[int, int, int]  # width, depth, context
-    usable: int  # training sequences: the rest are held out
-    steps: int  # optimiser steps in one pass
-    spend: Callable[..., float]  # (sequences, replay epochs=0) -> planned FLOPs
-
-
-def _same_run(a: PlannedRun, b: PlannedRun) -> bool:
-    """Whether two planned runs train the same way (they may serve different rungs)."""
-    return (a.preset, a.size, a.cap, a.replay_epochs) == (b.preset, b.size, b.cap, b.replay_epochs)
-
-
-def _reaches(runs: Sequence[PlannedRun], budget: float) -> bool:
-    """Whether one of `runs` spends enough of `budget` that the rung is not out of reach."""
-    return max((run.planned_flops for run in runs), default=0.0) >= budget * UNREACHABLE_FRACTION
-
-
-def _largest(fits: Callable[[int], bool], most: int) -> int:
-    """The largest k in [0, most] with fits(k), for `fits` true up to a point and false after."""
-    low, high = 0, most
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle - 1)
-    return low
-
-
 class _Sweep:
     """Everything one `estimate` call shares: data, settings, progress and saved runs."""
 
     def __init__(self, data: TokenData, preset: Preset, budgets: list[float], estimator: str,
                  seeds: list[int], device, progress: ProgressCallback | None,
                  state_dir: Path | None, families: Sequence[str] = FAMILIES):
-        self.data, self.preset, self.budgets = data, preset, budgets
+        self.data, self.preset = data, preset
         self.estimator, self.seeds, self.device = estimator, seeds, device
         self.progress, self.state_dir, self.families = progress, state_dir, tuple(families)
-        self.custom_budgets = list(preset.all_budgets) != budgets
-        self.warnings: list[str] = []
-        if not self.custom_budgets:
-            self.budgets = self._ladder(preset)
-        self.plan: list[PlannedRun] = []
-        if "transformer" in self.families:  # its warnings are about transformer runs
-            self.plan = self._plan()
-            self._unreachable_warning()
+        planned = SweepPlan(data, preset, budgets, estimator, self.families)
+        self.budgets, self.plan, self.warnings = planned.budgets, planned.runs, planned.warnings
         self.total_flops = sum(r.planned_flops for r in self.plan) * len(seeds) or 1.0
         self.done_flops = 0.0
         self.label = ""  # what the last tick was about
         self.stopping = threading.Event()  # set when the sweep failed: runs on lanes end
         self._count_lock = threading.Lock()
-
-    def _plan(self) -> list[PlannedRun]:
-        """The runs to make: those of the included smaller presets, then this preset's own
-        (a run two presets plan alike is made once, for the smaller)."""
-        plan: list[PlannedRun] = []
-        for preset in reversed(self.preset.with_included()):
-            own_ladder = preset is self.preset or self.custom_budgets
-            own, reason = self._plan_preset(
-                preset, self.budgets if own_ladder else self._ladder(preset))
-            plan += [run for run in own if not any(_same_run(run, made) for made in plan)]
-        if reason and not plan:  # this preset's own reason
-            self.warnings.append(reason)
-        return plan
-
-    def _ladder(self, preset: Preset) -> list[float]:
-        """A preset's rungs for this data: its budgets, then each of its large-data budgets
-        where a count-family size, run for it, spends more than the rung below."""
-        ladder = list(preset.budgets)
-        if count_family.FAMILY not in self.families:
-            return ladder
-        width = self.data.token_bytes
-        size = len(self.data.tokens) * width
-        for budget in preset.large_data_budgets:
-            stops = [count_family.checkpoint_stops(cfg, size, ladder + [budget], width)
-                     for cfg in count_family.SIZES]
-            if max((run[-1][1] for run in stops if run), default=0.0) > ladder[-1]:
-                ladder.append(budget)
-        return ladder
-
-    def _transformer_ladder(self, preset: Preset, ladder: list[float]) -> list[float]:
-        """The rungs of `ladder` that a preset's transformer runs serve: the preset's own
-        budgets, not its large-data ones; budgets given are served as given."""
-        if self.custom_budgets:
-            return ladder
-        return [b for b in ladder if b <= preset.budgets[-1]]
-
-    def _sizes(self, preset: Preset) -> list[_Size]:
-        """The sizes of `preset` the data has enough sequences for, priced with its settings."""
-        from estimators import prequential, requential
-
-        cost = (requential if self.estimator == "requential" else prequential).planned_flops
-        sizes = []
-        for width, depth, context in preset.sizes:
-            sequences = (len(self.data.tokens) - 1) // context
-            if sequences < MIN_SEQUENCES:
-                continue
-            n = flops.count_params(self.data.vocab_size, width, depth, context)
-            held = heldout_sequences(sequences, context, preset.heldout_tokens)
-            batch = max(1, preset.batch_tokens // context)
-
-            def spend(count: int, epochs: int = 0, n=n, context=context, held=held,
-                      batch=batch) -> float:  # this size's values, not the loop's last
-                return cost(batch_schedule(count, batch), context, n, held, epochs)
-
-            usable = sequences - held
-            sizes.append(_Size(preset, (width, depth, context), usable,
-                               len(batch_schedule(usable, batch)), spend))
-        return sizes
-
-    def _plan_preset(self, preset: Preset, ladder: list[float]) -> tuple[list[PlannedRun], str]:
-        """One preset's runs for `ladder`: a pass per size capped so that everything it spends,
-        evaluations included, fits the top budget; then, for each rung that no pass spends
-        half of, the replay run that makes the most optimiser steps within it, of the sizes of
-        this preset and those it includes (each with its own preset's settings). On small data
-        a large size buys an epoch or two of a few dozen steps and learns less than a small
-        one does with many more: on 256 KiB at 1e13, 192x3 coded an order-2 chain at 3.91 bits/byte
-        and Python source at 3.50, 48x2 at 3.82 and 2.70."""
-        ladder = self._transformer_ladder(preset, ladder)
-        top, plan, sizes = ladder[-1], [], self._sizes(preset)
-        trained = {size.size for size in sizes}
-        for width, depth, context in preset.sizes:
-            if (width, depth, context) not in trained:
-                self.warnings.append(f"skipped the {width}x{depth} model: the data has fewer "
-                                     f"than {MIN_SEQUENCES * context + 1} tokens it needs")
-        for size in sizes:
-            count = _largest(lambda c: size.spend(c) <= top, size.usable)
-            if count:  # else too large for every budget
-                plan.append(PlannedRun(preset, size.size, count * size.size[2], 0, top,
-                                       size.spend(count)))
-        if not sizes:  # too few tokens for every size: see check_enough_data
-            return plan, ""
-        if not plan:
-            cheapest = min(size.spend(1) for size in sizes)
-            return plan, (
-                f"the largest budget ({top:.2g} FLOPs) is below the cheapest run of the preset "
-                f"({cheapest:.2g} FLOPs to train one batch and evaluate): the result is the "
-                "untrained model's code. Raise the budget.")
-        if self.estimator == "prequential" and preset.max_replay_epochs:
-            passes = list(plan)
-            candidates = [size for included in reversed(preset.with_included()[1:])
-                          for size in self._sizes(included)] + sizes
-            for budget in ladder:
-                if _reaches(passes, budget):
-                    continue  # not small data for this rung: a pass already spends most of it
-                steps, replay = 0, None
-                for size in candidates:  # by preset, smaller first: a tie goes to the larger
-                    most = min(preset.max_replay_epochs,
-                               preset.max_replay_tokens // (size.usable * size.size[2]))
-                    epochs = _largest(lambda e: size.spend(size.usable, e) <= budget, most)
-                    if epochs and epochs * size.steps >= steps:
-                        steps, replay = epochs * size.steps, PlannedRun(
-                            size.preset, size.size, size.usable * size.size[2], epochs, budget,
-                            size.spend(size.usable, epochs))
-                if replay and not any(_same_run(replay, run) for run in plan):
-                    plan.append(replay)
-        return plan, ""
-
-    def check_enough_data(self) -> None:
-        """Raise DataFormatError saying what to give when no family in use can learn from the
-        data: the transformer needs a few sequences of the shortest context among the sizes of
-        the preset and those it includes, the count family a stratum of held-out blocks
-        (`count_family.MIN_BYTES`)."""
-        shortest = min(context for preset in self.preset.with_included()
-                       for _, _, context in preset.sizes)
-        needs = {"transformer": MIN_SEQUENCES * shortest + 1,
-                 count_family.FAMILY: -(-count_family.MIN_BYTES // self.data.token_bytes)}
-        needs = {family: needs[family] for family in self.families}
-        if any(len(self.data.tokens) >= need for need in needs.values()):
-            return  # the per-size warnings say why the transformer did not run, if it did not
-        least = min(needs.values())
-        raise DataFormatError(
-            f"the dataset is too small to train any model of the preset: give at least {least} "
-            "tokens" + (f" ({', '.join(f'{family} {need}' for family, need in needs.items())})"
-                        if len(needs) > 1 else ""))
-
-    def _unreachable_warning(self) -> None:
-        """Warn when no run of the preset can spend most of the top budget it serves."""
-        top = self._transformer_ladder(self.preset, self.budgets)[-1]
-        if self.plan and not _reaches(self.plan, top):
-            spent = max(r.planned_flops for r in self.plan)
-            replay = (f"one pass, or a replay of at most {self.preset.max_replay_epochs} epochs "
-                      f"and {self.preset.max_replay_tokens:,} tokens a block boundary"
-                      if self.preset.max_replay_epochs else
-                      f"one pass: the {self.preset.name} preset does not replay small data, "
-                      "the standard and deep presets do")
-            self.warnings.append(
-                f"data too small for the budget: the most a planned run spends is {spent:.2g} "
-                f"FLOPs ({replay}), below the {top:.2g} asked, so the curve is flat beyond "
-                "that. Add data or lower the budget.")
 
     @property
     def fraction(self) -> float:
@@ -570,7 +378,7 @@ def estimate(source, *, format: str = "bytes", preset: str | None = "quick",
 
     sweep = _Sweep(data, chosen, ladder, estimator, seed_list, dev, None, state, family_names)
     ladder = sweep.budgets  # a preset's large-data rungs join where the count family needs them
-    sweep.check_enough_data()
+    check_enough_data(data, chosen, family_names)
     counting = CountFamilyRuns(sweep) if "context-mixing" in family_names else None
     count_work = sum(counting.work) if counting else 0.0  # the families share the bar by work
     count_share = count_work / (count_work + (sweep.total_flops if sweep.plan else 0.0) or 1.0)
