@@ -1,5 +1,6 @@
 """Units and caches: per-byte figures divide by the bytes coded, `.npy` vocabularies are capped,
 and saved runs are keyed by the estimators' code."""
+import importlib
 import json
 import os
 import shutil
@@ -172,6 +173,17 @@ def test_a_cached_kernel_is_recompiled_when_a_module_it_inlines_changes(tmp_path
     step.write_text(step.read_text().replace("STEP = 1", "STEP = 2"))
     assert _run_cached_kernel(package) == (30, "compiled")
     assert _run_cached_kernel(package) == (30, "hit")
+
+
+def test_every_kernel_of_the_estimators_is_cached_under_the_code_hash():
+    modules = [importlib.import_module(f"estimators.{path.stem}")
+               for path in Path(estimators.__file__).parent.glob("*.py")
+               if "@kernel" in path.read_text()]
+    kernels = {f"{m.__name__}.{name}": f for m in modules for name, f in vars(m).items()
+               if hasattr(f, "signatures") and f.__module__ == m.__name__}
+    assert len(kernels) >= 40 and "estimators.context_mixing._code" in kernels
+    stamps = {name: f._cache._impl.locator.get_source_stamp() for name, f in kernels.items()}
+    assert {name for name, stamp in stamps.items() if stamp != estimators.code_hash()} == set()
 
 def test_each_count_family_size_says_it_is_loading_its_kernels_before_it_codes():
     # the first run after installing compiles them for a minute: the bar must not sit unlabelled
