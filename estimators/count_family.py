@@ -191,7 +191,8 @@ def _standard_error(per_block: np.ndarray, blocks: int) -> float:
 
 
 def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray,
-                   online: float = 0.0) -> tuple[float, float]:
+                   online: float = 0.0, stands_for: np.ndarray | None = None
+                   ) -> tuple[float, float]:
     """Held-out bits per byte of the part of the data a checkpoint learned from, and the price
     of the part ahead of it, each from the held-out blocks that stand for it: `learned` is the
     share of each block's stratum that the checkpoint learned from, and a block counts for
@@ -215,8 +216,11 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray,
     under the 4 the random blocks alone cost, where the online code had paid 4.07. (The online
     code since the last checkpoint would be noisy: on text that drifts, a stretch of hard files
     raised the next checkpoint's S+H over the one before.)"""
+    # each block's bytes weigh as many as it stands for: strata differ where the last is short
+    weight = 1.0 if stands_for is None else stands_for / np.maximum(count, 1)
+
     def loss(share: np.ndarray) -> float:
-        return float((share * bits).sum() / (share * count).sum())
+        return float((share * weight * bits).sum() / (share * weight * count).sum())
     learned = np.asarray(learned, dtype=float)
     ahead = 1.0 - learned
     if not ahead.any():  # the end of the pass: nothing is ahead
@@ -300,6 +304,8 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
     heldout_bytes = size - int(holdout.training_bytes_before(size))
     fitted = cfg.fitted(size)
     pairing = PairedLoss(holdout, size)
+    first, end = holdout.strata(size)
+    stands_for = (end - first).astype(float)
     model = fitted.model()
     online_bits, coded, position, spent = 0.0, 0, 0, 0.0
     checkpoints: list[dict] = []
@@ -314,9 +320,9 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         covered = holdout.covered(size, position)
         training_bits, _ = pairing.corrected(block_bits, block_bytes, position, whole=False)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
-        trained, _ = _region_losses(training_bits, block_bytes, covered)
+        trained, _ = _region_losses(training_bits, block_bytes, covered, stands_for=stands_for)
         learned, ahead = _region_losses(block_bits, block_bytes, covered,
-                                        online_bits / max(coded, 1))
+                                        online_bits / max(coded, 1), stands_for)
         entropy = learned * position + ahead * (size - position)
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = _standard_error(per_block, len(per_block))

@@ -111,12 +111,21 @@ class Holdout:
         blocks = self._blocks(size)
         return blocks[self.blocks_held_out(blocks)] << self.shift
 
-    def covered(self, size: int, position: int) -> np.ndarray:
-        """For each held-out block, the share of its stratum (the `every` blocks it stands
-        for) that lies before `position`."""
+    def strata(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """For each held-out block, the first byte and the end of the bytes it stands for: its
+        stratum (the `every` blocks it is one of), the last block's running on to the end of
+        the data where a short last stratum drew no block of its own."""
         stratum = self.every << self.shift
         first = (self.block_starts(size) >> (self.shift + self.every_bits)) * stratum
-        return np.clip((position - first) / (np.minimum(first + stratum, size) - first), 0, 1)
+        end = np.minimum(first + stratum, size)
+        end[-1:] = size
+        return first, end
+
+    def covered(self, size: int, position: int) -> np.ndarray:
+        """For each held-out block, the share of the bytes it stands for (`strata`) that lies
+        before `position`."""
+        first, end = self.strata(size)
+        return np.clip((position - first) / (end - first), 0, 1)
 
     def training_bytes_before(self, position):
         """How many of the first `position` bytes are training bytes (not held out); also

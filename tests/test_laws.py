@@ -156,6 +156,20 @@ def test_no_budget_codes_half_random_data_below_its_random_half():
         assert all(total(p) > 3.95 for p in points)
 
 
+def test_random_bytes_then_text_meeting_mid_stratum_split_into_no_structure():
+    """20,000 random bytes, then a 12-byte phrase repeated: the random bytes cost 8 bits each
+    whatever codes them, and there is almost nothing else. Their edge falls inside a stratum of
+    held-out blocks and the last stratum is short, with no block of its own. The boundary's
+    block (random) stood for its whole stratum and the short stratum's text was priced at the
+    mean: H 3.81 bits/byte and S -0.17, a split with no meaning."""
+    data = synthetic.random_bytes(20000, seed=7) + b"hello world " * 2000
+    truth = 8 * 20000 / len(data)  # 3.636
+    top = estimators.estimate(data, preset="quick").curve[-1]
+    assert abs(top.epiplexity_bits_per_byte) < 0.02
+    assert truth <= top.entropy_bits_per_byte < truth * 1.01
+    assert total(top) < truth * 1.005
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", REPEATS)
 def test_a_repeated_random_pattern_is_all_structure(name):

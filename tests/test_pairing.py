@@ -61,6 +61,20 @@ def test_nothing_is_corrected_where_the_final_model_does_not_follow_the_online_c
     assert slope == 0.0 and (bits == 0).all()
 
 
+def test_a_block_far_harder_than_its_stratum_that_stays_as_hard_is_corrected_in_full():
+    # stratum 9 is random bytes (8 bits/byte) giving way to text (0) a quarter from its end,
+    # and its block fell in the random part; the final model codes it as the online code did.
+    # Clipped at three times the other gaps' median, its stratum was priced as wholly random.
+    strata = np.r_[np.full(9, 8.0), 6.0, np.zeros(6)]
+    blocks = strata.copy()
+    blocks[9] = 8.0
+    blocks += np.random.default_rng(5).normal(0, 0.01, 16)
+    count = np.full(16, 256)
+    bits, slope = filled(strata, blocks).corrected(blocks * count, count, SIZE)
+    assert slope == pytest.approx(1.0, abs=0.01)
+    assert bits[9] / 256 == pytest.approx((15 * 6.0 + blocks[9]) / 16, abs=0.02)
+
+
 def test_a_block_is_corrected_only_once_its_whole_stratum_is_coded():
     strata = np.full(16, 2.0)
     blocks = strata + np.random.default_rng(2).normal(0, 0.3, 16)
