@@ -139,10 +139,12 @@ class PairedLoss:
                   / np.maximum(train_bytes + own * self.paired[:, 1], 1))
         if pairs.sum() < MIN_PAIRS:
             return bits, 0.0
+        paired = self.paired[:, 0] / np.maximum(self.paired[:, 1], 1)  # each block, online
+        final = bits / np.maximum(count, 1)
         gap = np.zeros(len(bits))
-        gap[pairs] = self.paired[pairs, 0] / self.paired[pairs, 1] - online[pairs]
+        gap[pairs] = paired[pairs] - online[pairs]
         if self.windows and position >= self.windows[1][1] and self.near[1] > 0:
-            gap[0] = self.paired[0, 0] / self.paired[0, 1] - self.near[0] / self.near[1]
+            gap[0] = paired[0] - self.near[0] / self.near[1]
         # A gap far beyond the others' is learning, not a harder block: the stratum after a
         # random pattern's first period codes, online, the held-out block of the first that it
         # never learned (0.54 bits/byte more than its own held-out block), and corrected by
@@ -154,13 +156,11 @@ class PairedLoss:
         # rest, it priced its stratum as wholly random (H 0.08 bits/byte over on 43 KiB).
         # Only far beyond the others' gaps: kept above the cap, a harder block's noise
         # would pull L down where an easier one's cannot pull it up.
-        follows = np.abs(bits / np.maximum(count, 1) - self.paired[:, 0]
-                         / np.maximum(self.paired[:, 1], 1)) <= gap / 2
-        harder = (gap > HARDER_GAPS * typical) & follows
+        harder = (gap > HARDER_GAPS * typical) & (np.abs(final - paired) <= gap / 2)
         gap = np.where(harder, gap, np.clip(gap, -GAP_CAP * typical, GAP_CAP * typical))
         # the final model's loss against its stratum's online code, so that what sets strata
         # apart does not blur the slope
-        above = bits / np.maximum(count, 1) - online
+        above = final - online
         spread = gap[pairs].var()
         if spread <= 0:
             return bits, 0.0
