@@ -186,12 +186,15 @@ def _furthest_within(cost: Callable[[int], float], position: int, size: int, mar
 
 def _stratified_error(per_block: np.ndarray, stands_for: np.ndarray) -> float:
     """Standard error of the held-out loss over the whole data (bits per byte), from its blocks
-    in file order, one per stratum, each weighing the bytes it stands for: the variance within a
-    stratum is estimated from the differences between neighbouring strata's blocks (von
-    Neumann's successive differences), so that strata which differ from each other, as where the
-    data changes kind, do not count as noise. Estimated from the blocks' spread, it was 0.82
-    bits/byte on 20,000 random bytes followed by 24,000 of a phrase repeated, where the paired
-    estimate is right to a few hundredths; on stationary data the two agree on average."""
+    in file order, one per stratum, each weighing the bytes it stands for.
+
+    Each block errs by how far it lies from its stratum's mean, and the variance within a
+    stratum is estimated from the differences between neighbouring blocks (von Neumann's
+    successive differences), so that what sets strata apart, as where the data changes kind,
+    counts little, and never less than it is. From the blocks' spread, the error read 0.82
+    bits/byte on 20,000 random bytes followed by 24,000 of a phrase repeated, where the
+    estimate is right to 0.01; now 0.22. On stationary data the two agree
+    (`bench/bench_pairing.py`)."""
     if len(per_block) < 2:
         return 0.0
     share = stands_for / stands_for.sum()
@@ -322,6 +325,7 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
     stands_for = (end - first).astype(float)
     model = fitted.model()
     online_bits, coded, position, spent = 0.0, 0, 0, 0.0
+    reached = 0  # where the checkpoint before stopped
     checkpoints: list[dict] = []
     for stop, spent in checkpoint_stops(cfg, size, budgets, width):
         while position < stop:
@@ -340,13 +344,21 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         entropy = learned * position + ahead * (size - position)
         per_block = block_bits / np.maximum(block_bytes, 1)
         stderr = _stratified_error(per_block, stands_for)
+        # this model on the data the checkpoint before had learned from: the two models' losses
+        # over the same bytes, where the data changes kind along the file (`_run_warnings`)
+        earlier = _region_losses(block_bits, block_bytes, holdout.covered(size, reached),
+                                 stands_for=stands_for)[0] if reached else None
+        extra = {"online_bits": online_bits, "heldout_tokens": heldout_bytes // width,
+                 "trained_bits_per_token": trained * width,  # L_d, what S subtracts
+                 "learned_bits_per_token": learned * width,  # L, over the data before position
+                 "earlier_bits_per_token": None if earlier is None else earlier * width,
+                 "position": position // width, "paired_slope": slope}
+        reached = position
         checkpoints.append({
             "tokens_trained": coded // width, "compute_flops": spent,
             "epiplexity_bits": online_bits - trained * coded, "entropy_bits": entropy,
             "heldout_bits_per_token": entropy / size * width, "heldout_stderr": stderr * width,
-            "extra": {"online_bits": online_bits, "heldout_tokens": heldout_bytes // width,
-                      "trained_bits_per_token": trained * width,  # L_d, what S subtracts
-                      "position": position // width, "paired_slope": slope}})
+            "extra": extra})
     if not checkpoints:
         return None
     return {"family": FAMILY, "estimator": "prequential", "seed": None,

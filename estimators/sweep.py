@@ -222,6 +222,15 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
     out, cps = [], run["checkpoints"]
     if len(cps) >= 2 and cps[-2]["tokens_trained"] > 0:
         before, last = cps[-2]["heldout_bits_per_token"], cps[-1]["heldout_bits_per_token"]
+        where = ""
+        if cps[-1].get("extra", {}).get("earlier_bits_per_token") is not None:
+            # a count-family checkpoint prices the data ahead of it apart: both models on the
+            # data the first had learned from (20,000 random bytes, then a phrase repeated: the
+            # whole file's price fell from 8.005 to 3.643 bits/byte while neither model coded
+            # the random bytes better than the other)
+            before = cps[-2]["extra"]["learned_bits_per_token"]
+            last = cps[-1]["extra"]["earlier_bits_per_token"]
+            where = " over the data both had seen,"
         trained, more = cps[-2]["tokens_trained"], cps[-1]["tokens_trained"]
         # the fall per doubling of data (count-family checkpoints can be several doublings apart)
         doublings = max(1.0, math.log2(more / trained))
@@ -232,7 +241,7 @@ def _run_warnings(run: dict, budget: float) -> list[str]:
             remedy = "more data or compute" if spent >= planned * UNREACHABLE_FRACTION else \
                 f"more data (this run had spent its data at {spent:.2g} FLOPs)"
             out.append(f"the loss curve has not flattened at {budget:.2g} FLOPs (held-out loss "
-                       f"{before:.3f} -> {last:.3f} bits/token from {trained:,} to {more:,} "
+                       f"{before:.3f} -> {last:.3f} bits/token{where} from {trained:,} to {more:,} "
                        f"tokens trained): {remedy} would lower H further")
     if run["estimator"] == "requential":
         # Like with like: the checkpoint the budget chose, against the prequential code of the

@@ -190,6 +190,23 @@ def test_the_not_flattened_warning_reads_the_fall_per_doubling_of_data():
     assert _run_warnings(_run((1000, 2.0), (64000, 1.7)), 1e12) != []  # 2.5% a doubling
 
 
+def test_count_family_flatness_is_read_on_the_data_both_checkpoints_learned_from():
+    from estimators.sweep import _run_warnings
+
+    def count_run(learned: float, earlier: float) -> dict:
+        run = _run((4594, 8.005), (41312, 3.643))  # the whole file's price: 8.005 -> 3.643
+        first, last = run["checkpoints"]
+        first["extra"] = {"learned_bits_per_token": learned, "earlier_bits_per_token": None}
+        last["extra"] = {"learned_bits_per_token": 3.643, "earlier_bits_per_token": earlier}
+        return run
+    # random bytes, then a phrase: both models code the random bytes alike
+    assert _run_warnings(count_run(8.004, 8.003), 1e12) == []
+    assert _run_warnings(count_run(2.0, 1.8), 1e12) == [
+        "the loss curve has not flattened at 1e+12 FLOPs (held-out loss 2.000 -> 1.800 "
+        "bits/token over the data both had seen, from 4,594 to 41,312 tokens trained): "
+        "more data or compute would lower H further"]
+
+
 def test_data_too_small_for_the_transformer_is_scored_by_the_count_family():
     """300 bytes: fewer than the smallest transformer's four sequences of 128, enough for one
     stratum of the count family's held-out blocks; under 256 bytes no family can learn."""

@@ -174,6 +174,8 @@ def test_random_bytes_then_text_meeting_mid_stratum_split_into_no_structure():
     chosen, = [c for run in outcome.runs for c in run["checkpoints"]
                if c["entropy_bits"] == top.entropy_bits]
     assert chosen["heldout_stderr"] < 0.3
+    # nor is there more to learn: the first checkpoint had priced the text ahead as random
+    assert not any("not flattened" in w for w in outcome.warnings)
 
 
 @pytest.mark.slow
