@@ -33,8 +33,8 @@ its draw stayed in L: an order-3 chain over 2 symbols (256 KiB) whose first held
 was 0.088 bits/byte easier than its stratum gave L = 0.1664, under the sample's oracle
 (0.1708) and what the final model codes fresh bytes in (0.1697); now 0.1695.
 Measured against that truth (`bench/bench_pairing.py --samples 20`): the error of L has a
-spread of 0.012 bits/byte where it was 0.031 uncorrected (that chain, `cm-order1`), and 0.007
-where it was 0.015 (256 KiB of an order-1 chain over 4 symbols, `blend-order4`).
+spread of 0.012 bits/byte where it was 0.030 uncorrected (that chain, `cm-order1`), and 0.003
+where it was 0.010 (256 KiB of an order-1 chain over 4 symbols, `blend-order4`).
 """
 from __future__ import annotations
 
