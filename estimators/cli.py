@@ -90,16 +90,18 @@ def format_table(result: dict) -> str:
              f"families {' and '.join(result['families'])}, "
              f"seeds {result['seeds']}, {result['flops_spent']:.2g} FLOPs in "
              f"{result['seconds']:.1f}s on {result['device']}", "",
-             f"{'budget':>9}  {'S bits':>12}  {'S bits/B':>9}  {'H bits/B':>9}  family / model"]
+             f"{'budget':>9}  {'S bits':>12}  {'S bits/B':>9}  {'+/-':>6}  {'H bits/B':>9}  "
+             "family / model"]
     for c in result["curve"]:
         name = model_name(c)
         ci = ""
         if c.get("ci95"):
             lo, hi = c["ci95"]["epiplexity_bits"]["low"], c["ci95"]["epiplexity_bits"]["high"]
             ci = f"  S 95% [{lo:,.0f}, {hi:,.0f}]"
+        error = c.get("epiplexity_stderr_bits", 0.0) / max(d["bytes_coded"], 1)  # one sigma
         lines.append(f"{c['budget_flops']:>9.1e}  {c['epiplexity_bits']:>12,.0f}  "
-                     f"{c['epiplexity_bits_per_byte']:>9.4f}  {c['entropy_bits_per_byte']:>9.4f}"
-                     f"  {name}{ci}")
+                     f"{c['epiplexity_bits_per_byte']:>9.4f}  {error:>6.4f}  "
+                     f"{c['entropy_bits_per_byte']:>9.4f}  {name}{ci}")
     b = result["baselines"]
     lines += ["", f"baselines  zstd-19 {b['zstd_bits_per_byte']:.4f} bits/B, "
                   f"lzma {b['lzma_bits_per_byte']:.4f} bits/B"]

@@ -27,6 +27,11 @@ class CurvePoint:
     model: dict
     ci95: dict | None = None
     family: str = "uniform"
+    # Standard errors from the held-out estimate of the final model's loss, which S subtracts
+    # and H takes (0 for the untrained code, whose length is exact); with several seeds, of
+    # their mean. `ci95` is the spread over seeds instead.
+    epiplexity_stderr_bits: float = 0.0
+    entropy_stderr_bits: float = 0.0
 
 
 @dataclass(frozen=True)

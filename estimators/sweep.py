@@ -280,8 +280,10 @@ def _read_curve(per_seed: list[list[Point]], ladder: list[float], runs: list[dic
         if len(per_seed) > 1:
             ci95 = {"epiplexity_bits": _interval(s_bits), "entropy_bits": _interval(h_bits)}
         s_mean, h_mean = float(np.mean(s_bits)), float(np.mean(h_bits))
+        s_error, h_error = (math.hypot(*errors) / len(errors) for errors in zip(
+            *((p.stderr_bits, p.entropy_stderr_bits) for p in chosen_points)))
         curve.append(CurvePoint(budget, s_mean, h_mean, s_mean / data_bytes, h_mean / data_bytes,
-                                model, ci95, _family_of(runs, first)))
+                                model, ci95, _family_of(runs, first), s_error, h_error))
     return curve
 
 

@@ -87,6 +87,20 @@ def test_mdl_never_rises_with_budget(markov_result):
     assert all(b <= a + 1e-6 for a, b in zip(totals, totals[1:]))
 
 
+def test_each_budget_carries_the_noise_of_its_held_out_estimate(markov_result, random_result):
+    for point in markov_result.curve:
+        chosen, = [(c, run) for run in markov_result.runs for c in run["checkpoints"]
+                   if c["entropy_bits"] == point.entropy_bits]
+        c, run = chosen
+        assert point.epiplexity_stderr_bits == pytest.approx(
+            c["heldout_stderr"] * c["tokens_trained"])
+        assert point.entropy_stderr_bits == pytest.approx(
+            c["heldout_stderr"] * run["dataset_tokens"])
+        assert 0 < point.epiplexity_stderr_bits < 0.01 * SIZE  # 0.0024 bits/byte measured
+    # the untrained code's length is exact
+    assert all(p.epiplexity_stderr_bits == p.entropy_stderr_bits == 0 for p in random_result.curve)
+
+
 def test_compressors_are_reported_beside_the_learner(random_result, markov_result):
     assert random_result.baselines["zstd_bits_per_byte"] > 7.9
     assert markov_result.baselines["lzma_bits_per_byte"] > MARKOV.entropy_rate_bits

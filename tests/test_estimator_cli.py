@@ -32,6 +32,9 @@ def test_table_output_reads_like_a_report(tmp_path):
     done = score(str(path), "--format", "text", "--budget", "1e10")
     assert done.returncode == 0, done.stderr
     assert "budget" in done.stdout and "zstd-19" in done.stdout and "format text" in done.stdout
+    header, row = done.stdout.splitlines()[3:5]  # S per byte, then its standard error
+    assert header.split()[:5] == ["budget", "S", "bits", "S", "bits/B"] and header.split()[5] == "+/-"
+    assert float(row.split()[3]) >= 0
     assert "preset custom, families transformer and context-mixing, seeds [0]" in done.stdout
     one = score(str(path), "--budget", "1e10", "--families", "context-mixing")
     assert one.returncode == 0 and "families context-mixing, seeds [0]" in one.stdout, one.stderr

@@ -116,6 +116,20 @@ def test_the_dataset_page_shows_the_result_of_every_family_over_a_newer_one_of_f
     assert "prequential, preset quick, families transformer, seeds 0," in text  # a result from before families
 
 
+def test_the_curve_table_gives_s_per_byte_with_its_standard_error(client):
+    dataset_id = succeed(client, "page-with-errors", 0.3, 5.0)
+    job_id = client.get("/v1/jobs", params={"dataset_id": dataset_id}).json()["items"][0]["id"]
+    with client.app.state.services.sessions() as session:
+        job = session.get(Job, job_id)
+        size = job.result["dataset"]["bytes"]
+        curve = [{**p, "epiplexity_stderr_bits": 0.0125 * size} for p in job.result["curve"]]
+        job.result = {**job.result, "curve": curve,
+                      "dataset": {**job.result["dataset"], "bytes_coded": size}}
+        session.commit()
+    text = re.sub(r"<[^>]+>", "", client.get(f"/datasets/{dataset_id}").text)
+    assert "0.3000 bits/byte ± 0.0125" in text
+
+
 def test_unknown_ids_give_a_404_page_with_the_api_sentence(client):
     page = client.get("/datasets/ds_nope")
     assert page.status_code == 404 and "dataset &#39;ds_nope&#39; not found" in page.text
