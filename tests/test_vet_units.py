@@ -277,6 +277,19 @@ def test_junit_parses_and_names_each_failing_check():
     assert error.get("classname") == "bad.txt" and "offset 3" in error.find("error").get("message")
 
 
+def test_reports_give_s_with_the_standard_error_its_result_carries():
+    result = result_contract(MARKOV)
+    result["curve"][-1]["epiplexity_stderr_bits"] = 0.0125 * 32768
+    result["dataset"]["bytes_coded"] = 32768
+    figures = Figures.from_result(result)
+    assert figures.epiplexity_stderr_bits_per_byte == pytest.approx(0.0125)
+    assert Figures.from_result(result_contract(MARKOV)).epiplexity_stderr_bits_per_byte is None
+    thresholds = Thresholds(min_epiplexity_bits_per_byte=0.01)
+    summary = summary_of(Verdict.judge("markov.txt", figures, thresholds), thresholds=thresholds)
+    for text in (reports.markdown(summary), reports.html_report(summary)):
+        assert "0.2190 ± 0.0125" in text
+
+
 def test_markdown_and_html_hold_the_measured_values_and_thresholds():
     summary = mixed_summary()
     for text in (reports.markdown(summary), reports.html_report(summary)):

@@ -210,6 +210,8 @@ class VetFigures(BaseModel):
     budget_flops: float | None = Field(None, description="Budget the figures are read at (FLOPs).")
     preset: str | None = None
     estimator: str | None = None
+    epiplexity_stderr_bits_per_byte: float | None = Field(
+        None, description="One standard error of S per byte from the held-out estimate.")
 
 
 class VetRequest(JobSettings):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.vet.vetting import Check, Thresholds, Verdict, exit_code, format_value
+from app.vet.vetting import Check, Figures, Thresholds, Verdict, exit_code, format_value
 
 REPORT_KINDS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
                 ".json": "json", ".xml": "junit"}
@@ -105,8 +105,14 @@ def _figures_line(verdict: Verdict) -> str:
     zstd = f"{f.zstd_bits_per_byte:.4f}" if f.zstd_bits_per_byte is not None else "n/a"
     cached = {True: ", cached result", False: ""}.get(verdict.cached, "")
     size = f"{f.bytes:,} bytes, " if f.bytes is not None else ""
-    return (f"{size}S {f.epiplexity_bits_per_byte:.4f} bits/byte, H {f.entropy_bits_per_byte:.4f} bits/byte, "
+    return (f"{size}S {_with_error(f)} bits/byte, H {f.entropy_bits_per_byte:.4f} bits/byte, "
             f"zstd {zstd} bits/byte{cached}")
+
+
+def _with_error(f: Figures) -> str:
+    """S per byte, with its standard error where the result carries one."""
+    error = f.epiplexity_stderr_bits_per_byte
+    return f"{f.epiplexity_bits_per_byte:.4f}" + (f" ± {error:.4f}" if error is not None else "")
 
 
 def markdown(summary: VetSummary) -> str:
@@ -128,7 +134,7 @@ def markdown(summary: VetSummary) -> str:
         for v in scored:
             f = v.figures
             lines.append("| " + " | ".join([
-                f"`{cell(v.name)}`", _maybe(f.bytes, "{:,}"), f"{f.epiplexity_bits_per_byte:.4f}",
+                f"`{cell(v.name)}`", _maybe(f.bytes, "{:,}"), _with_error(f),
                 f"{f.entropy_bits_per_byte:.4f}", _maybe(f.zstd_bits_per_byte, "{:.4f}"),
                 _maybe(f.zstd_ratio, "{:.4f}"), _maybe(f.epiplexity_bits, "{:,.0f}"),
                 _maybe(f.budget_flops, "{:.1e}"), {True: "yes", False: "no"}.get(v.cached, "-")]) + " |")

@@ -82,6 +82,8 @@ class Figures:
     budget_flops: float | None = None
     preset: str | None = None
     estimator: str | None = None
+    # one standard error of S per byte from the held-out estimate (None for older results)
+    epiplexity_stderr_bits_per_byte: float | None = None
 
     @classmethod
     def from_result(cls, result: dict[str, Any]) -> Figures:
@@ -91,6 +93,8 @@ class Figures:
             raise VetInputError(f"not an Epiplex result: no {', '.join(missing)}")
         baselines = result.get("baselines") or {}
         curve = result.get("curve") or []
+        coded = (result.get("dataset") or {}).get("bytes_coded")
+        error = curve[-1].get("epiplexity_stderr_bits") if curve else None
         return cls(
             epiplexity_bits_per_byte=float(result["epiplexity_bits_per_byte"]),
             entropy_bits_per_byte=float(result["entropy_bits_per_byte"]),
@@ -100,7 +104,8 @@ class Figures:
             entropy_bits=_float_or_none(result.get("entropy_bits")),
             bytes=(result.get("dataset") or {}).get("bytes"),
             budget_flops=float(curve[-1]["budget_flops"]) if curve else None,
-            preset=result.get("preset"), estimator=result.get("estimator"))
+            preset=result.get("preset"), estimator=result.get("estimator"),
+            epiplexity_stderr_bits_per_byte=error / coded if error is not None and coded else None)
 
     @classmethod
     def from_dict(cls, figures: dict[str, Any]) -> Figures:
