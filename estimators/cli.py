@@ -98,9 +98,9 @@ def format_table(result: dict) -> str:
         if c.get("ci95"):
             lo, hi = c["ci95"]["epiplexity_bits"]["low"], c["ci95"]["epiplexity_bits"]["high"]
             ci = f"  S 95% [{lo:,.0f}, {hi:,.0f}]"
-        error = c.get("epiplexity_stderr_bits", 0.0) / max(d["bytes_coded"], 1)  # one sigma
         lines.append(f"{c['budget_flops']:>9.1e}  {c['epiplexity_bits']:>12,.0f}  "
-                     f"{c['epiplexity_bits_per_byte']:>9.4f}  {error:>6.4f}  "
+                     f"{c['epiplexity_bits_per_byte']:>9.4f}  "
+                     f"{c.get('epiplexity_stderr_bits_per_byte', 0.0):>6.4f}  "
                      f"{c['entropy_bits_per_byte']:>9.4f}  {name}{ci}")
     b = result["baselines"]
     lines += ["", f"baselines  zstd-19 {b['zstd_bits_per_byte']:.4f} bits/B, "

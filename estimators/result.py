@@ -32,6 +32,8 @@ class CurvePoint:
     # their mean. `ci95` is the spread over seeds instead.
     epiplexity_stderr_bits: float = 0.0
     entropy_stderr_bits: float = 0.0
+    epiplexity_stderr_bits_per_byte: float = 0.0
+    entropy_stderr_bits_per_byte: float = 0.0
 
 
 @dataclass(frozen=True)

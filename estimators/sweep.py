@@ -283,7 +283,8 @@ def _read_curve(per_seed: list[list[Point]], ladder: list[float], runs: list[dic
         s_error, h_error = (math.hypot(*errors) / len(errors) for errors in zip(
             *((p.stderr_bits, p.entropy_stderr_bits) for p in chosen_points)))
         curve.append(CurvePoint(budget, s_mean, h_mean, s_mean / data_bytes, h_mean / data_bytes,
-                                model, ci95, _family_of(runs, first), s_error, h_error))
+                                model, ci95, _family_of(runs, first), s_error, h_error,
+                                s_error / data_bytes, h_error / data_bytes))
     return curve
 
 

@@ -97,6 +97,8 @@ def test_each_budget_carries_the_noise_of_its_held_out_estimate(markov_result, r
         assert point.entropy_stderr_bits == pytest.approx(
             c["heldout_stderr"] * run["dataset_tokens"])
         assert 0 < point.epiplexity_stderr_bits < 0.01 * SIZE  # 0.0024 bits/byte measured
+        assert point.epiplexity_stderr_bits_per_byte == pytest.approx(
+            point.epiplexity_stderr_bits / SIZE)
     # the untrained code's length is exact
     assert all(p.epiplexity_stderr_bits == p.entropy_stderr_bits == 0 for p in random_result.curve)
 

@@ -279,8 +279,7 @@ def test_junit_parses_and_names_each_failing_check():
 
 def test_reports_give_s_with_the_standard_error_its_result_carries():
     result = result_contract(MARKOV)
-    result["curve"][-1]["epiplexity_stderr_bits"] = 0.0125 * 32768
-    result["dataset"]["bytes_coded"] = 32768
+    result["curve"][-1]["epiplexity_stderr_bits_per_byte"] = 0.0125
     figures = Figures.from_result(result)
     assert figures.epiplexity_stderr_bits_per_byte == pytest.approx(0.0125)
     assert Figures.from_result(result_contract(MARKOV)).epiplexity_stderr_bits_per_byte is None

@@ -93,8 +93,6 @@ class Figures:
             raise VetInputError(f"not an Epiplex result: no {', '.join(missing)}")
         baselines = result.get("baselines") or {}
         curve = result.get("curve") or []
-        coded = (result.get("dataset") or {}).get("bytes_coded")
-        error = curve[-1].get("epiplexity_stderr_bits") if curve else None
         return cls(
             epiplexity_bits_per_byte=float(result["epiplexity_bits_per_byte"]),
             entropy_bits_per_byte=float(result["entropy_bits_per_byte"]),
@@ -105,7 +103,8 @@ class Figures:
             bytes=(result.get("dataset") or {}).get("bytes"),
             budget_flops=float(curve[-1]["budget_flops"]) if curve else None,
             preset=result.get("preset"), estimator=result.get("estimator"),
-            epiplexity_stderr_bits_per_byte=error / coded if error is not None and coded else None)
+            epiplexity_stderr_bits_per_byte=_float_or_none(
+                curve[-1].get("epiplexity_stderr_bits_per_byte") if curve else None))
 
     @classmethod
     def from_dict(cls, figures: dict[str, Any]) -> Figures:
