@@ -10,8 +10,9 @@ Generates the sources of tests/test_laws.py (Markov chains with exact entropy ra
 text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
 modules, binary records, random and constant bytes, and files half random, half constant),
 scores each with every family, and prints S, H and S+H at the top budget beside the truth,
-lzma and zstd -19, all in bits per byte. A compressor below S+H would mean the observer is
-loose by that much. `--more-sources` does the same for more structured data (counters, hex
+lzma and zstd -19, and the shortest of bzip2, brotli and PPMd of orders 4, 8 and 16 ("best
+other"), all in bits per byte. A compressor below S+H would mean the observer is loose by
+that much. `--more-sources` does the same for more structured data (counters, hex
 dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics, Markov chains of
 order 12-20); `--drawn SEED` for sources whose settings are drawn from SEED (Markov chains,
 repeat periods, cellular-automaton rules and widths), data no test has seen. `--shuffle-law`
@@ -40,6 +41,7 @@ import numpy as np  # noqa: E402
 import estimators  # noqa: E402
 from machine import machine  # noqa: E402
 from estimators import panel, synthetic  # noqa: E402
+from estimators.baselines import cheap_programs  # noqa: E402
 
 
 CELL_BYTES = b"\x00\x01"  # dead and live cells as bytes
@@ -121,6 +123,13 @@ def drawn_sources(size: int, seed: int) -> list[tuple[str, bytes, str]]:
     return rows
 
 
+def _best_other(data: bytes) -> str:
+    """The shortest of the cheap programs beyond lzma and zstd (`baselines.cheap_programs`)."""
+    coded = cheap_programs(data)
+    name = min(coded, key=coded.get)
+    return f"{coded[name]:.4f} {name}"
+
+
 def _total(point) -> str:
     if point is None:
         return "not run"
@@ -128,17 +137,21 @@ def _total(point) -> str:
 
 
 def shuffle_law(preset: str, families: list[str] | None, sizes_kib: list[int]) -> None:
-    """S and H of real text and of its lines shuffled, at each size; whether the law holds."""
-    print("| text, size | S orig -> shuffled | H orig -> shuffled | law |\n|---|---|---|---|")
+    """S and H of real text and of its lines shuffled, at each size; whether the law holds;
+    S+H of the shuffled text beside the shortest cheap program's code of it."""
+    print("| text, size | S orig -> shuffled | H orig -> shuffled | law | S+H shuffled | "
+          "best other |\n|---|---|---|---|---|---|")
     for label, make in (("Python source", panel.python_source), ("docstrings", panel.docstrings)):
         for kib in sizes_kib:
             text = make(kib << 10)
+            lines = synthetic.shuffled_lines(text, seed=6)
             real, shuffled = (estimators.estimate(d, preset=preset, families=families).curve[-1]
-                              for d in (text, synthetic.shuffled_lines(text, seed=6)))
+                              for d in (text, lines))
             (s0, h0), (s1, h1) = ((p.epiplexity_bits_per_byte, p.entropy_bits_per_byte)
                                   for p in (real, shuffled))
             print(f"| {label}, {kib} KiB | {s0:.4f} -> {s1:.4f} | {h0:.4f} -> {h1:.4f} | "
-                  f"{'holds' if s1 < s0 and h1 > h0 else 'FAILS'} |", flush=True)
+                  f"{'holds' if s1 < s0 and h1 > h0 else 'FAILS'} | {s1 + h1:.4f} | "
+                  f"{_best_other(lines)} |", flush=True)
 
 
 def _rule_classes() -> list[int]:
@@ -311,7 +324,8 @@ def main() -> None:
     print(f"preset {args.preset}, {args.size_kib} KiB per source, {families}; bits per byte "
           "at the top budget\n")
     header = (f"| {'source':<28} | {'truth':>12} | {'S':>7} | {'H':>7} | {'S+H':>7} | "
-              f"{'lzma':>7} | {'zstd-19':>7} | {'transformer':>11} | {'winner':<12} | seconds |")
+              f"{'lzma':>7} | {'zstd-19':>7} | {'best other':>15} | {'transformer':>11} | "
+              f"{'winner':<12} | seconds |")
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     rows = (drawn_sources(size, args.drawn) if args.drawn is not None else
@@ -326,7 +340,7 @@ def main() -> None:
               f"{top.epiplexity_bits_per_byte + top.entropy_bits_per_byte:>7.4f} | "
               f"{r.baselines['lzma_bits_per_byte']:>7.4f} | "
               f"{r.baselines['zstd_bits_per_byte']:>7.4f} | "
-              f"{_total(own):>11} | "
+              f"{_best_other(data):>15} | {_total(own):>11} | "
               f"{winner(top):<12} | {time.perf_counter() - started:>7.1f} |", flush=True)
 
 
