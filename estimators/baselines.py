@@ -35,7 +35,7 @@ def cheap_programs(data: bytes) -> dict[str, float]:
     bzip2 (-9), brotli (quality 11, 16 MiB window) and PPMd of orders 4, 8 and 16 (256 MiB of
     model; on text order 16 codes 5-15% below lzma, on a Markov chain of low order order 4
     codes shortest). Any of them below the headline S + H proves the observer loose by that
-    much. Needs the `bench` extra (`pyppmd`, `brotli`)."""
+    much. Needs `pyppmd` and `brotli` (the `test` and `bench` extras)."""
     import bz2
 
     import brotli

@@ -72,9 +72,10 @@ SPARSE_BACK = np.array([[2, 3], [4, 8], [1, 3], [1, 0]], dtype=np.int64)
 SPARSE_CONTEXTS = len(SPARSE_BACK)
 # Where each group of mixer weight sets starts: 256 chosen by the partial byte, 2048 by match
 # state and last byte, 16 x 9 by the longest byte context seen before and how often (PPM's
-# choice of context; `_longest_seen`), then 8 by the match state alone. Split by the last byte, each match state's trust in a repeat is
-# learned 256 times over: 8,000 random bytes written twice in 16 KiB cost 0.0148 bits/byte
-# over zstd with three sets, 0.0064 with the fourth (Python source at 256 KiB: 1.3150 and 1.3086).
+# choice of context; `_longest_seen`), then 8 by the match state alone. Split by the last
+# byte, each match state's trust in a repeat is learned 256 times over: 8,000 random bytes
+# written twice in 16 KiB cost 0.0148 bits/byte over zstd with three sets, 0.0064 with the
+# fourth (Python source at 256 KiB: 1.3150 and 1.3086).
 MATCH_SETS_AT, CONFIDENCE_SETS_AT = 256, 256 + 2048
 MAX_ORDERS = 16  # byte-context orders a size may mix
 MATCH_ONLY_SETS_AT = CONFIDENCE_SETS_AT + MAX_ORDERS * 9
