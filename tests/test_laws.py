@@ -52,6 +52,7 @@ def _period(name: str) -> int:
     return int(name[len("repeat-"):]) * 1024
 
 
+@lru_cache(maxsize=None)  # the compressor law codes each source again
 def _source(name: str) -> bytes:
     if name == "random":
         return synthetic.random_bytes(SIZE, seed=5)
