@@ -338,7 +338,12 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         covered = holdout.covered(size, position)
         training_bits, _ = pairing.corrected(block_bits, block_bytes, position, whole=False)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
-        trained, _ = _region_losses(training_bits, block_bytes, covered, stands_for=stands_for)
+        # each stratum's training bytes learned from, at its block's loss: weighed by all its
+        # bytes instead, the stratum a checkpoint splits, its held-out block passed, counted its
+        # block's bytes as training ones (constant bytes, then random: S = -0.0126 bits/byte
+        # just into the random half, where the truth is 0)
+        trained = float((training_bits / np.maximum(block_bytes, 1)
+                         * holdout.training_covered(size, position)).sum()) / max(coded, 1)
         learned, ahead = _region_losses(block_bits, block_bytes, covered,
                                         online_bits / max(coded, 1), stands_for)
         entropy = learned * position + ahead * (size - position)

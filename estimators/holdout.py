@@ -127,6 +127,13 @@ class Holdout:
         first, end = self.strata(size)
         return np.clip((position - first) / (end - first), 0, 1)
 
+    def training_covered(self, size: int, position: int) -> np.ndarray:
+        """For each held-out block, how many of the training bytes it stands for (`strata`)
+        lie before `position`."""
+        first, end = self.strata(size)
+        return (self.training_bytes_before(np.clip(position, first, end))
+                - self.training_bytes_before(first)).astype(float)
+
     def training_bytes_before(self, position):
         """How many of the first `position` bytes are training bytes (not held out); also
         element-wise over an array of positions."""

@@ -289,8 +289,9 @@ def test_a_half_trained_model_never_prices_the_data_ahead_below_what_it_holds():
         for point in run["checkpoints"]:
             assert (point["epiplexity_bits"] + point["entropy_bits"]) / size > 3.99
             # and none of it is structure: counted by where its block lies, a stratum split
-            # by the checkpoint went wholly to one side, and S came out 0.28 80% of the way in
-            assert abs(point["epiplexity_bits"]) / size < 0.03
+            # by the checkpoint went wholly to one side, and S came out 0.28 80% of the way in;
+            # its training bytes counted with its held-out block's, -0.0126 just past the middle
+            assert abs(point["epiplexity_bits"]) / size < 0.01
 
 
 def test_token_ids_above_a_byte_are_coded_as_fixed_width_integers(tmp_path):
