@@ -2,10 +2,10 @@
 
 A byte is coded as eight binary decisions, most significant bit first. For each decision
 every context model offers a probability from an adaptive counter: the last k bytes for
-several orders k, the current word, the three bytes one line up and how much of the line so
-far matches the line above (row-structured data; or one record up, the record length found
-from the data: `estimators/records.py`), sparse contexts that skip bytes (records
-and machine code, where a field depends on the byte two, four or eight back rather than the
+several orders k, the current word, the line so far, the three bytes one line up and how
+much of the line so far matches the line above (row-structured data; or one record up, the
+record length found from the data: `estimators/records.py`), sparse contexts that skip bytes
+(records and machine code, where a field depends on the byte two, four or eight back rather than the
 last), a match model that follows the longest earlier repeat anywhere in the history
 (what lzma and zstd exploit: `estimators/match_model.py`) and, in `cm-order6`, a delta model
 of integer data (the difference from the byte one stride back: `estimators/delta_model.py`).
@@ -46,6 +46,15 @@ from estimators.records import (RECORD_DECIDE, TABLE_BYTES, learn_record, record
                                 record_guesses, record_length, record_table, sampled)
 
 APM_RATE = 0.02
+# The line-so-far context hashes the bytes since the last newline while there are at most this
+# many (beyond, the last this many and a flag). A byte context reaches back into the line above;
+# where lines are shuffled that line is unrelated, and no context but this one held the line's
+# start at the right length (indentation, then the first word). Online, `cm-order6` / `cm-order24`,
+# 256 KiB: Python source 1.3222 -> 1.3039 / 1.3304 -> 1.3247, its lines shuffled 1.5346 ->
+# 1.4801 / 1.4879 -> 1.4654, docstrings 1.6962 -> 1.6880 / 1.7123 -> 1.7100. 32 and 64 coded
+# within 0.002 of 16; the line's first 8 bytes and last 3 beyond it, 0.013 longer on shuffled
+# source.
+LINE_PREFIX_MAX = 16
 # The final probability blends the mixer's and the two maps' in the logistic domain, with
 # weights learned as the mixer's are (one more row of `weights`, BLEND_SET). Fixed at 0.5,
 # 0.25 and 0.25 in probability, the maps' noise (they adapt at APM_RATE) cost random bytes
@@ -93,7 +102,7 @@ class ContextMixingConfig:
 
     name: str
     orders: tuple[int, ...]  # byte-context orders; order 0 is the partial byte alone
-    word: bool  # a context of the current and previous alphanumeric word
+    word: bool  # a context of the current and previous alphanumeric word, and one of the line so far
     column: bool  # the bytes one line up: cells of row-by-row data depend on them
     match_min: int  # bytes a repeat must share before the match model follows it
     table_bits: int  # log2 of 16-counter buckets per context (bounded memory)
@@ -111,7 +120,7 @@ class ContextMixingConfig:
 
     @property
     def contexts(self) -> int:
-        return len(self.orders) + self.word + self.column + SPARSE_CONTEXTS * self.sparse
+        return len(self.orders) + 2 * self.word + self.column + SPARSE_CONTEXTS * self.sparse
 
     @property
     def inputs(self) -> int:
@@ -368,6 +377,13 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
     if word:
         out[j] = (np.uint64(state[2]) * np.uint64(0x9E3779B1) + np.uint64(state[3])) \
             * np.uint64(0xBF58476D1CE4E5B9)
+        j += 1
+        col = pos - state[4] - 1  # the line so far (LINE_PREFIX_MAX)
+        h = np.uint64(0xD6E8FEB86659FD93) + np.uint64(col > LINE_PREFIX_MAX)
+        for d in range(1, min(col, LINE_PREFIX_MAX) + 1):
+            p = pos - d
+            h = hash_byte(h, data[p] if visible(p, pos, view) else 0)
+        out[j] = h
         j += 1
     if column:
         col, line = pos - state[4] - 1, state[5]
