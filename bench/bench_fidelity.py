@@ -5,6 +5,7 @@
     bench/fidelity --every-rule WIDTH [--cell-bytes | --packed] [--size-kib 256] [--families ...]
     bench/fidelity --markov-oracle [--size-kib 256] [--families ...]
     bench/fidelity --drawn SEED [--preset ...] [--size-kib 256] [--families ...]
+    bench/fidelity --kinds-of-text [--size-kib 256] [--families ...]
 
 Generates the sources of tests/test_laws.py (Markov chains with exact entropy rates, periodic
 text, cellular-automaton rows, Python source and its shuffles, Python's compiled extension
@@ -15,7 +16,9 @@ other"), all in bits per byte. A compressor below S+H would mean the observer is
 that much. `--more-sources` does the same for more structured data (counters, hex
 dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics, Markov chains of
 order 12-20); `--drawn SEED` for sources whose settings are drawn from SEED (Markov chains,
-repeat periods, cellular-automaton rules and widths), data no test has seen. `--shuffle-law`
+repeat periods, cellular-automaton rules and widths), data no test has seen;
+`--kinds-of-text` for twelve kinds of real text found on this machine (C headers, JSON, YAML,
+HTML, ...), in file order and with their lines shuffled. `--shuffle-law`
 instead checks, at several sizes, that shuffling the lines of real text (Python source,
 docstring prose) lowers S and raises H. `--every-rule` codes cellular-automaton rows of one
 width for one rule of each of the 88 classes and checks each against lzma, which the law for
@@ -29,9 +32,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
+import random
 import sys
+import sysconfig
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -152,6 +158,55 @@ def shuffle_law(preset: str, families: list[str] | None, sizes_kib: list[int]) -
             print(f"| {label}, {kib} KiB | {s0:.4f} -> {s1:.4f} | {h0:.4f} -> {h1:.4f} | "
                   f"{'holds' if s1 < s0 and h1 > h0 else 'FAILS'} | {s1 + h1:.4f} | "
                   f"{_best_other(lines)} |", flush=True)
+
+
+# Kinds of real text for `--kinds-of-text`, by file name ending, from the files this machine has.
+TEXT_KINDS = {"C headers": (".h",), "JSON": (".json",), "JavaScript": (".js",), "CSS": (".css",),
+              "CSV": (".csv",), "YAML": (".yaml", ".yml"), "text files": (".txt",),
+              "Markdown": (".md",), "HTML": (".html", ".htm"), "XML": (".xml",),
+              "Python stubs": (".pyi",), "shell": (".sh",)}
+
+
+@functools.cache
+def _files() -> list[str]:
+    """Every file in the installed packages, `/usr/share`, `/usr/include` and
+    `/usr/lib/python3`, sorted."""
+    roots = [os.path.realpath(sysconfig.get_paths()["purelib"]), "/usr/share", "/usr/include",
+             "/usr/lib/python3"]
+    return sorted({os.path.join(folder, name) for root in roots
+                   for folder, _, names in os.walk(root) for name in names})
+
+
+def real_text(endings: tuple[str, ...], size: int) -> bytes:
+    """Up to `size` bytes of the text files (`_files`) with these endings, in a seeded order."""
+    paths = [path for path in _files() if path.endswith(endings)]
+    random.Random(0).shuffle(paths)
+    text = bytearray()
+    for path in paths:
+        try:
+            with open(path, "rb") as file:
+                content = file.read()
+        except OSError:
+            continue
+        if b"\0" not in content:
+            text += content
+        if len(text) >= size:
+            break
+    return bytes(text[:size])
+
+
+def kinds_of_text(preset: str, families: list[str] | None, size: int) -> None:
+    """S+H of each kind of real text, in file order and its lines shuffled, beside the shortest
+    cheap program's code of each."""
+    print("| kind | size | S+H in order | best other | S+H lines shuffled | best other |\n"
+          "|---|---|---|---|---|---|")
+    for kind, endings in TEXT_KINDS.items():
+        text = real_text(endings, size)
+        row = [kind, f"{len(text) >> 10} KiB"]
+        for data in (text, synthetic.shuffled_lines(text, seed=1)):
+            point = estimators.estimate(data, preset=preset, families=families).curve[-1]
+            row += [_total(point), _best_other(data)]
+        print("| " + " | ".join(row) + " |", flush=True)
 
 
 def _rule_classes() -> list[int]:
@@ -289,6 +344,9 @@ def main() -> None:
     parser.add_argument("--shuffle-law", action="store_true",
                         help="check the line-shuffle law on real text at --sizes-kib instead")
     parser.add_argument("--sizes-kib", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--kinds-of-text", action="store_true",
+                        help="twelve kinds of real text from this machine's files, in order and "
+                             "lines shuffled, at --size-kib instead")
     parser.add_argument("--markov-oracle", action="store_true",
                         help="H of Markov chains beside the rate and the oracle at --size-kib")
     parser.add_argument("--every-rule", type=int, metavar="WIDTH",
@@ -311,6 +369,9 @@ def main() -> None:
         print(f"preset {args.preset}, {families}\n")
         return shuffle_law(args.preset, args.families, args.sizes_kib)
     size = args.size_kib * 1024
+    if args.kinds_of_text:
+        print(f"preset {args.preset}, {families}, {args.size_kib} KiB of each kind\n")
+        return kinds_of_text(args.preset, args.families, size)
     if args.markov_oracle:
         print(f"preset {args.preset}, {families}, {args.size_kib} KiB\n")
         return markov_oracle(args.preset, args.families, size)

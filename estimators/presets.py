@@ -52,7 +52,7 @@ PRESETS: dict[str, Preset] = {
     for p in (
         # quick is the CI preset: one transformer size. A 64x2 run was its longest lane (28 s of
         # 35 on 1 MiB, 2 cores) and never won its frontier: the count family does from 1e10 on.
-        # 1e11 is about what one 48x2 pass over 256 KiB spends (1.5e11). From 14.8 MiB the
+        # 1e11 is about what one 48x2 pass over 256 KiB spends (1.5e11). From 14.1 MiB the
         # count family's largest size needs more than 1e11, and 1e12 joins for it; a 48x2 pass
         # to 1e12 (1 MiB: 28 s of a 30 s sweep on 2 cores) never won it. At 1e9 the count
         # family codes 100 MiB better than uniform (at 1e8 it does not): every rung buys
