@@ -114,8 +114,10 @@ def total(point) -> float:
 # Periods in KiB. 16 blocks of 1 KiB was the stride of the count family's held-out blocks at
 # this size before each stratum of 16 held out one picked by a hash.
 REPEATS = ("repeat-16", "repeat-64")
-STRUCTURED = ["sentence", "python", "c-headers", "machine-code", *REPEATS, "binary-period", "records",
-              "ca-packed-106",
+# Text with its lines or words shuffled too: PPMd of order 16 coded the lines 1.2% shorter
+# until the count family had a context of the line so far.
+STRUCTURED = ["sentence", "python", "python-lines", "python-words", "c-headers", "machine-code",
+              *REPEATS, "binary-period", "records", "ca-packed-106",
               *(f"markov-{k}" for k in MARKOV), *(f"chain-{k}" for k in LONG_CHAINS),
               *(f"ca-{r}" for r in CA_RULES), *(f"ca-bytes-{r}" for r in BYTE_CA)]
 
