@@ -5,8 +5,8 @@ every context model offers a probability from an adaptive counter: the last k by
 several orders k, the current word, the line so far, the three bytes one line up and how
 much of the line so far matches the line above (row-structured data; or one record up, the
 record length found from the data: `estimators/records.py`), sparse contexts that skip bytes
-(records and machine code, where a field depends on the byte two, four or eight back rather than the
-last), a match model that follows the longest earlier repeat anywhere in the history
+(records and machine code, where a field depends on the byte two, four or eight back rather
+than the last), a match model that follows the longest earlier repeat anywhere in the history
 (what lzma and zstd exploit: `estimators/match_model.py`) and, in `cm-order6`, a delta model
 of integer data (the difference from the byte one stride back: `estimators/delta_model.py`).
 A logistic mixer combines them with four weight sets chosen by small contexts (the partial
@@ -102,7 +102,7 @@ class ContextMixingConfig:
 
     name: str
     orders: tuple[int, ...]  # byte-context orders; order 0 is the partial byte alone
-    word: bool  # a context of the current and previous alphanumeric word, and one of the line so far
+    word: bool  # contexts of the current and previous alphanumeric word, and of the line so far
     column: bool  # the bytes one line up: cells of row-by-row data depend on them
     match_min: int  # bytes a repeat must share before the match model follows it
     table_bits: int  # log2 of 16-counter buckets per context (bounded memory)

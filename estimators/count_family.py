@@ -338,10 +338,10 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         covered = holdout.covered(size, position)
         training_bits, _ = pairing.corrected(block_bits, block_bytes, position, whole=False)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
-        # each stratum's training bytes learned from, at its block's loss: weighed by all its
-        # bytes instead, the stratum a checkpoint splits, its held-out block passed, counted its
-        # block's bytes as training ones (constant bytes, then random: S = -0.0126 bits/byte
-        # just into the random half, where the truth is 0)
+        # L_d: each stratum's training bytes before the checkpoint, at its block's loss. Weighed
+        # by all its bytes, a stratum the checkpoint splits after its held-out block counted
+        # the block among the training bytes (constant bytes, then random: S = -0.0126
+        # bits/byte just into the random half, where the truth is 0).
         trained = float((training_bits / np.maximum(block_bytes, 1)
                          * holdout.training_covered(size, position)).sum()) / max(coded, 1)
         learned, ahead = _region_losses(block_bits, block_bytes, covered,
