@@ -374,11 +374,12 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
         if k == match_min:
             match_hash = h
     j = len(orders)
+    col = pos - state[4] - 1  # bytes of the line so far
     if word:
         out[j] = (np.uint64(state[2]) * np.uint64(0x9E3779B1) + np.uint64(state[3])) \
             * np.uint64(0xBF58476D1CE4E5B9)
         j += 1
-        col = pos - state[4] - 1  # the line so far (LINE_PREFIX_MAX)
+        # the line so far (LINE_PREFIX_MAX)
         h = np.uint64(0xD6E8FEB86659FD93) + np.uint64(col > LINE_PREFIX_MAX)
         for d in range(1, min(col, LINE_PREFIX_MAX) + 1):
             p = pos - d
@@ -386,7 +387,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
         out[j] = h
         j += 1
     if column:
-        col, line = pos - state[4] - 1, state[5]
+        line = state[5]
         h = np.uint64(0xC2B2AE3D27D4EB4F)
         record = state[RECORD_LENGTH]
         if state[4] >= 0 and 0 < line <= 4096 and col <= 4096 and not 0 < 2 * record <= line:
