@@ -569,6 +569,25 @@ def test_the_line_above_predicts_while_this_line_still_matches_it():
     assert second_digit[~later].mean() > 3.32  # no code beats random digits
 
 
+@pytest.mark.parametrize("name", ["cm-order24", "cm-order6"])
+def test_the_field_of_the_line_says_where_a_row_of_fields_ends(name):
+    # Rows of five names drawn from 50, tab-separated: the newline is sure after the fifth
+    # name and a tab after the others, and only the names are random. Without a context of the
+    # field, a name's end was followed by a newline one time in five: each newline cost 1.98
+    # bits, each tab 0.30, and the second half 12% over the rate (cm-order24, 108 KiB).
+    rng = np.random.default_rng(4)
+    names = ["".join(chr(97 + c) for c in rng.integers(0, 26, rng.integers(3, 10)))
+             for _ in range(50)]
+    rows = ["\t".join(names[k] for k in rng.integers(0, 50, 5)) + "\n" for _ in range(3000)]
+    data = np.frombuffer("".join(rows).encode(), dtype=np.uint8)
+    rate = 5 * math.log2(50) * len(rows) / len(data)
+    out = per_byte_bits(SIZE[name].fitted(len(data)), data.tobytes())[0]
+    half, second = len(data) // 2, data[len(data) // 2:]
+    assert out[half:][second == 10].mean() < 0.05
+    assert out[half:][second == 9].mean() < 0.05
+    assert rate < out[half:].mean() < 1.02 * rate
+
+
 def byte_rows(size: int) -> bytes:
     """Rule-90 rows of 77 cells as 0/1 bytes, no newlines: each cell the XOR of the two above
     it, so no single byte above says anything about it."""
