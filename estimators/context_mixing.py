@@ -12,7 +12,7 @@ than the last), a match model that follows the longest earlier repeat anywhere i
 of integer data (the difference from the byte one stride back: `estimators/delta_model.py`).
 A logistic mixer combines them with four weight sets chosen by small contexts (the partial
 byte; the match state and last byte; the longest context seen before and how often; the
-match state alone); two adaptive probability maps refine the result.
+match state and the field of the line); two adaptive probability maps refine the result.
 A context's counters for one nibble are a bucket of 16 in its hash table, in either bucket of a
 pair; a new one replaces the less-seen of the two. One way, with every collision
 a reset, cost 0.3-1.7% of H on Markov chains at 256 KiB, more than tables 8x larger won back.
@@ -69,7 +69,8 @@ P_CLIP = 1.0 / 65536  # floor on either binary outcome: a sure miss costs at mos
 MIXER_RATE = 0.004
 MIXER_RATE_START = 0.03  # faster at first, while the weights are far from where they settle
 # match pointer and length, word hash, previous word hash, last newline, line length, bytes
-# left to recover a repeat after a change, field separators in the line so far
+# left to recover a repeat after a change, and the line's field: the separators since its
+# indentation (-1 while in it, -2 once a control byte came: binary data has no fields)
 STATE_FIELDS = 8
 FIELDS = 7
 # After them in the state: mixer updates so far, the record length the column context uses
@@ -83,14 +84,17 @@ SPARSE_BACK = np.array([[2, 3], [4, 8], [1, 3], [1, 0]], dtype=np.int64)
 SPARSE_CONTEXTS = len(SPARSE_BACK)
 # Where each group of mixer weight sets starts: 256 chosen by the partial byte, 2048 by match
 # state and last byte, 16 x 9 by the longest byte context seen before and how often (PPM's
-# choice of context; `_longest_seen`), then 8 by the match state alone. Split by the last
-# byte, each match state's trust in a repeat is learned 256 times over: 8,000 random bytes
-# written twice in 16 KiB cost 0.0148 bits/byte over zstd with three sets, 0.0064 with the
-# fourth (Python source at 256 KiB: 1.3150 and 1.3086).
+# choice of context; `_longest_seen`), then 8 x 8 by the match state and the line's field
+# (0-6, 7 for the rest; 0 in the indentation and in binary data). Split by the last byte, each
+# match state's trust in a repeat is learned 256 times over: 8,000 random bytes written twice in
+# 16 KiB cost 0.0148 bits/byte over zstd with three sets, 0.0064 with the fourth (Python source
+# at 256 KiB: 1.3150 and 1.3086). Split by the field too, each column of a CSV has weights of its
+# own: 256 KiB of rows of a counter, a word, an integer and a float, 1.4031 -> 1.3490 bits/byte
+# (`cm-order24`; `docs/count-family.md`, "The field of the line").
 MATCH_SETS_AT, CONFIDENCE_SETS_AT = 256, 256 + 2048
 MAX_ORDERS = 16  # byte-context orders a size may mix
 MATCH_ONLY_SETS_AT = CONFIDENCE_SETS_AT + MAX_ORDERS * 9
-WEIGHT_SETS = MATCH_ONLY_SETS_AT + 8
+WEIGHT_SETS = MATCH_ONLY_SETS_AT + 8 * 8
 BLEND_SET = WEIGHT_SETS  # the row after them: the final blend's three weights
 LOG_TABLES, LOG_MATCH, LOG_COUNTERS, LOG_APM = 0, 1, 2, 3  # arrays an evaluation writes to
 LOG_KIND_AT = 56  # a log entry: the array's kind above this bit, the entry written below
@@ -194,7 +198,7 @@ class ContextMixingModel:
         grid = 1.0 / (1.0 + np.exp(-(np.arange(33) - 16) / 2.0))
         self.apm = np.tile(grid, (APM_CONTEXTS, 1)).astype(np.float32)
         self.state = np.zeros(RECORD_BY_BYTE + 1, dtype=np.int64)
-        self.state[4] = -1
+        self.state[4] = self.state[FIELDS] = -1
         self.records = record_table(cfg.column)  # the record length's guesses (`records`)
         self.deltas = np.zeros(delta_shape(cfg.delta), dtype=np.float32)
         # each stride's recent code length, plain counts', and the bytes counted
@@ -361,10 +365,16 @@ def _alnum(c: int) -> bool:
 @kernel(inline="always")
 def _separator(c: int) -> bool:
     """Whether byte c ends a field of a line (comma, tab, semicolon, bar, space): the field
-    context counts them. Rows of five names from 50, tab-separated: a newline cost 1.98 bits
+    context counts them after the indentation. Rows of five names from 50, tab-separated: a newline cost 1.98 bits
     and a tab 0.30 without it (a name's end was followed by a newline one time in five), 0.001
     with it (`tests/test_context_mixing.py`; `docs/count-family.md`, "The field of the line")."""
     return c == 44 or c == 9 or c == 59 or c == 124 or c == 32
+
+
+@kernel(inline="always")
+def _control(c: int) -> bool:
+    """A byte that text has not (binary data has no fields)."""
+    return c < 9 or 13 < c < 32 or c == 127
 
 
 @kernel(inline="always")
@@ -398,7 +408,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
         out[j] = h
         j += 1
         # the field of the line (separators so far), the word so far and the last byte
-        h = hash_byte(np.uint64(0x94D049BB133111EB) + np.uint64(min(state[FIELDS], 63)),
+        h = hash_byte(np.uint64(0x94D049BB133111EB) + np.uint64(min(state[FIELDS], 63) + 2),
                       data[pos - 1] if visible(pos - 1, pos, view) else 256)
         out[j] = (h ^ np.uint64(state[2])) * np.uint64(0x9E3779B97F4A7C15)
         j += 1
@@ -527,7 +537,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             if state[1] > 0:
                 state[0] += 1
             if state[4] >= 0 and pos - state[4] == state[5]:
-                state[4], state[FIELDS] = pos, 0
+                state[4], state[FIELDS] = pos, -1
             continue
         # --- byte boundary: contexts and the match model look at the history ---
         ptr, length, recovering = state[0], state[1], state[6]
@@ -644,7 +654,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
                     cum, above[opened], c0, bit_index, stretch)
             group = min(bucket, 7) if predicted >= 0 and bucket < MATCH_BUCKETS else 0
             s1, s2 = c0, MATCH_SETS_AT + group * 256 + c1
-            s4 = MATCH_ONLY_SETS_AT + group
+            s4 = MATCH_ONLY_SETS_AT + group * 8 + min(max(state[FIELDS] + 1, 0), 7)
             dot1, dot2, dot3, dot4 = 0.0, 0.0, 0.0, 0.0
             for i in range(n_in):
                 dot1 += weights[s1, i] * x[i]
@@ -745,9 +755,11 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
         if byte == 10:
             if state[4] >= 0:
                 state[5] = pos - state[4]
-            state[4], state[FIELDS] = pos, 0
-        elif _separator(byte):
-            state[FIELDS] += 1
+            state[4], state[FIELDS] = pos, -1
+        elif _control(byte):
+            state[FIELDS] = -2
+        elif state[FIELDS] >= 0 or (state[FIELDS] == -1 and byte != 32 and byte != 9):
+            state[FIELDS] = max(state[FIELDS], 0) + np.int64(_separator(byte))
         if column and view[4] == LEARNING and sampled(pos, state[RECORD_SAMPLES]):
             learn_record(data, pos, view, records)
             state[RECORD_SAMPLES] += 1
@@ -761,16 +773,22 @@ def _recall_lines(data, begin, view, state):
     """Set the line state (last newline, line length) from the visible bytes before `begin`,
     so a held-out block after bytes the model saw starts with its column context."""
     newlines, p = 0, begin - 1
+    separators, indent, content, control = 0, 0, False, False  # the line so far, back to its start
     while p >= 0 and begin - p <= 8192 and newlines < 2 and visible(p, begin, view):
-        if data[p] == 10:
+        c = data[p]
+        if c == 10:
             if newlines == 0:
                 state[4] = p
             else:
                 state[5] = state[4] - p
             newlines += 1
-        elif newlines == 0 and _separator(data[p]):
-            state[FIELDS] += 1
+        elif newlines == 0:
+            indent = indent + 1 if c == 32 or c == 9 else 0
+            content = content or (c != 32 and c != 9)
+            separators += np.int64(_separator(c))
+            control = control or _control(c)
         p -= 1
+    state[FIELDS] = -2 if control else separators - indent if content else -1
 
 
 def _log_size(block: int, warm: int, contexts: int) -> int:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from estimators import count_family, panel, synthetic
-from estimators.context_mixing import (RECORD_BY_BYTE, RECORD_LENGTH, ContextMixingConfig,
-                                        ContextMixingModel)
+from estimators.context_mixing import (FIELDS, RECORD_BY_BYTE, RECORD_LENGTH,
+                                        ContextMixingConfig, ContextMixingModel, _recall_lines)
 from estimators.holdout import SWITCH_SHARE, Holdout
 from estimators.data import load
 from estimators.pairing import PairedLoss
@@ -586,6 +586,27 @@ def test_the_field_of_the_line_says_where_a_row_of_fields_ends(name):
     assert out[half:][second == 10].mean() < 0.05
     assert out[half:][second == 9].mean() < 0.05
     assert rate < out[half:].mean() < 1.02 * rate
+
+
+def test_the_field_counts_separators_after_the_indentation_and_none_in_binary_lines():
+    # the pass's count as it reads, and the count an evaluation recalls from the bytes before a
+    # held-out block (`_recall_lines`), agree wherever a line is cut
+    text = b"x = 1\n    return a, b\n\t\tif a;b|c:\n  \x01 a, b\n,a,b\nlast one"
+    data = np.frombuffer(text, dtype=np.uint8)
+    at = text.index
+    expected = {at(b"return"): -1, at(b"return") + 1: 0, at(b" a, b") + 3: 2, at(b"if"): -1,
+                at(b":"): 3, at(b"\x01") + 3: -2, at(b"\n,a") + 2: 1, at(b"\n,a") + 5: 2,
+                len(text): 1}
+    view = NO_HOLDOUT.view(len(data), len(data) + 1, 0)
+    for pos in range(1, len(data) + 1):
+        model = ContextMixingModel(SIZE["cm-order4"].fitted(1 << 10))
+        model.code(data, 0, pos, NO_HOLDOUT)
+        recalled = np.zeros_like(model.state)
+        recalled[4] = -1
+        _recall_lines(data, pos, view, recalled)
+        assert recalled[FIELDS] == model.state[FIELDS], pos
+        if pos in expected:  # -1 in the indentation, -2 in a line with a control byte
+            assert model.state[FIELDS] == expected[pos], (pos, text[:pos])
 
 
 def byte_rows(size: int) -> bytes:
