@@ -365,9 +365,10 @@ def _alnum(c: int) -> bool:
 @kernel(inline="always")
 def _separator(c: int) -> bool:
     """Whether byte c ends a field of a line (comma, tab, semicolon, bar, space): the field
-    context counts them after the indentation. Rows of five names from 50, tab-separated: a newline cost 1.98 bits
-    and a tab 0.30 without it (a name's end was followed by a newline one time in five), 0.001
-    with it (`tests/test_context_mixing.py`; `docs/count-family.md`, "The field of the line")."""
+    context counts them after the indentation. Rows of five names from 50, tab-separated: a
+    newline cost 1.98 bits and a tab 0.30 without it (a name's end was followed by a newline one
+    time in five), 0.001 with it (`tests/test_context_mixing.py`; `docs/count-family.md`, "The
+    field of the line")."""
     return c == 44 or c == 9 or c == 59 or c == 124 or c == 32
 
 
@@ -770,10 +771,11 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
 
 @kernel(nogil=True)
 def _recall_lines(data, begin, view, state):
-    """Set the line state (last newline, line length) from the visible bytes before `begin`,
-    so a held-out block after bytes the model saw starts with its column context."""
+    """Set the line state (last newline, line length, field) from the visible bytes before
+    `begin`, so a held-out block after bytes the model saw starts with its column and field
+    contexts."""
     newlines, p = 0, begin - 1
-    separators, indent, content, control = 0, 0, False, False  # the line so far, back to its start
+    separators, indent, content, control = 0, 0, False, False  # this line's, read backwards
     while p >= 0 and begin - p <= 8192 and newlines < 2 and visible(p, begin, view):
         c = data[p]
         if c == 10:
