@@ -15,8 +15,9 @@ lzma and zstd -19, and the shortest of bzip2, brotli and PPMd of orders 4, 8 and
 other"), all in bits per byte. A compressor below S+H would mean the observer is loose by
 that much. `--more-sources` does the same for more structured data (counters, hex
 dumps, JSON and CSV lines, int16 audio, UTF-8 words, drifting statistics, Markov chains of
-order 12-20); `--drawn SEED` for sources whose settings are drawn from SEED (Markov chains,
-repeat periods, cellular-automaton rules and widths), data no test has seen;
+order 12-20, rows of fields whose random choices are known); `--drawn SEED` for sources whose
+settings are drawn from SEED (Markov chains, repeat periods, cellular-automaton rules and
+widths), data no test has seen;
 `--kinds-of-text` for twelve kinds of real text found on this machine (C headers, JSON, YAML,
 HTML, ...), in file order and with their lines shuffled. `--shuffle-law`
 instead checks, at several sizes, that shuffling the lines of real text (Python source,
@@ -247,6 +248,23 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
             total, i = total + len(out[-1]), i + 1
         return "".join(out).encode()[:size]
     names = ["alice", "bob", "carol", "dave", "erin", "frank"]
+    words = ["alpha", "beta", "gamma", "delta"]
+    colors = ["red", "green", "blue", "cyan", "magenta"]
+    rows = np.random.default_rng(2)  # its own draws: the rows above keep their data
+    fifty = ["".join(chr(97 + c) for c in rows.integers(0, 26, rows.integers(3, 10)))
+             for _ in range(50)]
+    def csv_fields() -> str:
+        return (f"{colors[rows.integers(5)]},{rows.integers(1000)},"
+                f"{rows.integers(10000) / 100:.2f}\n")
+    # rows of fields whose random choices are the whole truth: bits a row, times rows
+    tabular = [
+        ("8 words of 4 a line", 16, lambda i: " ".join(
+            words[k] for k in rows.integers(0, 4, 8)) + "\n"),
+        ("TSV, 5 of 50 names", 5 * np.log2(50), lambda i: "\t".join(
+            fifty[k] for k in rows.integers(0, 50, 5)) + "\n"),
+        ("CSV: word, int, float", np.log2(5 * 1000 * 10000), lambda i: csv_fields()),
+        ("same, a row number first", np.log2(5 * 1000 * 10000), lambda i: f"{i}," + csv_fields()),
+    ]
     wave = 10000 * np.sin(np.arange(size // 2) * 0.01) + rng.normal(0, 30, size // 2)
     cyrillic = ["".join(chr(0x430 + k) for k in rng.integers(0, 32, rng.integers(2, 9)))
                 .encode() for _ in range(300)]
@@ -291,6 +309,8 @@ def more_sources(size: int) -> list[tuple[str, bytes, str]]:
         ("CA rows, rule 110, 1000 wide", synthetic.ca_rows(size, 110, 1000, seed=3),
          f"~{1000 / size:.5f}"),
         *(long_chain(size, *chain) for chain in LONG_CHAINS),
+        *((label, data, f"~{bits * data.count(10) / len(data):.4f}")
+          for label, bits, make in tabular for data in [lines(make)]),
     ]
 
 
