@@ -109,7 +109,8 @@ class ContextMixingConfig:
     name: str
     orders: tuple[int, ...]  # byte-context orders; order 0 is the partial byte alone
     word: bool  # contexts of the current and previous word, the line so far and its field
-    column: bool  # the bytes one line up: cells of row-by-row data depend on them
+    column: bool  # the bytes one line up (cells of row-by-row data depend on them); the digit
+    # up and its carry (a counter's next value is the one above plus one)
     match_min: int  # bytes a repeat must share before the match model follows it
     table_bits: int  # log2 of 16-counter buckets per context (bounded memory)
     sparse: bool = False  # four contexts of bytes that skip others (SPARSE_CONTEXTS)
@@ -126,7 +127,7 @@ class ContextMixingConfig:
 
     @property
     def contexts(self) -> int:
-        return len(self.orders) + 3 * self.word + self.column + SPARSE_CONTEXTS * self.sparse
+        return len(self.orders) + 3 * self.word + 2 * self.column + SPARSE_CONTEXTS * self.sparse
 
     @property
     def inputs(self) -> int:
@@ -373,6 +374,12 @@ def _separator(c: int) -> bool:
 
 
 @kernel(inline="always")
+def _indent(c: int) -> bool:
+    """A byte of a line's indentation (space or tab), before its first field."""
+    return c == 32 or c == 9
+
+
+@kernel(inline="always")
 def _control(c: int) -> bool:
     """A byte that text has not (binary data has no fields)."""
     return c < 9 or 13 < c < 32 or c == 127
@@ -417,6 +424,7 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
         line = state[5]
         h = np.uint64(0xC2B2AE3D27D4EB4F)
         record = state[RECORD_LENGTH]
+        carry_h = np.uint64(0x2127599BF4325C37)
         if state[4] >= 0 and 0 < line <= 4096 and col <= 4096 and not 0 < 2 * record <= line:
             above = pos - line
             for d in range(-1, 2):
@@ -426,13 +434,29 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             # that change slowly shares a prefix with the row above
             run = shared_before(data, above, pos, view, min(col, 16))
             h += np.uint64(col == 0) + np.uint64(2 * min(run, 3) + 8 * (run == col))
+            a = data[above] if visible(above, pos, view) else 256
+            # A digit above, and whether the digits after it all read 9: a counter's digit is the
+            # one above, plus one where they carry. The three bytes above split each carry 10
+            # ways: a CSV of row numbers, words and numbers paid 1.0-1.25 bits a row for its row
+            # numbers, now 0.03 (`docs/count-family.md`, "The field of the line").
+            if 48 <= a <= 57:
+                carry, p = 1, above + 1
+                # at most 20 digits after it (a 64-bit counter has 20): a long line of nines
+                # is not read to its end for every byte below it
+                while p < min(pos, above + 21) and visible(p, pos, view) and 48 <= data[p] <= 57:
+                    if data[p] != 57:
+                        carry = 0
+                        break
+                    p += 1
+                carry_h = hash_byte(hash_byte(carry_h, a), carry + 2 * (run == col))
         elif record > 0 and state[RECORD_BY_BYTE]:  # a field: its column, the byte above
             c = data[pos - record] if visible(pos - record, pos, view) else 256
             h = hash_byte(h, c) + np.uint64(pos % record)
         elif record > 0:  # records counted from the start
             h = record_above(data, pos, view, record)
         out[j] = h
-        j += 1
+        out[j + 1] = carry_h
+        j += 2
     if sparse:
         for skip in range(SPARSE_CONTEXTS):
             h = np.uint64(0xA0761D6478BD642F) + np.uint64(skip)
@@ -759,7 +783,7 @@ def _code(data, start, stop, view, learn, orders, word, column, sparse, match_mi
             state[4], state[FIELDS] = pos, -1
         elif _control(byte):
             state[FIELDS] = -2
-        elif state[FIELDS] >= 0 or (state[FIELDS] == -1 and byte != 32 and byte != 9):
+        elif state[FIELDS] >= 0 or (state[FIELDS] == -1 and not _indent(byte)):
             state[FIELDS] = max(state[FIELDS], 0) + np.int64(_separator(byte))
         if column and view[4] == LEARNING and sampled(pos, state[RECORD_SAMPLES]):
             learn_record(data, pos, view, records)
@@ -785,8 +809,8 @@ def _recall_lines(data, begin, view, state):
                 state[5] = state[4] - p
             newlines += 1
         elif newlines == 0:
-            indent = indent + 1 if c == 32 or c == 9 else 0
-            content = content or (c != 32 and c != 9)
+            indent = indent + 1 if _indent(c) else 0
+            content = content or not _indent(c)
             separators += np.int64(_separator(c))
             control = control or _control(c)
         p -= 1

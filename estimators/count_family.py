@@ -51,7 +51,7 @@ Size = BlendingConfig | ContextMixingConfig
 
 SIZES: tuple[Size, ...] = (
     # Counts of whole bytes after contexts of order 0-4, blended: 200 operations a byte where
-    # the bitwise sizes spend 1,518-5,630, and 6-8 MB/s a core where they code 0.3-1.6
+    # the bitwise sizes spend 1,518-5,892, and 6-8 MB/s a core where they code 0.3-1.6
     # (`bench/bench_count.py`).
     BlendingConfig("blend-order4", orders=(0, 1, 2, 3, 4), table_bits=20),
     # Byte pairs alone: on an order-1 source over many symbols, the order-2 counters of the next
