@@ -154,14 +154,15 @@ class BlendingModel:
         self.weights[:] = weights
         return bits, coded
 
-    def evaluate(self, data: np.ndarray, seen: int, holdout: Holdout) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, data: np.ndarray, seen: int, holdout: Holdout,
+                 online: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Bits and bytes of every held-out block under the model trained on data[:seen], each
-        the mixture of the uniform, frozen and adaptive codes that `ContextMixingModel.evaluate`
-        makes (adaptive: the counts relearn the training bytes just before the block, then
-        learn each block byte after coding it). Nothing is kept: every slot is saved before it
-        changes and restored."""
+        the mixture of the uniform, frozen and adaptive codes (and the `online` one, where
+        given) that `ContextMixingModel.evaluate` makes (adaptive: the counts relearn the
+        training bytes just before the block, then learn each block byte after coding it).
+        Nothing is kept: every slot is saved before it changes and restored."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
-        return mixed_code(frozen, adaptive, count), count
+        return mixed_code(frozen, adaptive, count, online), count
 
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: Holdout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

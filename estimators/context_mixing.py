@@ -252,15 +252,15 @@ class ContextMixingModel:
         self.weights[:] = weights
         return bits, coded
 
-    def evaluate(self, data: np.ndarray, seen: int,
-                 holdout: "Holdout") -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, data: np.ndarray, seen: int, holdout: "Holdout",
+                 online: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Bits and bytes of every held-out block under the model trained on data[:seen].
 
         Each block is coded as if it came after everything the model learned from: its memory
         is the training bytes before `seen`, wherever they lie, plus the held-out blocks before
         it and the block's own earlier bytes (the context a model conditions on, as a
         transformer on its window), none of which it learns from. Every block is coded three
-        ways and costs their mixture, weighted by how well each coded the blocks before
+        or four ways and costs their mixture, weighted by how well each coded the blocks before
         (`mixed_code`):
         - uniform: 8 bits a byte. A model that drifted away from old data (after 128 KiB of
           one constant byte, random bytes cost it 8.4-8.8 bits/byte) codes no worse than it;
@@ -273,10 +273,13 @@ class ContextMixingModel:
           adaptive). The mixer and the maps do not relearn: on bytes the counters had counted
           already, long contexts never missed and they learned to trust them (cm-order6 coded
           held-out blocks of sorted words at 3.79 bits/byte, of int16 audio at 5.09, where
-          the online code paid 3.37 and 4.65; now 3.42 and 4.58).
-        Neither changes the model: every write is logged and rolled back."""
+          the online code paid 3.37 and 4.65; now 3.42 and 4.58);
+        - online, where given: each block as the pass coded it standing just before it
+          (`PairedLoss`), the learner as it was there, for data whose statistics change
+          along the file (`mixed_code`).
+        None changes the model: every write is logged and rolled back."""
         frozen, adaptive, count = self.evaluate_both_ways(data, seen, holdout)
-        return mixed_code(frozen, adaptive, count), count
+        return mixed_code(frozen, adaptive, count, online), count
 
     def evaluate_both_ways(self, data: np.ndarray, seen: int,
                            holdout: "Holdout") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

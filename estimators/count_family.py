@@ -19,7 +19,8 @@ far cheaper than new data, and pricing the data ahead by it made a half-trained 
 the lowest (Python source, 512 KiB: 1.266 at 240 KiB, 1.302 at the end).
 The compute of a checkpoint counts every byte learned from and every held-out evaluation made
 so far (`estimators/flops.py`). Each held-out block is coded by a mixture of the uniform,
-frozen and adaptive codes (`estimators/holdout.py`, `mixed_code`). The runs are
+frozen and adaptive codes of the model and the online code the pass paired it with
+(`estimators/holdout.py`, `mixed_code`). The runs are
 deterministic: seeds do not change them, so they run once per estimate.
 """
 from __future__ import annotations
@@ -334,7 +335,8 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
             online_bits, coded, position = online_bits + bits, coded + count, end
             if progress:
                 progress(count)
-        block_bits, block_bytes = model.evaluate(stream, position, holdout)
+        block_bits, block_bytes = model.evaluate(stream, position, holdout,
+                                                 pairing.online_bits())
         covered = holdout.covered(size, position)
         training_bits, _ = pairing.corrected(block_bits, block_bytes, position, whole=False)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)

@@ -118,6 +118,11 @@ class PairedLoss:
     def add_paired(self, index: int, bits: float, count: int) -> None:
         self.paired[index] = (bits, count)
 
+    def online_bits(self) -> np.ndarray:
+        """Each held-out block's bits as the pass coded it standing just before it; NaN where
+        the pass has not reached it (`holdout.mixed_code`'s online code)."""
+        return np.where(self.paired[:, 1] > 0, self.paired[:, 0], np.nan)
+
     def corrected(self, bits: np.ndarray, count: np.ndarray, position: int,
                   whole: bool = True) -> tuple[np.ndarray, float]:
         """Each held-out block's bits (the final model's, after the pass reached `position`)

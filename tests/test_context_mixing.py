@@ -16,7 +16,7 @@ import pytest
 from estimators import count_family, panel, synthetic
 from estimators.context_mixing import (FIELDS, RECORD_BY_BYTE, RECORD_LENGTH,
                                         ContextMixingConfig, ContextMixingModel, _recall_lines)
-from estimators.holdout import SWITCH_SHARE, Holdout
+from estimators.holdout import SWITCH_SHARE, Holdout, mixed_code
 from estimators.data import load
 from estimators.pairing import PairedLoss
 
@@ -226,12 +226,42 @@ def test_a_checkpoint_prices_the_data_ahead_by_the_held_out_blocks_ahead():
 def test_a_model_that_drifted_away_codes_held_out_blocks_no_worse_than_uniform():
     # After 128 KiB of one constant byte the final model is sure of it, and coded the random
     # bytes before at 8.4-8.8 bits/byte: S came out -0.26 bits/byte. A held-out block may fall
-    # back to the uniform code (8 bits/byte), one of three codes a block chooses between.
+    # back to the uniform code (8 bits/byte), one of the codes a block chooses between.
     data = load(synthetic.random_bytes(128 << 10, seed=3) + synthetic.constant_bytes(128 << 10))
     run = count_family.run(data, SIZE["cm-order4"], [1e15])
     last = run["checkpoints"][-1]
     assert last["entropy_bits"] / (256 << 10) == pytest.approx(4.0, abs=0.01)
     assert abs(last["epiplexity_bits"]) / (256 << 10) < 0.01
+
+
+def test_statistics_that_change_along_the_file_are_not_negative_structure():
+    # Four order-2 chains over 8 symbols in turn, 64 KiB each. The final model follows the
+    # last; it coded the first three quarters' held-out blocks worse than the pass had, and
+    # every size but two read S < 0 (cm-order4 -0.246, cm-order6 -0.084 bits/byte), H 10.7%
+    # over the chains' rate. A block may be coded as the pass, standing before it, coded it.
+    chains = [synthetic.MarkovSource(2, 8, 0.3, seed=20 + k) for k in range(4)]
+    data = b"".join(chain.sample(64 << 10, seed=k) for k, chain in enumerate(chains))
+    rate = sum(chain.entropy_rate_bits for chain in chains) / 4
+    for cfg in count_family.SIZES:
+        last = count_family.run(load(data), cfg, [1e12])["checkpoints"][-1]
+        assert last["epiplexity_bits"] > 0, cfg.name
+        assert last["entropy_bits"] / (256 << 10) > rate, cfg.name
+    assert last["entropy_bits"] / (256 << 10) < 1.06 * rate  # cm-order6, the last size
+
+
+def test_the_online_code_of_a_block_stands_in_where_it_is_shorter_and_is_absent_where_unknown():
+    count = np.full(16, 1000.0)
+    frozen, adaptive = np.full(16, 3000.0), np.full(16, 2000.0)
+    online = np.full(16, 1000.0)
+    bits = mixed_code(frozen, adaptive, count, online)
+    assert bits[-8:] == pytest.approx(1000 - math.log2(1 - SWITCH_SHARE * 3 / 4), abs=1e-6)
+    # where the pass has not reached a block, the adaptive code stands in for its online one
+    unknown = np.full(16, np.nan)
+    assert mixed_code(frozen, adaptive, count, unknown)[-1] == pytest.approx(
+        2000 - math.log2(1 - SWITCH_SHARE / 2), abs=1e-6)
+    # without one, three codes share what the fixed share hands back
+    assert mixed_code(frozen, adaptive, count)[-1] == pytest.approx(
+        2000 - math.log2(1 - SWITCH_SHARE * 2 / 3), abs=1e-6)
 
 
 def test_the_data_ahead_is_priced_two_standard_errors_up_never_below_the_data_learned_from():

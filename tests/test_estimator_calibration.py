@@ -125,18 +125,19 @@ def test_random_bytes_warn_that_epiplexity_is_zero(random_result):
     assert any("epiplexity is zero" in w for w in random_result.warnings)
 
 
-def test_structure_far_below_zero_is_called_unreliable_not_noise():
+def test_words_that_drift_through_the_alphabet_are_not_negative_structure():
     # Sorted words drift through the alphabet: the online code follows them, and the final
     # model, however it relearns before a held-out block, codes it worse than the online code
-    # paid for the bytes around it (S = -0.067 bits/byte).
+    # paid for the bytes around it: S = -0.136 bits/byte, with a warning that it came out
+    # negative, until a block could be coded as the pass, standing before it, coded it.
     rng = np.random.default_rng(3)
     words = {"".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), rng.integers(3, 12)))
              for _ in range(12000)}
     data = "\n".join(sorted(words)).encode()[:1 << 16]
     result = estimators.estimate(data, preset="quick", families=["context-mixing"])
-    assert result.epiplexity_bits < 0
-    assert any("epiplexity came out negative" in w for w in result.warnings)
-    assert not any("within noise of zero" in w for w in result.warnings)
+    assert abs(result.epiplexity_bits_per_byte) < 0.01  # 0.001 bits/byte
+    assert any("within noise of zero" in w for w in result.warnings)
+    assert not any("came out negative" in w for w in result.warnings)
 
 
 def test_random_words_carry_their_rate_in_the_choice_of_each_word():
