@@ -90,6 +90,27 @@ def test_a_block_far_easier_than_a_stratum_like_the_rest_is_corrected_in_full():
     assert bits[[4, 13]] / 256 == pytest.approx(whole[[4, 13]])
 
 
+def test_a_block_is_judged_far_easier_alike_for_h_and_for_s():
+    # Block 12 is 0.42 bits/byte easier than its stratum's training bytes, and the final model
+    # codes it as the online code did; counted in, its own bytes bring the whole stratum's
+    # online code 0.026 nearer, and judged against that it is not far enough from the level the
+    # final model codes blocks in to be an easier block: clipped for H. It was corrected in
+    # full for S, and S + H moved with that knife edge (real CSV files, 0.015-0.018 bits/byte).
+    rng = np.random.default_rng(3)
+    strata = 1.75 + rng.normal(0, 0.02, 16)
+    blocks = strata + rng.normal(0, 0.06, 16)
+    blocks[12] = strata[12] - 0.42
+    final = blocks + 0.19  # the final model's level, 1.94, near the strata's online code
+    final[12] = blocks[12] + 0.01
+    count = np.full(16, 256)
+    pairing = filled(strata, blocks)
+    whole, slope = pairing.corrected(final * count, count, SIZE)
+    training, _ = pairing.corrected(final * count, count, SIZE, whole=False)
+    assert slope == pytest.approx(1.0)
+    assert whole[12] / 256 < (15 * strata[12] + blocks[12]) / 16 - 0.1  # clipped, not in full
+    assert training[12] / 256 < strata[12] - 0.1  # and alike for S
+
+
 def test_a_block_easier_than_a_stratum_raised_by_learning_stays_clipped():
     # a random pattern repeated every stratum: stratum 1 pays 8 bits/byte to learn the copy of
     # the block held out of the first, and its own block is as free as the rest of it
