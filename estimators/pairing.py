@@ -162,7 +162,7 @@ class PairedLoss:
         # CSV files 0.42 bits/byte easier than its stratum's training bytes was corrected in full
         # for S and clipped for H (its own bytes, counted in, bring the stratum 0.026 nearer), and
         # S + H of four sizes came out 0.015-0.018 bits/byte under what either judgement gives.
-        judged_online, judged_gap = against(True)
+        judged_online, judged_gap = (online, gap) if whole else against(True)
         judged = np.median(np.abs(judged_gap[pairs]))
         # A gap far beyond the others' is learning, not a harder block: the stratum after a
         # random pattern's first period codes, online, the held-out block of the first that it
