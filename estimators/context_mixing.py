@@ -362,8 +362,13 @@ def _squash(x: float) -> float:
 
 
 @kernel(inline="always")
+def _digit(c: int) -> bool:
+    return 48 <= c <= 57
+
+
+@kernel(inline="always")
 def _alnum(c: int) -> bool:
-    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95 or c >= 128
+    return _digit(c) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95 or c >= 128
 
 
 @kernel(inline="always")
@@ -442,11 +447,11 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
             # one above, plus one where they carry. The three bytes above split each carry 10
             # ways: a CSV of row numbers, words and numbers paid 1.0-1.25 bits a row for its row
             # numbers, now 0.03 (`docs/count-family.md`, "The field of the line").
-            if 48 <= a <= 57:
+            if _digit(a):
                 carry, p = 1, above + 1
                 # at most 20 digits after it (a 64-bit counter has 20): a long line of nines
                 # is not read to its end for every byte below it
-                while p < min(pos, above + 21) and visible(p, pos, view) and 48 <= data[p] <= 57:
+                while p < min(pos, above + 21) and visible(p, pos, view) and _digit(data[p]):
                     if data[p] != 57:
                         carry = 0
                         break
