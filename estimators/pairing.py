@@ -23,18 +23,21 @@ zero: the correction removes noise and adds none on average. The slope is fitted
 repeated later costs the online code 8 bits/byte and the final model nothing) it is near 0 and
 nothing changes. Gaps are clipped at `GAP_CAP` times their median size: one far beyond the
 rest is learning, unless the final model codes the block as the online code did (`corrected`
-says when). In the first stratum the online code falls steeply while it learns, and
-against the stratum's mean a block's gap measured where the block lies more than what it holds
-(an order-1 chain over 16 symbols, 32 KiB: 0.16-0.23 bits/byte below its stratum beyond what
-the true probabilities say, which put L 0.015 bits/byte over what the final model codes fresh
-bytes of the chain in). So that block is compared with the training bytes `NEAR_BLOCKS` blocks
-to either side of it instead, which the pass coded having learned about as much. Left alone,
-its draw stayed in L: an order-3 chain over 2 symbols (256 KiB) whose first held-out block
-was 0.088 bits/byte easier than its stratum gave L = 0.1664, under the sample's oracle
-(0.1708) and what the final model codes fresh bytes in (0.1697); now 0.1695.
-Measured against that truth (`bench/bench_pairing.py --samples 20`): the error of L has a
-spread of 0.012 bits/byte where it was 0.030 uncorrected (that chain, `cm-order1`), and 0.003
-where it was 0.010 (256 KiB of an order-1 chain over 4 symbols, `blend-order4`).
+says when). In the first stratum the online code falls steeply while it learns, and against
+the stratum's mean a block's gap measured where the block lies more than what it holds (an
+order-1 chain over 16 symbols, 32 KiB: 0.16-0.23 bits/byte below its stratum beyond what the
+true probabilities say). So that block is compared with the trend of the online code over the
+training blocks of the first `TREND_STRATA` strata, fitted against the log of where each lies
+(`_trend_at`). Over 78 runs on Markov chains of 256 KiB, that block's corrected loss erred
+from what the final model codes its stratum in by 0.08 of it (root mean square) against the
+trend, 0.17 against the stratum's mean, and 0.19 against the two blocks to either side of it,
+as it was compared before: too few bytes where a chain is nearly deterministic (1 KiB blocks
+of 20 bits each; `docs/count-family.md`).
+
+Measured against what the final model codes 1 MiB more of a chain in (`bench/bench_pairing.py
+--samples 20`): the error of L has a spread of 0.011 bits/byte where it was 0.030 uncorrected
+(32 KiB of that order-1 chain, `cm-order1`), and 0.003 where it was 0.010 (256 KiB of an order-1
+chain over 4 symbols, `blend-order4`).
 """
 from __future__ import annotations
 
@@ -49,11 +52,9 @@ MIN_PAIRS = 4  # held-out blocks with a correction needed to fit the slope
 # counted in, they set every stratum's figure above its held-out block's, pushing L up by
 # about 0.0015 bits/byte (0.3% on words, 2% of a chain's rate near 0.07).
 RECOVERY = 64
-GAP_CAP = 3.0  # gaps are clipped at this many times their median size
-HARDER_GAPS = 10.0  # ...except a harder block's this far beyond it (`corrected`)
-# The first stratum's block is compared with the training bytes this many blocks to either
-# side of it, where the online code has learned about as much on average as at the block.
-NEAR_BLOCKS = 2
+GAP_CAP = 3.0  # gaps are clipped at this many times their median size (see `corrected`)
+# The first stratum's block is compared with the trend of the online code over this many strata.
+TREND_STRATA = 2
 
 
 class PairedLoss:
@@ -68,20 +69,15 @@ class PairedLoss:
         self.block_bytes = np.minimum(self.starts + self.block_size, size) - self.starts
         self.training = np.zeros((-(-size // self.stratum), 2))  # online bits, bytes
         self.paired = np.zeros((len(self.starts), 2))  # online bits, bytes of each block
-        self.near = np.zeros(2)  # online bits, bytes around the first stratum's block
-        near = NEAR_BLOCKS * self.block_size
-        first = int(self.starts[0]) if len(self.starts) and self.starts[0] < self.stratum else -1
-        after = first + self.block_size + RECOVERY
-        # [before, after) either side of the first stratum's block, when a whole one fits
-        self.windows = ([(first - near, first), (after, after + near)]
-                        if first >= near and after + near <= size else [])
+        early = min(size, TREND_STRATA * self.stratum)
+        self.early = np.zeros((-(-early // self.block_size), 2))  # online bits, bytes: each block
         self.edges = np.unique(np.concatenate((  # where a stretch must stop (`next_stop`)
             self.starts, self.starts + self.block_size + RECOVERY,
-            np.ravel(self.windows).astype(np.int64))))
+            np.arange(0, early, self.block_size))))
 
     def next_stop(self, position: int) -> int:
         """Where a stretch of the pass from `position` ends: the next stratum, held-out block,
-        end of the `RECOVERY` bytes after a block, or edge of the first stratum's windows. So
+        end of the `RECOVERY` bytes after a block, or block of the first `TREND_STRATA`. So
         each stretch lies in one stratum, a block is paired first, and where a stretch counts
         does not depend on where the pass was cut into stretches (progress ticks, budgets)."""
         stop = min((position // self.stratum + 1) * self.stratum, self.size)
@@ -112,8 +108,8 @@ class PairedLoss:
         figure."""
         if not self._after_block(position):
             self.training[position // self.stratum] += (bits, count)
-            if any(begin <= position < end for begin, end in self.windows):
-                self.near += (bits, count)
+            if position // self.block_size < len(self.early):
+                self.early[position // self.block_size] += (bits, count)
 
     def add_paired(self, index: int, bits: float, count: int) -> None:
         self.paired[index] = (bits, count)
@@ -128,9 +124,8 @@ class PairedLoss:
         """Each held-out block's bits (the final model's, after the pass reached `position`)
         corrected as the module says, and the slope used (0: no correction): the final model's
         loss over its `whole` stratum (H), or over the stratum's training bytes alone (what S
-        subtracts from their online code). A block past the first stratum is corrected once the
-        pass has coded its whole stratum, the first stratum's once it has coded the bytes
-        either side of it; none goes below zero bits.
+        subtracts from their online code). A block is corrected once the pass has coded its
+        whole stratum; none goes below zero bits.
 
         The two differ where the draw was unbalanced: 1 KiB random blocks alternating with
         zero ones, 4 random among the 16 held out, have training bytes 52% random. One
@@ -144,6 +139,9 @@ class PairedLoss:
             return bits, 0.0
         paired = self.paired[:, 0] / np.maximum(self.paired[:, 1], 1)  # each block, online
         final = bits / np.maximum(count, 1)
+        first_trend = (self._trend_at(self.starts[0] + self.block_size / 2)
+                       if 0 < self.starts[0] < self.stratum <= position and self.paired[0, 1] > 0
+                       else None)
 
         def against(with_own: bool) -> tuple[np.ndarray, np.ndarray]:
             """Each stratum's online code, the block's own counted in or not, and each block's
@@ -153,8 +151,8 @@ class PairedLoss:
                       / np.maximum(train_bytes + own * self.paired[:, 1], 1))
             gap = np.zeros(len(bits))
             gap[pairs] = paired[pairs] - online[pairs]
-            if self.windows and position >= self.windows[1][1] and self.near[1] > 0:
-                gap[0] = paired[0] - self.near[0] / self.near[1]
+            if first_trend is not None:
+                gap[0] = paired[0] - first_trend
             return online, gap
         online, gap = against(whole)
         # Which blocks are far harder or easier than their strata (below) is judged once, against
@@ -172,10 +170,10 @@ class PairedLoss:
         # Learning only ever raises the online code, so a block far harder than its stratum
         # that the final model finds as hard as the online code did is a harder block, not
         # learning: one where random bytes give way to text mid-stratum. Clipped like the
-        # rest, it priced its stratum as wholly random (H 0.08 bits/byte over on 43 KiB).
-        # Only far beyond the others' gaps: kept from the cap on, the noise of harder blocks
-        # moved six rows of the 256 KiB fidelity table by up to 0.003 bits/byte.
-        harder = ((judged_gap > HARDER_GAPS * judged)
+        # rest, it priced its stratum as wholly random (H 0.08 bits/byte over on 43 KiB). A
+        # chain that is nearly deterministic has bursts of rare symbols: an order-3 chain over
+        # 2 symbols read H 0.84 above its oracle while only gaps 10 times the median were kept.
+        harder = ((judged_gap > GAP_CAP * judged)
                   & (np.abs(final - paired) <= judged_gap / 2))
         # A block far easier than its stratum is an easier block where the final model finds it
         # as easy as the online code did and the stratum's online code is near what the final
@@ -196,3 +194,15 @@ class PairedLoss:
             return bits, 0.0
         slope = float(np.clip(np.cov(gap[pairs], above[pairs], bias=True)[0, 1] / spread, 0, 1))
         return np.maximum(bits - slope * gap * count, 0.0), slope
+
+    def _trend_at(self, centre: float) -> float | None:
+        """The online code, bits per byte, that the training blocks of the first `TREND_STRATA`
+        strata coded so far put at `centre`: a line through their bits per byte against the
+        log of where each lies, each weighed by its bytes. None before `MIN_PAIRS` are coded."""
+        bits, count = self.early.T
+        coded = np.flatnonzero(count > 0)
+        if len(coded) < MIN_PAIRS:
+            return None
+        where = np.log2((coded + 0.5) * self.block_size)
+        slope, level = np.polyfit(where, bits[coded] / count[coded], 1, w=np.sqrt(count[coded]))
+        return float(level + slope * np.log2(centre))

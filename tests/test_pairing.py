@@ -135,17 +135,15 @@ def test_a_block_is_corrected_only_once_its_whole_stratum_is_coded():
     assert slope == 0.0 and (untouched == final).all()
 
 
-def test_the_first_strata_block_is_compared_with_the_training_bytes_either_side_of_it():
-    # the online code falls as the pass learns: over the first stratum, bits/byte fall from
-    # 6 to 2, so the stratum's mean says more of the trend than of the block; the bytes either
-    # side of the block were coded at about the trend where it lies
+def test_the_first_strata_block_is_compared_with_the_trend_of_the_online_code():
+    # the online code falls as the pass learns, by 0.6 bits/byte each time the bytes seen
+    # double, so the first stratum's mean says more of that trend than of its block
     def online(position: float) -> float:
-        return 6.0 - 4.0 * min(position, 4096) / 4096 if position < 4096 else 2.0
+        return 10.0 - 0.6 * np.log2(position)
 
     pairing, position = PairedLoss(HOLDOUT, SIZE), 0
     first = int(pairing.starts[0])
-    assert first < pairing.stratum and pairing.windows[0] == (first - 512, first)
-    assert pairing.windows[1] == (first + 256 + RECOVERY, first + 256 + RECOVERY + 512)
+    assert 0 < first < pairing.stratum
     harder = np.r_[0.25, np.random.default_rng(4).normal(0, 0.2, 15)]  # block 0: harder
     while position < SIZE:
         held = pairing.held_out_at(position)
@@ -161,10 +159,27 @@ def test_the_first_strata_block_is_compared_with_the_training_bytes_either_side_
     final = (np.array([online(s + 128) for s in pairing.starts]) + harder - 0.3) * count
     bits, slope = pairing.corrected(final, count, SIZE)
     assert slope == pytest.approx(1.0)
-    # linear around the block: either side averages the trend 32 bytes past its centre
-    assert bits[0] / 256 == pytest.approx(online(first + 128 + RECOVERY / 2) - 0.3, abs=1e-9)
+    assert bits[0] / 256 == pytest.approx(online(first + 128) - 0.3, abs=0.01)
     stratum_mean = pairing.training[0, 0] / pairing.training[0, 1]
-    assert stratum_mean - online(first + 128) > 0.8  # the whole stratum: learning, not the block
+    assert stratum_mean - online(first + 128) > 0.3  # the whole stratum: learning, not the block
+    before = pairing.corrected(final, count, pairing.stratum - 1)[0]  # its stratum not yet coded
+    assert before[0] == final[0]
+
+
+def test_the_bursts_of_a_nearly_deterministic_chain_are_corrected_in_full():
+    # an order-3 chain over 2 symbols (Dirichlet(0.3) rows, 256 KiB, `blend-order4`): its rare
+    # symbols come in bursts, and held-out blocks of 1 KiB that fell on one cost 3-10 times
+    # their strata (bits/byte, online), where the final model codes each as the online code did.
+    # Clipped at three times the median gap, they left H 0.84 above the sample's oracle.
+    strata = np.array([0.0231, 0.0114, 0.0183, 0.0388, 0.0110, 0.0122, 0.0259, 0.0102, 0.0189,
+                       0.0118, 0.0045, 0.0143, 0.0134, 0.0210, 0.0234, 0.0229])
+    blocks = np.array([0.0152, 0.0003, 0.0004, 0.1751, 0.0005, 0.0005, 0.0004, 0.0697, 0.0851,
+                       0.0960, 0.0482, 0.0003, 0.1546, 0.0003, 0.2219, 0.0004])
+    count = np.full(16, 256)
+    bits, slope = filled(strata, blocks).corrected(blocks * count, count, SIZE)
+    assert slope == pytest.approx(1.0)
+    whole = (15 * strata + blocks) / 16
+    assert bits[1:] / 256 == pytest.approx(whole[1:], abs=1e-4)
 
 
 def test_the_bytes_just_after_a_held_out_block_count_in_no_stratum():
