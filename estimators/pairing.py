@@ -172,7 +172,7 @@ class PairedLoss:
         # learning: one where random bytes give way to text mid-stratum. Clipped like the
         # rest, it priced its stratum as wholly random (H 0.08 bits/byte over on 43 KiB). A
         # chain that is nearly deterministic has bursts of rare symbols: an order-3 chain over
-        # 2 symbols read H 0.84 above its oracle while only gaps 10 times the median were kept.
+        # 2 symbols read H 84% above its oracle while only gaps 10 times the median were kept.
         harder = ((judged_gap > GAP_CAP * judged)
                   & (np.abs(final - paired) <= judged_gap / 2))
         # A block far easier than its stratum is an easier block where the final model finds it

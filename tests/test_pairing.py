@@ -170,7 +170,7 @@ def test_the_bursts_of_a_nearly_deterministic_chain_are_corrected_in_full():
     # an order-3 chain over 2 symbols (Dirichlet(0.3) rows, 256 KiB, `blend-order4`): its rare
     # symbols come in bursts, and held-out blocks of 1 KiB that fell on one cost 3-10 times
     # their strata (bits/byte, online), where the final model codes each as the online code did.
-    # Clipped at three times the median gap, they left H 0.84 above the sample's oracle.
+    # Clipped at three times the median gap, they left H 84% above the sample's oracle.
     strata = np.array([0.0231, 0.0114, 0.0183, 0.0388, 0.0110, 0.0122, 0.0259, 0.0102, 0.0189,
                        0.0118, 0.0045, 0.0143, 0.0134, 0.0210, 0.0234, 0.0229])
     blocks = np.array([0.0152, 0.0003, 0.0004, 0.1751, 0.0005, 0.0005, 0.0004, 0.0697, 0.0851,
