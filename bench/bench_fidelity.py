@@ -371,10 +371,7 @@ def drawn_chains_laws(preset: str, families: list[str] | None, size: int, count:
         checked += 1
         r = estimators.estimate(data, preset=preset, families=families)
         top = r.curve[-1]
-        h = top.entropy_bits_per_byte
-        chosen = [c for run in r.runs for c in run["checkpoints"]
-                  if c["entropy_bits"] == top.entropy_bits]
-        noise = 2 * chosen[0]["heldout_stderr"] if chosen else 0.0  # none: the uniform code
+        h, noise = top.entropy_bits_per_byte, 2 * top.entropy_stderr_bits_per_byte
         law = ("H over 1.05 x rate" if h > 1.05 * rate else
                "H under rate - 2 s.e." if h < rate - noise else "holds")
         broken += law != "holds"

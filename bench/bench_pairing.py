@@ -89,8 +89,9 @@ def relative_errors(source: synthetic.MarkovSource, size: int, names: list[str],
                     seed: int) -> list[tuple[float, float]] | None:
     """For each size named, the uncorrected and corrected L over the sample's truth, less 1;
     None for a chain that codes the sample in under 0.002 bits/byte (nearly no bits to share)."""
-    data = np.frombuffer(source.sample(size, seed=seed), np.uint8).copy()
-    oracle = source.bits(data.tobytes())
+    sample = source.sample(size, seed=seed)
+    oracle = source.bits(sample)
+    data = np.frombuffer(sample, np.uint8).copy()
     if oracle.mean() < 0.002:
         return None
     holdout = Holdout.for_size(size)
