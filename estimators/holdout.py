@@ -75,10 +75,15 @@ class Holdout:
     files of power-of-two sizes: 100 MiB of three files repeated measured H = 2.85 bits/byte
     where the online code paid 0.16); a golden-ratio rule, those of data repeating every 144
     blocks, or 233, or 89: random bytes written twice then split as S = 0, H = 4 bits/byte or
-    S = 4, H = 0 by the length of the copy."""
+    S = 4, H = 0 by the length of the copy.
+
+    `rotation` (below `every`) moves each stratum's pick to another of its blocks: the
+    `every` rotations hold out every block once, so the final model's loss over the whole
+    file, which one slice estimates, can be measured (`bench/bench_pairing.py --rotations`)."""
 
     shift: int
     every: int  # a power of two
+    rotation: int = 0
 
     @property
     def every_bits(self) -> int:
@@ -87,8 +92,8 @@ class Holdout:
     def view(self, seen: int, block: int, mode: int) -> tuple:
         """The kernels' view of the data (`visible`): training bytes before `seen` learned
         from, the held-out block that starts at `block` being coded, this slice's layout, and
-        what the pass is (LEARNING, EVALUATING, RELEARNING)."""
-        return (seen, block, self.shift, self.every_bits, mode)
+        what the pass is (LEARNING, EVALUATING, RELEARNING, PAIRING), and the rotation."""
+        return (seen, block, self.shift, self.every_bits, mode, self.rotation)
 
     @staticmethod
     def for_size(size: int, max_bytes: int = 1 << 20) -> "Holdout":
@@ -113,7 +118,7 @@ class Holdout:
         bits = np.uint64(self.every_bits)
         with np.errstate(over="ignore"):  # the hash multiplies modulo 2**64
             pick = mix64((blocks >> bits) + np.uint64(1)) >> np.uint64(64 - self.every_bits)
-        return (blocks & np.uint64(self.every - 1)) == pick
+        return (blocks & np.uint64(self.every - 1)) == pick ^ np.uint64(self.rotation)
 
     def _blocks(self, size: int) -> np.ndarray:
         """The index of every block of data of `size` bytes."""
@@ -180,21 +185,22 @@ def mix64(x: np.uint64) -> np.uint64:
 @kernel(inline="always")
 def held_out(p: int, view) -> bool:
     """Whether byte p belongs to the held-out slice (`Holdout`): view[2] is log2 of the block
-    size, view[3] log2 of `every`."""
+    size, view[3] log2 of `every`, view[5] the rotation."""
     block = p >> view[2]
     pick = mix64(np.uint64((block >> view[3]) + 1)) >> np.uint64(64 - view[3])
-    return np.uint64(block & ((1 << view[3]) - 1)) == pick
+    return np.uint64(block & ((1 << view[3]) - 1)) == pick ^ np.uint64(view[5])
 
 
 @kernel(inline="always")
 def visible(p: int, pos: int, view) -> bool:
     """Whether history byte p may be read when coding byte pos.
 
-    `view` = (seen, block_start, shift, log2 every, mode). Learning or relearning, the model reads
-    only training bytes before pos. Evaluating after `seen` bytes and coding a held-out block,
-    it reads the training bytes before `seen` (its memory, wherever they lie: the final model
-    codes a held-out block as if it came after all it learned from), the block's bytes before
-    pos, and the held-out blocks before it, which the evaluation coded first (`_evaluate`).
+    `view` = (seen, block_start, shift, log2 every, mode, rotation). Learning or relearning,
+    the model reads only training bytes before pos. Evaluating after `seen` bytes and coding a
+    held-out block, it reads the training bytes before `seen` (its memory, wherever they lie:
+    the final model codes a held-out block as if it came after all it learned from), the
+    block's bytes before pos, and the held-out blocks before it, which the evaluation coded
+    first (`_evaluate`).
     Relearning must not read ahead: the match model would find the very byte it is learning
     from (its index holds every training position) and learn to trust itself: held-out JSON
     records cost 17% more than the online code."""
@@ -224,5 +230,5 @@ def block_views(view, begin):
     """Views of an evaluation (`view`) coding the held-out block at `begin`, and relearning
     the training bytes before it. Their modes are int64, not literal constants, so a kernel
     called with them reuses its one compiled version (see LEARNING)."""
-    return ((view[0], begin, view[2], view[3], np.int64(EVALUATING)),
-            (view[0], begin, view[2], view[3], np.int64(RELEARNING)))
+    return ((view[0], begin, view[2], view[3], np.int64(EVALUATING), view[5]),
+            (view[0], begin, view[2], view[3], np.int64(RELEARNING), view[5]))

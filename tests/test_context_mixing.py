@@ -136,6 +136,20 @@ def test_a_copy_at_any_distance_is_held_out_about_as_often_as_any_block():
         assert both < 0.15
 
 
+def test_the_rotations_of_the_slice_hold_out_every_block_once_and_the_kernels_agree():
+    held = np.stack([Holdout(shift=10, every=16, rotation=r).blocks_held_out(np.arange(4096))
+                     for r in range(16)])
+    assert (held.sum(axis=0) == 1).all() and (held.sum(axis=1) == 256).all()
+    # the pass codes and learns from the training bytes alone: those the slice does not hold
+    holdout = Holdout(shift=8, every=16, rotation=11)
+    data = np.frombuffer(synthetic.random_bytes(64 << 10, seed=3), dtype=np.uint8)
+    per_byte = np.zeros(len(data))
+    ContextMixingModel(SIZE["cm-order1"].fitted(len(data))).code(data, 0, len(data), holdout,
+                                                                 per_byte)
+    assert ((per_byte == 0) == holdout.mask(len(data))).all()
+    assert not (holdout.mask(len(data)) == Holdout(shift=8, every=16).mask(len(data))).all()
+
+
 def test_held_out_blocks_are_coded_from_what_the_model_saw_and_nothing_it_did_not():
     # a sentence repeated: a frozen model that saw some of it codes held-out blocks cheaply
     data = np.frombuffer(synthetic.repeated_sentence(65536), dtype=np.uint8)
