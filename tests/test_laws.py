@@ -317,9 +317,10 @@ def test_total_code_never_rises_with_budget(name):
 # Shuffled bytes keep only the byte frequencies: the headline loses its structure. Shuffled
 # lines keep each line and lose the order between them: H rises for every observer, and S
 # falls for the transformer, which must learn to use the context it reads. The count family
-# has its use of context built in (a match model, counters that adapt), and what it learns,
-# the statistics of the whole file, a line shuffle keeps: its S moved either way, within the
-# noise of its held-out estimate (README, Fidelity).
+# has its use of context built in (a match model, counters that adapt) and remembers the whole
+# file, so what it learns of each line's relatives counts as structure: measured against every
+# rotation of its held-out slice, its S rises under a line shuffle (docs/count-family.md,
+# "Against a truth").
 @pytest.mark.slow
 def test_shuffling_real_text_lowers_structure_and_raises_entropy():
     real, lines = result("python"), result("python-lines")
