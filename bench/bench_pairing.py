@@ -138,27 +138,6 @@ TEXTS |= {f"{label}, lines shuffled": (lambda size, make=make:
           for label, make in TEXTS.items()}
 
 
-def rotation_run(name: str, data: np.ndarray, holdout: Holdout) -> dict:
-    """One pass of the size `name` over `data` with this slice: L uncorrected, corrected (H's)
-    and corrected over the training bytes (S's), each block weighing its stratum; the online
-    bits and bytes of the training bytes; the blocks' bits and bytes; the error it reports."""
-    size = len(data)
-    model = next(c for c in count_family.SIZES if c.name == name).fitted(size).model()
-    pairing = PairedLoss(holdout, size)
-    online, coded = count_family.learn(model, data, 0, size, holdout, pairing)
-    bits, count = model.evaluate(data, size, holdout, pairing.online_bits())
-    first, end = holdout.strata(size)
-    stands_for = (end - first).astype(float)
-    corrected, _ = pairing.corrected(bits, count, size)
-    training, _ = pairing.corrected(bits, count, size, whole=False)
-
-    def loss(block_bits: np.ndarray) -> float:  # over the whole data, each block its stratum
-        return float((block_bits / count * stands_for).sum() / stands_for.sum())
-    return {"uncorrected": loss(bits), "corrected": loss(corrected), "training": loss(training),
-            "online": online, "coded": coded, "bits": bits, "count": count,
-            "stderr": count_family._stratified_error(corrected / count, stands_for)}
-
-
 def rotations_table(size: int, name: str = "cm-order6") -> None:
     """The error of L and S of each text over every rotation of the slice (module docstring)."""
     print(f"`{name}`, {size >> 10} KiB, every rotation of the held-out slice; L and S in bits "
@@ -168,7 +147,8 @@ def rotations_table(size: int, name: str = "cm-order6") -> None:
     for label, make in TEXTS.items():
         data = np.frombuffer(make(size), np.uint8).copy()  # docstrings: 861 KiB at most
         base = Holdout.for_size(len(data))
-        runs = [rotation_run(name, data, Holdout(base.shift, base.every, r))
+        cfg = next(c for c in count_family.SIZES if c.name == name)
+        runs = [count_family.slice_run(cfg, data, Holdout(base.shift, base.every, r))
                 for r in range(base.every)]
         truth = (sum(r["bits"].sum() for r in runs) / sum(r["count"].sum() for r in runs))
         # S of each run with its training bytes at the truth, against S as it reads it

@@ -268,6 +268,30 @@ def learn(model, stream: np.ndarray, start: int, stop: int, holdout: Holdout,
     return bits, count
 
 
+def slice_run(cfg: Size, data: np.ndarray, holdout: Holdout) -> dict:
+    """One whole pass of `cfg` over `data` with this held-out slice, then its final model on
+    the slice: L uncorrected, corrected (H's) and corrected over the training bytes (S's), each
+    block weighing its stratum; the online bits and bytes of the training bytes; the blocks'
+    bits and bytes; and the standard error a run reports. Over every rotation of a slice
+    (`Holdout.rotation`) the blocks' bits measure the loss one slice estimates
+    (`bench/bench_pairing.py --rotations`)."""
+    size = len(data)
+    model = cfg.fitted(size).model()
+    pairing = PairedLoss(holdout, size)
+    online, coded = learn(model, data, 0, size, holdout, pairing)
+    bits, count = model.evaluate(data, size, holdout, pairing.online_bits())
+    first, end = holdout.strata(size)
+    stands_for = (end - first).astype(float)
+    corrected, _ = pairing.corrected(bits, count, size)
+    training, _ = pairing.corrected(bits, count, size, whole=False)
+
+    def loss(block_bits: np.ndarray) -> float:
+        return float((block_bits / count * stands_for).sum() / stands_for.sum())
+    return {"uncorrected": loss(bits), "corrected": loss(corrected), "training": loss(training),
+            "online": online, "coded": coded, "bits": bits, "count": count,
+            "stderr": _stratified_error(corrected / count, stands_for)}
+
+
 def checkpoint_stops(cfg: Size, size: int, budgets: Sequence[float],
                      width: int = 1) -> tuple[tuple[int, float], ...]:
     """Where a run of `cfg` over `size` bytes (tokens of `width` bytes) stops to evaluate, and
