@@ -107,14 +107,10 @@ def relative_errors(source: synthetic.MarkovSource, size: int, names: list[str],
     oracle_blocks = np.array([oracle[s:s + block].sum() for s in holdout.block_starts(size)])
     found = []
     for name in names:
-        model = next(c for c in count_family.SIZES if c.name == name).fitted(size).model()
-        pairing = PairedLoss(holdout, size)
-        count_family.learn(model, data, 0, size, holdout, pairing)
-        bits, count = model.evaluate(data, size, holdout, pairing.online_bits())
-        corrected, _ = pairing.corrected(bits, count, size)
-        truth = bits.sum() / oracle_blocks.sum() * oracle.mean()
-        found.append((bits.sum() / count.sum() / truth - 1,
-                      corrected.sum() / count.sum() / truth - 1))
+        run = count_family.slice_run(next(c for c in count_family.SIZES if c.name == name),
+                                     data, holdout)
+        truth = run["bits"].sum() / oracle_blocks.sum() * oracle.mean()
+        found.append((run["uncorrected"] / truth - 1, run["corrected"] / truth - 1))
     return found
 
 
