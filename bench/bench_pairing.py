@@ -146,7 +146,7 @@ def rotations_table(size: int, name: str = "cm-order6") -> None:
         cfg = next(c for c in count_family.SIZES if c.name == name)
         runs = [count_family.slice_run(cfg, data, Holdout(base.shift, base.every, r))
                 for r in range(base.every)]
-        truth = (sum(r["bits"].sum() for r in runs) / sum(r["count"].sum() for r in runs))
+        truth = sum(r["bits"].sum() for r in runs) / sum(r["count"].sum() for r in runs)
         # S of each run with its training bytes at the truth, against S as it reads it
         s_true = np.array([(r["online"] - truth * r["coded"]) / len(data) for r in runs])
         s_read = np.array([(r["online"] - r["training"] * r["coded"]) / len(data) for r in runs])

@@ -85,6 +85,10 @@ class Holdout:
     every: int  # a power of two
     rotation: int = 0
 
+    def __post_init__(self):
+        if not 0 <= self.rotation < self.every:
+            raise ValueError(f"rotation {self.rotation}: 0 to {self.every - 1}")
+
     @property
     def every_bits(self) -> int:
         return self.every.bit_length() - 1

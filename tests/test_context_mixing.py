@@ -148,6 +148,8 @@ def test_the_rotations_of_the_slice_hold_out_every_block_once_and_the_kernels_ag
                                                                  per_byte)
     assert ((per_byte == 0) == holdout.mask(len(data))).all()
     assert not (holdout.mask(len(data)) == Holdout(shift=8, every=16).mask(len(data))).all()
+    with pytest.raises(ValueError, match="rotation 16: 0 to 15"):
+        Holdout(shift=8, every=16, rotation=16)
 
 
 def test_held_out_blocks_are_coded_from_what_the_model_saw_and_nothing_it_did_not():
