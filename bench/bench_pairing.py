@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import machine  # noqa: E402
 from estimators import blending, context_mixing, count_family, panel, synthetic  # noqa: E402
 from estimators.holdout import LEARNING, Holdout  # noqa: E402
-from estimators.pairing import PairedLoss  # noqa: E402
 
 FRESH = 1 << 20  # the truth's own noise: 0.004 bits/byte with 64 KiB
 # (size name, bytes, order, symbols, concentration)
@@ -66,17 +65,10 @@ def errors(name: str, size: int, order: int, symbols: int, concentration: float,
     the corrected L, for one sample."""
     source = synthetic.MarkovSource(order, symbols, concentration, seed=seed)
     data = np.frombuffer(source.sample(size + FRESH, seed=seed + 50), np.uint8).copy()
-    holdout = Holdout.for_size(size)
-    model = count_family.SIZES[[c.name for c in count_family.SIZES].index(name)].fitted(
-        size).model()
-    pairing = PairedLoss(holdout, size)
-    count_family.learn(model, data[:size], 0, size, holdout, pairing)
-    bits, count = model.evaluate(data[:size], size, holdout)
-    corrected, _ = pairing.corrected(bits, count, size)
-    truth = frozen_bits(model, data, size)
-    first, end = holdout.strata(size)
-    reported = count_family._stratified_error(corrected / count, (end - first).astype(float))
-    return bits.sum() / count.sum() - truth, corrected.sum() / count.sum() - truth, reported
+    run = count_family.slice_run(next(c for c in count_family.SIZES if c.name == name),
+                                 data[:size], Holdout.for_size(size))
+    truth = frozen_bits(run["model"], data, size)
+    return run["uncorrected"] - truth, run["corrected"] - truth, run["stderr"]
 
 
 def drawn_chains(count: int, seed: int = 123) -> list[synthetic.MarkovSource]:

@@ -272,7 +272,7 @@ def slice_run(cfg: Size, data: np.ndarray, holdout: Holdout) -> dict:
     """One whole pass of `cfg` over `data` with this held-out slice, then its final model on
     the slice: L uncorrected, corrected (H's) and corrected over the training bytes (S's), each
     block weighing its stratum; the online bits and bytes of the training bytes; the blocks'
-    bits and bytes; and the standard error a run reports. Over every rotation of a slice
+    bits and bytes; the standard error a run reports; and the model. Over every rotation of a slice
     (`Holdout.rotation`) the blocks' bits measure the loss one slice estimates
     (`bench/bench_pairing.py --rotations`)."""
     size = len(data)
@@ -289,7 +289,7 @@ def slice_run(cfg: Size, data: np.ndarray, holdout: Holdout) -> dict:
         return float((block_bits / count * stands_for).sum() / stands_for.sum())
     return {"uncorrected": loss(bits), "corrected": loss(corrected), "training": loss(training),
             "online": online, "coded": coded, "bits": bits, "count": count,
-            "stderr": _stratified_error(corrected / count, stands_for)}
+            "stderr": _stratified_error(corrected / count, stands_for), "model": model}
 
 
 def checkpoint_stops(cfg: Size, size: int, budgets: Sequence[float],
