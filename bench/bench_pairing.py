@@ -39,6 +39,7 @@ from machine import machine  # noqa: E402
 from estimators import blending, context_mixing, count_family, panel, synthetic  # noqa: E402
 from estimators.holdout import LEARNING, Holdout  # noqa: E402
 
+SIZES = {cfg.name: cfg for cfg in count_family.SIZES}
 FRESH = 1 << 20  # the truth's own noise: 0.004 bits/byte with 64 KiB
 # (size name, bytes, order, symbols, concentration)
 CASES = [("cm-order1", 32 << 10, 1, 16, 0.3), ("blend-order4", 256 << 10, 1, 4, 0.3),
@@ -65,8 +66,7 @@ def errors(name: str, size: int, order: int, symbols: int, concentration: float,
     the corrected L, for one sample."""
     source = synthetic.MarkovSource(order, symbols, concentration, seed=seed)
     data = np.frombuffer(source.sample(size + FRESH, seed=seed + 50), np.uint8).copy()
-    run = count_family.slice_run(next(c for c in count_family.SIZES if c.name == name),
-                                 data[:size], Holdout.for_size(size))
+    run = count_family.slice_run(SIZES[name], data[:size], Holdout.for_size(size))
     truth = frozen_bits(run["model"], data, size)
     return run["uncorrected"] - truth, run["corrected"] - truth, run["stderr"]
 
@@ -99,8 +99,7 @@ def relative_errors(source: synthetic.MarkovSource, size: int, names: list[str],
     oracle_blocks = np.array([oracle[s:s + block].sum() for s in holdout.block_starts(size)])
     found = []
     for name in names:
-        run = count_family.slice_run(next(c for c in count_family.SIZES if c.name == name),
-                                     data, holdout)
+        run = count_family.slice_run(SIZES[name], data, holdout)
         truth = run["bits"].sum() / oracle_blocks.sum() * oracle.mean()
         found.append((run["uncorrected"] / truth - 1, run["corrected"] / truth - 1))
     return found
@@ -134,11 +133,7 @@ def rotations_table(size: int, name: str = "cm-order6") -> None:
           "S error |\n|---|---|---|---|---|---|---|---|")
     for label, make in TEXTS.items():
         data = np.frombuffer(make(size), np.uint8).copy()  # docstrings: 861 KiB at most
-        base = Holdout.for_size(len(data))
-        cfg = next(c for c in count_family.SIZES if c.name == name)
-        runs = [count_family.slice_run(cfg, data, Holdout(base.shift, base.every, r))
-                for r in range(base.every)]
-        truth = sum(r["bits"].sum() for r in runs) / sum(r["count"].sum() for r in runs)
+        runs, truth = count_family.every_rotation(SIZES[name], data)
         # S of each run with its training bytes at the truth, against S as it reads it
         s_true = np.array([(r["online"] - truth * r["coded"]) / len(data) for r in runs])
         s_read = np.array([(r["online"] - r["training"] * r["coded"]) / len(data) for r in runs])

@@ -292,6 +292,15 @@ def slice_run(cfg: Size, data: np.ndarray, holdout: Holdout) -> dict:
             "stderr": _stratified_error(corrected / count, stands_for), "model": model}
 
 
+def every_rotation(cfg: Size, data: np.ndarray) -> tuple[list[dict], float]:
+    """`slice_run` over every rotation of the data's held-out slice, and what their final
+    models code all the blocks in, bits per byte: the loss that one slice estimates."""
+    base = Holdout.for_size(len(data))
+    runs = [slice_run(cfg, data, Holdout(base.shift, base.every, rotation))
+            for rotation in range(base.every)]
+    return runs, sum(r["bits"].sum() for r in runs) / sum(r["count"].sum() for r in runs)
+
+
 def checkpoint_stops(cfg: Size, size: int, budgets: Sequence[float],
                      width: int = 1) -> tuple[tuple[int, float], ...]:
     """Where a run of `cfg` over `size` bytes (tokens of `width` bytes) stops to evaluate, and

@@ -267,12 +267,8 @@ def test_every_rotation_of_the_slice_finds_the_corrected_loss_nearer_the_truth(n
     # all the blocks in is the loss one slice estimates. Corrected, each slice's L lies 2.3-3x
     # nearer it (blend-order4: 0.050 against 0.146 bits/byte on the text, 0.0097 against 0.0227
     # on the chain), and the standard error a run reports is about that error.
-    stream = np.frombuffer(data, dtype=np.uint8)
-    base = Holdout.for_size(len(stream))
-    runs = [count_family.slice_run(SIZES["blend-order4"], stream,
-                                   Holdout(base.shift, base.every, rotation))
-            for rotation in range(base.every)]
-    truth = sum(r["bits"].sum() for r in runs) / sum(r["count"].sum() for r in runs)
+    runs, truth = count_family.every_rotation(SIZES["blend-order4"],
+                                              np.frombuffer(data, dtype=np.uint8))
     uncorrected, corrected = (np.array([r[key] for r in runs]) - truth
                               for key in ("uncorrected", "corrected"))
     rms = np.sqrt((corrected ** 2).mean())
