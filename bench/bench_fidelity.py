@@ -4,7 +4,7 @@
     bench/fidelity --shuffle-law [--sizes-kib 256 512 1024]
     bench/fidelity --every-rule WIDTH [--cell-bytes | --packed] [--size-kib 256] [--families ...]
     bench/fidelity --markov-oracle [--size-kib 256] [--families ...]
-    bench/fidelity --drawn-chains K [--preset ...] [--size-kib 256] [--families ...]
+    bench/fidelity --drawn-chains K [--orders 1 5] [--preset ...] [--size-kib 256] [--families ...]
     bench/fidelity --drawn SEED [--preset ...] [--size-kib 256] [--families ...]
     bench/fidelity --kinds-of-text [--size-kib 256] [--families ...]
 
@@ -30,7 +30,9 @@ between them; `--packed`: 8 cells to a byte, no newlines).
 beside the oracle: what the true probabilities code the sample in, since a sample can be
 easier or harder than the rate. `--drawn-chains K` checks the Markov laws (H within 5% of the
 rate at quick, never under it by more than two standard errors) on the K chains that
-`bench/bench_pairing.py --drawn-chains` draws, many of them nearly deterministic.
+`bench/bench_pairing.py --drawn-chains` draws, many of them nearly deterministic
+(`--orders 5 8`: orders 5-8 drawn instead, each lowered while the chain has over 4,096
+states).
 """
 from __future__ import annotations
 
@@ -357,13 +359,14 @@ def markov_oracle(preset: str, families: list[str] | None, size: int) -> None:
               f"{r.baselines['lzma_bits_per_byte']:.4f} | {winner(top)} |", flush=True)
 
 
-def drawn_chains_laws(preset: str, families: list[str] | None, size: int, count: int) -> None:
+def drawn_chains_laws(preset: str, families: list[str] | None, size: int, count: int,
+                      orders: tuple[int, int]) -> None:
     """H of each drawn chain beside its rate and its sample's oracle, and which law it breaks."""
     from bench_pairing import drawn_chains
     print("| order, symbols | rate | oracle | H | H / rate | H / oracle | 2 s.e. | S+H | lzma | "
           "winner | law |\n|---|---|---|---|---|---|---|---|---|---|---|")
     broken, checked = 0, 0
-    for seed, source in enumerate(drawn_chains(count)):
+    for seed, source in enumerate(drawn_chains(count, orders=orders)):
         data = source.sample(size, seed=seed)
         rate, oracle = source.entropy_rate_bits, source.bits(data).mean()
         if oracle < 0.002:  # stuck in a corner of its states: nearly no bits to measure
@@ -408,6 +411,8 @@ def main() -> None:
                              "(Markov chains, periods, any CA rule and width) instead")
     parser.add_argument("--drawn-chains", type=int, metavar="K",
                         help="the Markov laws on K drawn chains (bench/bench_pairing.py's) instead")
+    parser.add_argument("--orders", type=int, nargs=2, default=(1, 5), metavar=("LOW", "HIGH"),
+                        help="with --drawn-chains: the orders to draw from")
     parser.add_argument("--cell-bytes", action="store_true",
                         help="with --every-rule: cells as 0/1 bytes, no newlines between rows")
     parser.add_argument("--packed", action="store_true",
@@ -427,7 +432,8 @@ def main() -> None:
         return markov_oracle(args.preset, args.families, size)
     if args.drawn_chains:
         print(f"preset {args.preset}, {families}, {args.size_kib} KiB\n")
-        return drawn_chains_laws(args.preset, args.families, size, args.drawn_chains)
+        return drawn_chains_laws(args.preset, args.families, size, args.drawn_chains,
+                                 tuple(args.orders))
     if args.every_rule:
         shape = (" as 0/1 bytes, no newlines" if args.cell_bytes else
                  " packed 8 to a byte" if args.packed else "")

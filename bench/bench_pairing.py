@@ -71,13 +71,15 @@ def errors(name: str, size: int, order: int, symbols: int, concentration: float,
     return run["uncorrected"] - truth, run["corrected"] - truth, run["stderr"]
 
 
-def drawn_chains(count: int, seed: int = 123) -> list[synthetic.MarkovSource]:
-    """`count` chains whose order, alphabet and concentration are drawn from `seed`; at most
-    4,096 states each."""
+def drawn_chains(count: int, seed: int = 123,
+                 orders: tuple[int, int] = (1, 5)) -> list[synthetic.MarkovSource]:
+    """`count` chains whose order (within `orders`), alphabet and concentration are drawn from
+    `seed`; at most 4,096 states each."""
     rng = np.random.default_rng(seed)
     chains = []
     for i in range(count):
-        order, symbols = int(rng.integers(1, 6)), int(rng.choice([2, 3, 4, 6, 8, 16]))
+        order = int(rng.integers(orders[0], orders[1] + 1))
+        symbols = int(rng.choice([2, 3, 4, 6, 8, 16]))
         while symbols ** order > 4096:
             order -= 1
         concentration = float(rng.choice([0.05, 0.1, 0.3, 0.5, 1.0]))

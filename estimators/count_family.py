@@ -55,6 +55,13 @@ SIZES: tuple[Size, ...] = (
     # the bitwise sizes spend 1,518-5,892, and 6-8 MB/s a core where they code 0.3-1.6
     # (`bench/bench_count.py`).
     BlendingConfig("blend-order4", orders=(0, 1, 2, 3, 4), table_bits=20),
+    # The same with every order to 8: a chain over a few symbols of order 5-8 is coded from its
+    # exact context, where the bitwise sizes mix neighbouring orders bit by bit. Over 24 drawn
+    # chains (orders 2-8, 2-8 symbols, 256 KiB) it won 9 and took their H from 0.5-2.0% above
+    # the oracle to 0.1-1.7% (order 7 over 2: 1.0103 -> 1.0028; order 5 over 3: 1.0152 ->
+    # 1.0082); the others were unchanged (docs/count-family.md, "Exact contexts of order 5-8").
+    # Half the slots of the one before: it never wins on text, where the tables fill.
+    BlendingConfig("blend-order8", orders=(0, 1, 2, 3, 4, 5, 6, 7, 8), table_bits=19),
     # Byte pairs alone: on an order-1 source over many symbols, the order-2 counters of the next
     # size are too thin to help and their noise costs (256 KiB, order 1 over 256 symbols: the
     # final model's held-out loss 2.7% above the rate here, 6.3% with order 2 mixed in). Its
