@@ -31,8 +31,8 @@ beside the oracle: what the true probabilities code the sample in, since a sampl
 easier or harder than the rate. `--drawn-chains K` checks the Markov laws (H within 5% of the
 rate at quick, never under it by more than two standard errors) on the K chains that
 `bench/bench_pairing.py --drawn-chains` draws, many of them nearly deterministic
-(`--orders 5 8`: orders 5-8 drawn instead, each lowered while the chain has over 4,096
-states).
+(`--orders 5 8`: orders 5-8 instead, over 2-4 symbols, each lowered while the chain has
+over 4,096 states).
 """
 from __future__ import annotations
 

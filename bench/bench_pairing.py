@@ -74,12 +74,14 @@ def errors(name: str, size: int, order: int, symbols: int, concentration: float,
 def drawn_chains(count: int, seed: int = 123,
                  orders: tuple[int, int] = (1, 5)) -> list[synthetic.MarkovSource]:
     """`count` chains whose order (within `orders`), alphabet and concentration are drawn from
-    `seed`; at most 4,096 states each."""
+    `seed`; at most 4,096 states each (an alphabet too large for the lowest order is not drawn,
+    and the order is lowered until the chain fits)."""
     rng = np.random.default_rng(seed)
+    alphabets = [s for s in (2, 3, 4, 6, 8, 16) if s ** orders[0] <= 4096]
     chains = []
     for i in range(count):
         order = int(rng.integers(orders[0], orders[1] + 1))
-        symbols = int(rng.choice([2, 3, 4, 6, 8, 16]))
+        symbols = int(rng.choice(alphabets))
         while symbols ** order > 4096:
             order -= 1
         concentration = float(rng.choice([0.05, 0.1, 0.3, 0.5, 1.0]))

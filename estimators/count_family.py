@@ -56,10 +56,10 @@ SIZES: tuple[Size, ...] = (
     # (`bench/bench_count.py`).
     BlendingConfig("blend-order4", orders=(0, 1, 2, 3, 4), table_bits=20),
     # The same with every order to 8: a chain over a few symbols of order 5-8 is coded from its
-    # exact context, where the bitwise sizes mix neighbouring orders bit by bit. Over 24 drawn
-    # chains (orders 2-8, 2-8 symbols, 256 KiB) it won 9 and took their H from 0.5-2.0% above
-    # the oracle to 0.1-1.7% (order 7 over 2: 1.0103 -> 1.0028; order 5 over 3: 1.0152 ->
-    # 1.0082); the others were unchanged (docs/count-family.md, "Exact contexts of order 5-8").
+    # exact context, where the bitwise sizes mix neighbouring orders bit by bit: of 24 chains
+    # of order 5-8 over 2-4 symbols (256 KiB) it won 10, whose H went from 0.4-2.1% above the
+    # sample's oracle to between 1.2% under and 1.1% above (`bench/fidelity --drawn-chains 24
+    # --orders 5 8`; docs/count-family.md, "Exact contexts of order 5-8").
     # Half the slots of the one before: it never wins on text, where the tables fill.
     BlendingConfig("blend-order8", orders=(0, 1, 2, 3, 4, 5, 6, 7, 8), table_bits=19),
     # Byte pairs alone: on an order-1 source over many symbols, the order-2 counters of the next
