@@ -28,7 +28,8 @@ those rows allows no slack (`--cell-bytes`: cells as 0/1 bytes, the rows with no
 between them; `--packed`: 8 cells to a byte, no newlines).
 `--markov-oracle` sets H of Markov chains of many orders and alphabets beside their rate and
 beside the oracle: what the true probabilities code the sample in, since a sample can be
-easier or harder than the rate. `--drawn-chains K` checks the Markov laws (H within 5% of the
+easier or harder than the rate, and beside the Bayes bound (`MarkovSource.posterior_bits`):
+how near the oracle the sample lets any learner that does not know the rows come. `--drawn-chains K` checks the Markov laws (H within 5% of the
 rate at quick, never under it by more than two standard errors) on the K chains that
 `bench/bench_pairing.py --drawn-chains` draws, many of them nearly deterministic
 (`--orders 5 8`: orders 5-8 instead, over 2-4 symbols, each lowered while the chain has
@@ -345,8 +346,8 @@ def winner(point) -> str:
 
 def markov_oracle(preset: str, families: list[str] | None, size: int) -> None:
     """H of each chain beside its rate and the oracle's code length of the sample."""
-    print("| order, symbols, concentration | rate | oracle | H | H / oracle | S+H | lzma | winner |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("| order, symbols, concentration | rate | oracle | H | H / oracle | Bayes / oracle | S+H | "
+          "lzma | winner |\n|---|---|---|---|---|---|---|---|---|")
     for order, alphabet, concentration in MARKOV_CHAINS:
         source = synthetic.MarkovSource(order, alphabet, concentration, seed=100 * order + alphabet)
         data = source.sample(size, seed=5)
@@ -354,8 +355,9 @@ def markov_oracle(preset: str, families: list[str] | None, size: int) -> None:
         r = estimators.estimate(data, preset=preset, families=families)
         top = r.curve[-1]
         h, total = top.entropy_bits_per_byte, top.epiplexity_bits_per_byte + top.entropy_bits_per_byte
+        bayes = source.posterior_bits(data).mean()
         print(f"| {order}, {alphabet}, {concentration} | {source.entropy_rate_bits:.4f} | "
-              f"{oracle:.4f} | {h:.4f} | {h / oracle:.4f} | {total:.4f} | "
+              f"{oracle:.4f} | {h:.4f} | {h / oracle:.4f} | {bayes / oracle:.4f} | {total:.4f} | "
               f"{r.baselines['lzma_bits_per_byte']:.4f} | {winner(top)} |", flush=True)
 
 
@@ -363,8 +365,9 @@ def drawn_chains_laws(preset: str, families: list[str] | None, size: int, count:
                       orders: tuple[int, int]) -> None:
     """H of each drawn chain beside its rate and its sample's oracle, and which law it breaks."""
     from bench_pairing import drawn_chains
-    print("| order, symbols | rate | oracle | H | H / rate | H / oracle | 2 s.e. | S+H | lzma | "
-          "winner | law |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| order, symbols, concentration | rate | oracle | H | H / rate | H / oracle | "
+          "Bayes / oracle | 2 s.e. | S+H | lzma | winner | law |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
     broken, checked = 0, 0
     for seed, source in enumerate(drawn_chains(count, orders=orders)):
         data = source.sample(size, seed=seed)
@@ -378,8 +381,10 @@ def drawn_chains_laws(preset: str, families: list[str] | None, size: int, count:
         law = ("H over 1.05 x rate" if h > 1.05 * rate else
                "H under rate - 2 s.e." if h < rate - noise else "holds")
         broken += law != "holds"
-        print(f"| {source.order}, {source.alphabet} | {rate:.4f} | {oracle:.4f} | {h:.4f} | "
-              f"{h / rate:.4f} | {h / oracle:.4f} | {noise:.4f} | "
+        bayes = source.posterior_bits(data).mean()
+        print(f"| {source.order}, {source.alphabet}, {source.concentration} | {rate:.4f} | "
+              f"{oracle:.4f} | {h:.4f} | {h / rate:.4f} | {h / oracle:.4f} | "
+              f"{bayes / oracle:.4f} | {noise:.4f} | "
               f"{h + top.epiplexity_bits_per_byte:.4f} | "
               f"{r.baselines['lzma_bits_per_byte']:.4f} | {winner(top)} | {law} |", flush=True)
     print(f"\n{broken} of {checked} chains break a law ({count - checked} under 0.002 bits/byte left out)")

@@ -38,6 +38,7 @@ class MarkovSource:
         if alphabet + first_symbol > 256:
             first_symbol = 256 - alphabet  # keep every symbol a byte
         self.order, self.alphabet, self.first_symbol = order, alphabet, first_symbol
+        self.concentration = concentration
         self.states = alphabet ** order
         self.transitions = rng.dirichlet(np.full(alphabet, concentration), size=self.states)
 
@@ -79,14 +80,32 @@ class MarkovSource:
         row_entropy = -(p * np.log2(np.where(p > 0, p, 1))).sum(1)
         return float(stationary @ row_entropy)
 
-    def bits(self, sample: bytes) -> np.ndarray:
-        """Bits each byte of `sample` costs under the true transition probabilities (from
-        the state `sample` starts in): the oracle's code length, byte by byte."""
+    def _states(self, sample: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """Each byte's state before it (the chain starts in state 0) and its symbol."""
         symbols = np.frombuffer(sample, np.uint8).astype(np.int64) - self.first_symbol
         padded = np.concatenate([np.zeros(self.order, np.int64), symbols])
         state = sum(padded[self.order - j:len(padded) - j] * self.alphabet ** (j - 1)
                     for j in range(1, self.order + 1))
+        return state, symbols
+
+    def bits(self, sample: bytes) -> np.ndarray:
+        """Bits each byte of `sample` costs under the true transition probabilities (from
+        the state `sample` starts in): the oracle's code length, byte by byte."""
+        state, symbols = self._states(sample)
         return -np.log2(self.transitions[state, symbols])
+
+    def posterior_bits(self, sample: bytes) -> np.ndarray:
+        """Bits each byte of `sample` costs under the Bayes posterior given the chain's order,
+        alphabet and the Dirichlet law its rows were drawn from, from the counts of all the
+        other bytes (leave one out). Over chains drawn from that law no learner codes a byte
+        held out of the sample shorter on average, and none of ours knows those three: this
+        is how near the oracle the sample lets `H` come (thin where states are many)."""
+        state, symbols = self._states(sample)
+        pair = state * self.alphabet + symbols
+        pairs = np.bincount(pair, minlength=self.states * self.alphabet)
+        visits = np.bincount(state, minlength=self.states)
+        a = self.concentration
+        return -np.log2((pairs[pair] - 1 + a) / (visits[state] - 1 + self.alphabet * a))
 
     def sample(self, size: int, seed: int = 0) -> bytes:
         rng = np.random.default_rng(seed)

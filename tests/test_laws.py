@@ -4,7 +4,9 @@ Every estimate here runs the quick preset with the default families (the headlin
 minimum over them). A cheap program that codes the data shorter than the headline S + H is a
 bug, so the compressors (lzma, zstd, bzip2, brotli, PPMd) are bounds the headline must meet on
 every structured source."""
+import collections
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -263,6 +265,26 @@ def test_the_stationary_distribution_is_the_eigenvector_of_the_dense_chain(monke
     numpy.testing.assert_allclose(source.stationary(), exact / exact.sum(), rtol=1e-9)
     monkeypatch.setattr(synthetic, "DENSE_STATES", 0)  # by stepping the chain, as above 4,096
     numpy.testing.assert_allclose(source.stationary(), exact / exact.sum(), rtol=1e-9)
+
+
+def test_the_posterior_bound_codes_each_byte_from_the_counts_of_all_the_others():
+    source = synthetic.MarkovSource(2, 3, 0.5, seed=4)
+    sample = source.sample(3000, seed=1)
+    symbols = [b - source.first_symbol for b in sample]
+    states = [0, 0, *symbols]  # the chain starts in state 0
+    contexts = [(states[i], states[i + 1]) for i in range(len(symbols))]
+    counted = collections.Counter(zip(contexts, symbols))
+    seen = collections.Counter(contexts)
+    leave_one_out = [-math.log2((counted[c, x] - 1 + 0.5) / (seen[c] - 1 + 3 * 0.5))
+                     for c, x in zip(contexts, symbols)]
+    numpy.testing.assert_allclose(source.posterior_bits(sample), leave_one_out, rtol=1e-12)
+    # A chain with few states is learned to its oracle; thin counts stay far above it: order 2
+    # over 64 symbols, 4,096 states of about 64 bytes each at 256 KiB
+    few, many = synthetic.MarkovSource(1, 4, 0.3, seed=2), synthetic.MarkovSource(2, 64, 1.0)
+    for source, low, high in ((few, 1.0, 1.002), (many, 1.03, 1.08)):
+        sample = source.sample(256 << 10, seed=1)
+        ratio = source.posterior_bits(sample).mean() / source.bits(sample).mean()
+        assert low < ratio < high
 
 
 @pytest.mark.slow
