@@ -258,6 +258,17 @@ def _region_losses(bits: np.ndarray, count: np.ndarray, learned: np.ndarray,
     return learned_loss, max(learned_loss, price)
 
 
+def _training_loss(training_bits: np.ndarray, block_bytes: np.ndarray, holdout: Holdout,
+                   size: int, position: int, coded: int) -> float:
+    """L_d, what S subtracts: each stratum's training bytes before `position` at its block's
+    loss, over the `coded` training bytes. Weighed by all its bytes, a stratum the checkpoint
+    splits after its held-out block counted the block among the training bytes (constant
+    bytes, then random: S = -0.0126 bits/byte just into the random half, where the truth is
+    0)."""
+    return float((training_bits / np.maximum(block_bytes, 1)
+                  * holdout.training_covered(size, position)).sum()) / max(coded, 1)
+
+
 def learn(model, stream: np.ndarray, start: int, stop: int, holdout: Holdout,
           pairing: PairedLoss) -> tuple[float, int]:
     """The online pass over stream[start:stop]: each training byte coded, then learned from,
@@ -292,9 +303,10 @@ def slice_run(cfg: Size, data: np.ndarray, holdout: Holdout) -> dict:
     corrected, _ = pairing.corrected(bits, count, size)
     training, _ = pairing.corrected(bits, count, size, whole=False)
 
-    def loss(block_bits: np.ndarray) -> float:
-        return float((block_bits / count * stands_for).sum() / stands_for.sum())
-    return {"uncorrected": loss(bits), "corrected": loss(corrected), "training": loss(training),
+    def loss(block_bits: np.ndarray) -> float:  # a run's L at the end of its pass
+        return _region_losses(block_bits, count, np.ones(len(count)), stands_for=stands_for)[0]
+    return {"uncorrected": loss(bits), "corrected": loss(corrected),
+            "training": _training_loss(training, count, holdout, size, size, coded),
             "online": online, "coded": coded, "bits": bits, "count": count,
             "stderr": _stratified_error(corrected / count, stands_for), "model": model}
 
@@ -380,12 +392,7 @@ def run(data: TokenData, cfg: Size, budgets: Sequence[float],
         covered = holdout.covered(size, position)
         training_bits, _ = pairing.corrected(block_bits, block_bytes, position, whole=False)
         block_bits, slope = pairing.corrected(block_bits, block_bytes, position)
-        # L_d: each stratum's training bytes before the checkpoint, at its block's loss. Weighed
-        # by all its bytes, a stratum the checkpoint splits after its held-out block counted
-        # the block among the training bytes (constant bytes, then random: S = -0.0126
-        # bits/byte just into the random half, where the truth is 0).
-        trained = float((training_bits / np.maximum(block_bytes, 1)
-                         * holdout.training_covered(size, position)).sum()) / max(coded, 1)
+        trained = _training_loss(training_bits, block_bytes, holdout, size, position, coded)
         learned, ahead = _region_losses(block_bits, block_bytes, covered,
                                         online_bits / max(coded, 1), stands_for)
         entropy = learned * position + ahead * (size - position)
