@@ -423,6 +423,9 @@ def main() -> None:
     parser.add_argument("--packed", action="store_true",
                         help="with --every-rule: cells packed 8 to a byte, no newlines")
     args = parser.parse_args()
+    if not 1 <= args.orders[0] <= min(12, args.orders[1]):  # 2**12 states: the most drawn
+        parser.error(f"--orders {args.orders[0]} {args.orders[1]}: LOW from 1 to 12, HIGH at "
+                     "least LOW")
     print(f"machine: {machine()}")
     families = " ".join(args.families) if args.families else "every family"
     if args.shuffle_law:
