@@ -13,6 +13,21 @@ One probability per order for the byte coded, where the bitwise context-mixing s
 eight mixed decisions over every context: it codes several times faster, the family's cheap
 end of the compute axis.
 
+A Bayes size (`bayes=True`) mixes instead one predictor per order and Dirichlet
+concentration a (BAYES_CONCENTRATIONS), each the posterior predictive of its order's counts,
+
+    p_{k,a}(b) = (c_k(b) + a * A * q(b)) / (n_k + a * A)
+
+with A the distinct bytes seen so far and q uniform over them (a byte never seen shares an
+escape), and weighs them by their posterior: each weight is multiplied by the probability its
+predictor gave the byte, then all are normalised. The uniform code is one more predictor: after
+131,072 equal bytes, the escape charged each new byte about 25 bits, and the random bytes that
+followed paid 4,300 bits finding their 255 values. On an order-k chain it codes within a few
+bits of the predictor of the chain's own order and nearest concentration, which is what the
+Bayes bound of a sample (`synthetic.MarkovSource.posterior_bits`) assumes known. Its hashed
+orders look a context up in a pair of slots, so that two contexts that meet in one slot
+do not keep resetting each other, and it keeps a slot per 2 bytes of data.
+
 Why it is a valid prequential code: a context's counts are read with the sum they were kept
 with (a slot holds one context's counts, their sum, and a check of which context it holds; a
 hash collision starts the slot afresh, and a byte that finds a slot full takes the place of
@@ -51,6 +66,11 @@ OBSERVED_LEVELS, DISTINCT_LEVELS = 12, 8
 # that it nears 0 or 1 without crossing: on 256 KiB of random bytes the blend's online code is
 # then 8.002 bits/byte, where learned as PPM's chance of a new byte it was 8.16-8.28.
 WEIGHT_RATE, WEIGHT_MIN = 0.05, 1e-4
+# The Bayes sizes' predictors: a Dirichlet concentration per symbol each, for every order (rows
+# of the chains of `bench/fidelity` are drawn at 0.1-1.0). A weight never falls below
+# BAYES_FLOOR of their sum, so a predictor that lost early can win later in 40 bits.
+BAYES_CONCENTRATIONS = np.array([1 / 32, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0])
+BAYES_FLOOR = 1e-12
 
 
 @dataclass(frozen=True)
@@ -60,10 +80,29 @@ class BlendingConfig:
     name: str
     orders: tuple[int, ...]  # increasing: up to FULL_ORDERS indexed directly, longer ones hashed
     table_bits: int  # log2 of the slots of each hashed order
+    bayes: bool = False  # a posterior mixture of each order's predictors, not a learned blend
+
+    def __post_init__(self):
+        if self.bayes and self.orders[0] != 0:
+            raise ValueError("a Bayes size needs order 0: its predictors' alphabet is the "
+                             "bytes order 0 has seen")
 
     @property
     def contexts(self) -> int:
         return len(self.orders)
+
+    @property
+    def _mixed_per_order(self) -> int:
+        """A Bayes size's predictors an order; 0 for a blend."""
+        return len(BAYES_CONCENTRATIONS) if self.bayes else 0
+
+    @property
+    def predictors(self) -> int:
+        """Weights the model mixes by: one per order and concentration and the uniform code
+        (Bayes sizes), else one per cell of contexts alike."""
+        if self.bayes:
+            return self.contexts * self._mixed_per_order + 1
+        return self.contexts * OBSERVED_LEVELS * DISTINCT_LEVELS
 
     @property
     def full_slots(self) -> int:
@@ -76,26 +115,29 @@ class BlendingConfig:
     @property
     def state_bytes(self) -> int:
         return (self.full_slots * (256 * 2 + 8) + self.short_slots * SHORT_WORDS * 4
-                + self.contexts * OBSERVED_LEVELS * DISTINCT_LEVELS * 8)
+                + self.predictors * 8)
 
     def fitted(self, data_bytes: int) -> "BlendingConfig":
-        """The same model with no more hashed slots than a slot per 8 bytes of data."""
-        bits = min(self.table_bits, max(10, math.ceil(math.log2(max(data_bytes, 2))) - 3))
+        """The same model with no more hashed slots than a slot per 8 bytes of data (a Bayes
+        size: per 2)."""
+        per_slot = 1 if self.bayes else 3
+        bits = min(self.table_bits, max(10, math.ceil(math.log2(max(data_bytes, 2))) - per_slot))
         return replace(self, table_bits=bits)
 
     def model(self) -> "BlendingModel":
         return BlendingModel(self)
 
     def train_ops(self, tokens: int) -> float:
-        return flops.blending_train_ops(self.contexts, tokens)
+        return flops.blending_train_ops(self.contexts, tokens, self._mixed_per_order)
 
     def eval_ops(self, tokens: int, warm: int) -> float:
-        return flops.blending_eval_ops(self.contexts, tokens, warm)
+        return flops.blending_eval_ops(self.contexts, tokens, warm, self._mixed_per_order)
 
     def info(self) -> dict:
         """What a result says about this size: its orders and how many counts it adapts."""
         return {"name": self.name, "params": 256 * self.full_slots + SHORT_ENTRIES * self.short_slots,
-                "orders": list(self.orders), "table_bits": self.table_bits}
+                "orders": list(self.orders), "table_bits": self.table_bits,
+                **({"concentrations": BAYES_CONCENTRATIONS.tolist()} if self.bayes else {})}
 
 
 class BlendingModel:
@@ -116,11 +158,12 @@ class BlendingModel:
         self.counts = np.zeros((full_at, 256), dtype=np.uint16)
         self.sums = np.zeros((full_at, 2), dtype=np.uint32)  # observations, distinct bytes
         self.short = np.zeros((max(short_at, 1), SHORT_WORDS), dtype=np.uint32)
-        self.weights = np.full(cfg.contexts * OBSERVED_LEVELS * DISTINCT_LEVELS, 0.5)
+        # a Bayes size's prior is even over its predictors; a blend leaves each order half
+        self.weights = np.full(cfg.predictors, 1.0 / cfg.predictors if cfg.bayes else 0.5)
 
     def _args(self) -> tuple:
         return (self.orders, self.first_slot, (1 << self.cfg.table_bits) - 1, self.counts,
-                self.sums, self.short, self.weights)
+                self.sums, self.short, self.weights, self.cfg.bayes)
 
     def _saves(self, rows: int) -> tuple:
         """Buffers for the slots a pass over `rows` bytes may save before they change (a full
@@ -279,13 +322,14 @@ def _save_short(short, s, saved_short, saved):
 
 @kernel(nogil=True)
 def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts, sums, short,
-          weights, per_byte, keep_per_byte, saved_full, saved_sums, saved_short, saved):
+          weights, bayes, per_byte, keep_per_byte, saved_full, saved_sums, saved_short, saved):
     """Code data[start:stop], skipping held-out bytes outside the block being evaluated.
 
     Evaluating or relearning (view[4] != LEARNING), each slot is saved whole before it changes
     (full ones in saved_full and saved_sums, short ones in saved_short; saved[0] and saved[1]
     rows so far) for `_restore`. The weights learn while learning or coding a block
-    adaptively, not relearning. Returns (bits, bytes coded)."""
+    adaptively, not relearning. `bayes`: the posterior mixture (`_bayes`), its hashed orders'
+    slots in pairs. Returns (bits, bytes coded)."""
     n_orders = len(orders)
     slot = np.zeros(n_orders, dtype=np.int64)  # -1: a context the frozen model never saw
     check = np.zeros(n_orders, dtype=np.uint32)
@@ -293,6 +337,8 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
     entry = np.zeros(n_orders, dtype=np.int64)  # a short slot's entry of the byte, or -1 (none)
     cell = np.zeros(n_orders, dtype=np.int64)  # the weight's cell, -1: none
     below, own, blended = np.zeros(n_orders), np.zeros(n_orders), np.zeros(n_orders)
+    seen, counted = np.zeros(n_orders, dtype=np.int64), np.zeros(n_orders, dtype=np.int64)
+    predicted = np.zeros(len(weights))  # a Bayes size's predictors' probabilities of the byte
     evaluating = view[4] != LEARNING
     tune = learn and view[4] != RELEARNING
     total, coded = 0.0, 0
@@ -316,6 +362,13 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
             s = slot[j]
             if orders[j] <= FULL_ORDERS or short[s, 0] == check[j]:
                 continue
+            if bayes:  # the pair's other slot; a new context takes the less counted of the two
+                if short[s ^ 1, 0] == check[j]:
+                    slot[j] = s ^ 1
+                    continue
+                if short[s ^ 1, 1] & np.uint32(0xFFFFFF) < short[s, 1] & np.uint32(0xFFFFFF):
+                    s = s ^ 1
+                    slot[j] = s
             if not learn:
                 slot[j] = -1
             else:  # another context held the slot: it starts afresh
@@ -323,29 +376,37 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
                     _save_short(short, s, saved_short, saved)
                 short[s, :] = 0
                 short[s, 0] = check[j]
-        # --- blend from the shortest order up ---
-        prob = 1.0 / 256
+        # --- each order's observations, and its count of the byte ---
         for j in range(n_orders):
             s = slot[j]
-            cell[j] = -1
+            seen[j], counted[j] = 0, 0
             if s < 0:
                 continue
             if orders[j] <= FULL_ORDERS:
-                n, distinct = np.int64(sums[s, 0]), np.int64(sums[s, 1])
-                count = np.int64(counts[s, byte])
+                seen[j], counted[j] = np.int64(sums[s, 0]), np.int64(counts[s, byte])
             else:
-                n = np.int64(short[s, 1] & np.uint32(0xFFFFFF))
-                distinct = np.int64(short[s, 1] >> np.uint32(24))
+                seen[j] = np.int64(short[s, 1] & np.uint32(0xFFFFFF))
                 entry[j] = _short_entry(short, s, byte)
-                count = np.int64(short[s, entry[j]] >> np.uint32(8)) if entry[j] >= 0 else 0
-            if n == 0:
-                continue
-            e = (j * OBSERVED_LEVELS + _level(n)) * DISTINCT_LEVELS \
-                + min(DISTINCT_LEVELS - 1, distinct * DISTINCT_LEVELS // (n + 1))
-            cell[j] = e
-            below[j], own[j] = prob, count / n
-            prob = (1.0 - weights[e]) * own[j] + weights[e] * prob
-            blended[j] = prob
+                counted[j] = np.int64(short[s, entry[j]] >> np.uint32(8)) if entry[j] >= 0 else 0
+        if bayes:
+            prob = _bayes(seen, counted, counts[first_slot[0], byte] > 0,
+                          np.int64(sums[first_slot[0], 1]), weights, predicted)
+        else:  # blend from the shortest order up
+            prob = 1.0 / 256
+            for j in range(n_orders):
+                s = slot[j]
+                cell[j] = -1
+                n, count = seen[j], counted[j]
+                if n == 0:
+                    continue
+                distinct = np.int64(sums[s, 1] if orders[j] <= FULL_ORDERS
+                                    else short[s, 1] >> np.uint32(24))
+                e = (j * OBSERVED_LEVELS + _level(n)) * DISTINCT_LEVELS \
+                    + min(DISTINCT_LEVELS - 1, distinct * DISTINCT_LEVELS // (n + 1))
+                cell[j] = e
+                below[j], own[j] = prob, count / n
+                prob = (1.0 - weights[e]) * own[j] + weights[e] * prob
+                blended[j] = prob
         bits = -math.log2(prob)
         total += bits
         coded += 1
@@ -354,9 +415,11 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
         if not learn:
             continue
         # --- learn: the weights, then the counts ---
+        if bayes and tune:
+            _update_posterior(weights, predicted, prob)
         for j in range(n_orders):
             s = slot[j]
-            if tune and cell[j] >= 0:  # a step down the gradient of this order's code length
+            if tune and not bayes and cell[j] >= 0:  # a step down its order's gradient
                 e = cell[j]
                 w = weights[e]
                 step = WEIGHT_RATE * (below[j] - own[j]) / blended[j] * w * (1.0 - w)
@@ -375,6 +438,37 @@ def _code(data, start, stop, view, learn, orders, first_slot, hash_mask, counts,
     return total, coded
 
 
+@kernel(inline="always")
+def _bayes(seen, counted, known, alphabet, weights, predicted):
+    """The posterior mixture's probability of a byte (`known`: order 0 has seen it; `alphabet`:
+    the distinct bytes it has seen), each predictor's in `predicted`."""
+    if alphabet == 0 or alphabet == 256:
+        base = 1.0 / 256
+    else:  # a byte never seen shares an escape that shrinks as the bytes seen grow
+        escape = 1.0 / (seen[0] + 2)
+        base = (1.0 - escape) / alphabet if known else escape / (256 - alphabet)
+    prob, n_conc = 0.0, len(BAYES_CONCENTRATIONS)
+    for j in range(len(seen)):
+        for i in range(n_conc):
+            a = BAYES_CONCENTRATIONS[i] * alphabet if alphabet > 0 else 1.0
+            p = (counted[j] + a * base) / (seen[j] + a)
+            predicted[j * n_conc + i] = p
+            prob += weights[j * n_conc + i] * p
+    predicted[-1] = 1.0 / 256  # the uniform code: new bytes after a run of few
+    return prob + weights[-1] / 256
+
+
+@kernel(inline="always")
+def _update_posterior(weights, predicted, prob):
+    """Bayes' rule on the mixture's weights after a byte each predictor gave `predicted`."""
+    total = 0.0
+    for m in range(len(predicted)):
+        weights[m] = max(weights[m] * predicted[m] / prob, BAYES_FLOOR)
+        total += weights[m]
+    for m in range(len(predicted)):
+        weights[m] /= total
+
+
 @kernel(nogil=True)
 def _restore(counts, sums, short, saved_full, saved_sums, saved_short, saved):
     """Put back the slots saved, newest first: the model is as it was before the block."""
@@ -391,7 +485,7 @@ def _restore(counts, sums, short, saved_full, saved_sums, saved_short, saved):
 
 @kernel(nogil=True)
 def _evaluate(data, seen, view, starts, warm, orders, first_slot, hash_mask, counts, sums, short,
-              weights, saved_full, saved_sums, saved_short, saved):
+              weights, bayes, saved_full, saved_sums, saved_short, saved):
     """Bits and bytes of each held-out block (first bytes `starts`) under the model after
     `seen` bytes, coded frozen and adaptively (`BlendingModel.evaluate`)."""
     block = 1 << view[2]
@@ -399,7 +493,7 @@ def _evaluate(data, seen, view, starts, warm, orders, first_slot, hash_mask, cou
     adaptive = np.zeros(len(starts))
     count = np.zeros(len(starts), dtype=np.int64)
     unused = np.zeros(1)
-    state = (orders, first_slot, hash_mask, counts, sums, short, weights)
+    state = (orders, first_slot, hash_mask, counts, sums, short, weights, bayes)
     yes, no = np.bool_(True), np.bool_(False)  # not literals (see holdout.LEARNING)
     for b in range(len(starts)):
         begin, end = starts[b], min(starts[b] + block, len(data))

@@ -85,16 +85,31 @@ def context_mixing_eval_ops(contexts: int, tokens: int, warm: int, delta: bool =
 # the escape estimate's update (5) and the count's, its sum's and its distinct bytes' (6). Per
 # byte: the held-out test and the logarithm (15).
 BLEND_PREDICT_PER_ORDER, BLEND_LEARN_PER_ORDER, BLEND_PER_BYTE = 26, 11, 15
+# A Bayes size mixes `predictors` an order (`blending.BAYES_CONCENTRATIONS`) instead of
+# blending, per order: the pair's second slot and its check (4); per predictor, its probability
+# (two multiply-adds and a division: 5) and its share of the mixture (2); learning, the weight's
+# update (multiply, divide, floor, sum: 4) and its normalisation (1). Per byte: the base
+# probability (6), and the uniform code's share (2) and weight (5).
+BAYES_PER_ORDER, BAYES_PREDICT_PER_PREDICTOR, BAYES_LEARN_PER_PREDICTOR, BAYES_PER_BYTE = \
+    4, 7, 5, 13
 
 
-def blending_train_ops(orders: int, tokens: int) -> float:
+def _blending_predict_ops(orders: int, predictors: int) -> float:
+    """Operations per byte of predicting, learning nothing (`predictors`: a Bayes size's per
+    order; 0: the blend)."""
+    bayes = orders * (BAYES_PER_ORDER + predictors * BAYES_PREDICT_PER_PREDICTOR) \
+        + BAYES_PER_BYTE if predictors else 0
+    return orders * BLEND_PREDICT_PER_ORDER + BLEND_PER_BYTE + bayes
+
+
+def blending_train_ops(orders: int, tokens: int, predictors: int = 0) -> float:
     """Operations to code `tokens` bytes with a blending model and learn from them."""
-    return float(tokens) * (orders * (BLEND_PREDICT_PER_ORDER + BLEND_LEARN_PER_ORDER)
-                            + BLEND_PER_BYTE)
+    learn = orders * (BLEND_LEARN_PER_ORDER + predictors * BAYES_LEARN_PER_PREDICTOR)
+    return float(tokens) * (_blending_predict_ops(orders, predictors) + learn)
 
 
-def blending_eval_ops(orders: int, tokens: int, warm: int) -> float:
+def blending_eval_ops(orders: int, tokens: int, warm: int, predictors: int = 0) -> float:
     """Operations to code `tokens` held-out bytes frozen and adaptively after `warm` bytes
     relearned (`BlendingModel.evaluate`; saving and restoring a slot counted in learning's)."""
-    frozen = float(tokens) * (orders * BLEND_PREDICT_PER_ORDER + BLEND_PER_BYTE)
-    return frozen + blending_train_ops(orders, tokens + warm)
+    frozen = float(tokens) * _blending_predict_ops(orders, predictors)
+    return frozen + blending_train_ops(orders, tokens + warm, predictors)

@@ -4,13 +4,15 @@ import lzma
 import numpy as np
 import pytest
 
-from estimators import count_family, panel, synthetic
+from estimators import count_family, estimate, panel, synthetic
 from estimators.blending import BlendingConfig, BlendingModel
 from estimators.holdout import Holdout
 from estimators.data import load
 
 BLEND = next(cfg for cfg in count_family.SIZES if isinstance(cfg, BlendingConfig))
+BAYES = next(cfg for cfg in count_family.SIZES if isinstance(cfg, BlendingConfig) and cfg.bayes)
 CRAMMED = BlendingConfig("test-crammed", (0, 1, 2, 3, 4, 6), table_bits=3)  # 8 slots: collisions
+CRAMMED_BAYES = BlendingConfig("test-crammed-bayes", (0, 1, 2, 3, 4, 6), table_bits=3, bayes=True)
 NO_HOLDOUT = Holdout(shift=30, every=2)  # first held-out byte at 1 GiB: all bytes train
 
 
@@ -26,17 +28,21 @@ def state(model: BlendingModel) -> list[np.ndarray]:
     return [a.copy() for a in (model.counts, model.sums, model.short, model.weights)]
 
 
-@pytest.mark.parametrize("cfg", [BLEND.fitted(4096), CRAMMED], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [BLEND.fitted(4096), CRAMMED, BAYES.fitted(4096), CRAMMED_BAYES],
+                         ids=lambda c: c.name)
 def test_next_byte_probabilities_sum_to_one_even_when_contexts_share_a_slot(cfg):
     prefix = panel.python_source(900)
     probabilities = [2.0 ** -per_byte_bits(cfg, prefix + bytes([value]))[0][-1]
                      for value in range(256)]
     assert min(probabilities) > 0
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-9)
-    assert max(probabilities) > 0.05  # it did learn something from the prefix
+    # it did learn something from the prefix (a Bayes size, whose posterior favours long
+    # orders on text, at least the alphabet: this context is new, and 55 bytes were seen)
+    assert max(probabilities) > (0.015 if cfg.bayes else 0.05)
 
 
-@pytest.mark.parametrize("cfg", [BLEND.fitted(6000), CRAMMED], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [BLEND.fitted(6000), CRAMMED, BAYES.fitted(6000), CRAMMED_BAYES],
+                         ids=lambda c: c.name)
 def test_code_length_of_a_prefix_never_depends_on_later_bytes(cfg):
     text = panel.python_source(6000)
     changed = text[:3000] + bytes(reversed(text[3000:]))
@@ -60,10 +66,11 @@ def test_a_short_slot_that_is_full_gives_its_least_counted_byte_away_and_stays_v
                for i, d in enumerate(distinct))
 
 
-def test_evaluating_codes_every_held_out_block_and_changes_nothing():
+@pytest.mark.parametrize("cfg", [BLEND, BAYES], ids=lambda c: c.name)
+def test_evaluating_codes_every_held_out_block_and_changes_nothing(cfg):
     data = np.frombuffer(panel.python_source(64 << 10), np.uint8)
     holdout = Holdout.for_size(len(data))
-    model = BLEND.fitted(len(data)).model()
+    model = cfg.fitted(len(data)).model()
     online, coded = model.code(data, 0, len(data), holdout)
     before = state(model)
     bits, count = model.evaluate(data, len(data), holdout)
@@ -71,8 +78,9 @@ def test_evaluating_codes_every_held_out_block_and_changes_nothing():
     assert count.sum() == holdout.mask(len(data)).sum()
     again, _ = model.evaluate(data, len(data), holdout)
     assert np.array_equal(bits, again)
-    # the final model codes held-out source well below the uniform code and its own pass
-    assert bits.sum() / count.sum() < 0.95 * online / coded < 8 * 0.3
+    # the final model codes held-out source well below the uniform code and its own pass (a
+    # Bayes size, which does not back off from a new context to a shorter one, 2.6 bits/byte)
+    assert bits.sum() / count.sum() < 0.95 * online / coded < 8 * (0.35 if cfg.bayes else 0.3)
 
 
 def test_a_frozen_block_cannot_count_what_it_reads():
@@ -114,8 +122,9 @@ def test_a_markov_chain_is_coded_near_its_rate_and_below_lzma(order, alphabet, c
     assert total < 8 * len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)) / len(raw)
 
 
-def test_state_bytes_are_what_the_model_holds():
-    fitted = BLEND.fitted(1 << 16)
+@pytest.mark.parametrize("cfg", [BLEND, BAYES], ids=lambda c: c.name)
+def test_state_bytes_are_what_the_model_holds(cfg):
+    fitted = cfg.fitted(1 << 16)
     model = fitted.model()
     held = sum(a.nbytes for a in (model.counts, model.sums, model.short, model.weights))
     assert fitted.state_bytes == held
@@ -136,3 +145,24 @@ def test_a_chain_of_high_order_over_few_symbols_is_coded_from_its_exact_context(
     assert oracle * 0.995 < entropy < oracle * 1.005
     total = {name: point["entropy_bits"] + point["epiplexity_bits"] for name, point in last.items()}
     assert total["blend-order8"] < total["cm-order24"]
+
+
+@pytest.mark.parametrize("order,alphabet,concentration,seed", [(6, 4, 0.1, 2), (3, 16, 0.3, 6)])
+def test_the_posterior_mixture_codes_a_chain_near_the_bayes_bound(order, alphabet, concentration,
+                                                                   seed):
+    # 4,096 states for 256 KiB: the Bayes bound given the chain's order, alphabet and Dirichlet
+    # law is 1.0319 and 1.0467 times the sample's oracle. `bayes-order8` learns all three and
+    # its final model codes the held-out bytes at 1.0350 and 1.0505 times it; the count
+    # family's winner before, `cm-order24` and `cm-order4`, at 1.0475 and 1.0585.
+    source = synthetic.MarkovSource(order, alphabet, concentration, seed=seed)
+    raw = source.sample(256 << 10, seed=1)
+    oracle, bound = source.bits(raw).mean(), source.posterior_bits(raw).mean()
+    result = estimate(raw, preset="quick", families=["context-mixing"])
+    top = result.curve[-1]
+    assert top.model["name"] == "bayes-order8"
+    assert oracle * 0.995 < top.entropy_bits_per_byte < bound * 1.006
+    weights = BAYES.fitted(len(raw)).model()
+    weights.code(np.frombuffer(raw, np.uint8), 0, len(raw), NO_HOLDOUT)
+    # the posterior rests on the chain's own order
+    per_order = weights.weights[:-1].reshape(len(BAYES.orders), -1).sum(1)  # last: uniform
+    assert BAYES.orders[int(per_order.argmax())] == order and per_order.max() > 0.99
