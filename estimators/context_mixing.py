@@ -436,7 +436,8 @@ def _context_hashes(data, pos, view, orders, match_min, word, column, sparse, st
         h = np.uint64(0xC2B2AE3D27D4EB4F)
         record = state[RECORD_LENGTH]
         carry_h = np.uint64(0x2127599BF4325C37)
-        if state[4] >= 0 and 0 < line <= LINE_ABOVE_MAX and col <= LINE_ABOVE_MAX and not 0 < 2 * record <= line:
+        if state[4] >= 0 and 0 < line <= LINE_ABOVE_MAX and col <= LINE_ABOVE_MAX \
+                and not 0 < 2 * record <= line:
             above = pos - line
             for d in range(-1, 2):
                 p = above + d

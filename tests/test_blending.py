@@ -161,8 +161,8 @@ def test_the_posterior_mixture_codes_a_chain_near_the_bayes_bound(order, alphabe
     top = result.curve[-1]
     assert top.model["name"] == "bayes-order8"
     assert oracle * 0.995 < top.entropy_bits_per_byte < bound * 1.006
-    weights = BAYES.fitted(len(raw)).model()
-    weights.code(np.frombuffer(raw, np.uint8), 0, len(raw), NO_HOLDOUT)
+    model = BAYES.fitted(len(raw)).model()
+    model.code(np.frombuffer(raw, np.uint8), 0, len(raw), NO_HOLDOUT)
     # the posterior rests on the chain's own order
-    per_order = weights.weights[:-1].reshape(len(BAYES.orders), -1).sum(1)  # last: uniform
+    per_order = model.weights[:-1].reshape(len(BAYES.orders), -1).sum(1)  # last: uniform
     assert BAYES.orders[int(per_order.argmax())] == order and per_order.max() > 0.99
